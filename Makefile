@@ -1,0 +1,52 @@
+# Two commands for a newcomer: `make run` (set up, materialize everything, open the UI)
+# and `make test`. Every target installs what it needs into .venv by itself.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SMALL := data/raw/small
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: run materialize test lint bench data install lock clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+$(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/core/synthetic.py
+	$(PY) -m recsys_assets.core.synthetic --preset small --out $(SMALL) > /dev/null
+	@echo "synthetic catalogue written to $(SMALL)"
+
+data: $(SMALL)/manifest.json
+
+materialize: install data $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m recsys_assets.materialize
+
+run: materialize
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+
+test: install
+	$(PY) -m pytest -n 2 --dist loadfile
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m benchmarks.staging
+
+lock: install
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(DAGSTER_HOME) data/artifacts

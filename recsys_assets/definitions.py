@@ -1,0 +1,20 @@
+"""The Dagster ``Definitions``: every asset, check and job, with the resources of ``RECSYS_ENV``."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from recsys_assets.assets import catalogue
+from resources.environments import build_resources
+
+all_assets_job = define_asset_job(
+    "all_assets",
+    selection=AssetSelection.all(),
+    description="Materialize the whole graph (run with a partition range for partitioned assets).",
+)
+
+defs = Definitions(
+    assets=[catalogue.raw_metadata, catalogue.raw_reviews, catalogue.items, catalogue.interactions],
+    jobs=[all_assets_job],
+    resources=build_resources(),
+)

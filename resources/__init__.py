@@ -1,0 +1,1 @@
+"""Resources: artifact IO managers, raw-data locations and the per-environment resource sets."""

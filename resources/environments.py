@@ -1,0 +1,61 @@
+"""One resource set per environment, picked by ``RECSYS_ENV`` (``local`` by default).
+
+Asset code is identical everywhere; only these dictionaries differ. ``local`` uses a folder
+under the repository and needs no credentials or network; ``gcp`` points the very same
+classes at GCS (and, in later layers, BigQuery and Vertex AI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resources.io_managers import ArtifactIOManagerFactory
+from resources.raw_data import QualityPolicy, RawDataSource
+from resources.settings import Settings
+
+#: Resource key of the IO manager for each artifact format; ``io_manager`` is parquet.
+IO_MANAGER_KEYS = {
+    "parquet": "io_manager",
+    "npy": "npy_io_manager",
+    "npz": "npz_io_manager",
+    "json": "json_io_manager",
+}
+
+
+def artifact_io_managers(root: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        key: ArtifactIOManagerFactory(
+            base_path=root, format=fmt, storage_options=storage_options or {}  # type: ignore[arg-type]
+        )
+        for fmt, key in IO_MANAGER_KEYS.items()
+    }
+
+
+def _shared(settings: Settings) -> dict[str, Any]:
+    return {
+        "raw_data": RawDataSource(
+            reviews_uri=settings.raw_reviews_uri,
+            metadata_uri=settings.raw_metadata_uri,
+            format=settings.raw_format,  # type: ignore[arg-type]  # validated by Settings
+        ),
+        "quality_policy": QualityPolicy(
+            max_quarantine_rate=settings.max_quarantine_rate,
+            row_count_tolerance=settings.row_count_tolerance,
+        ),
+    }
+
+
+def local_resources(settings: Settings) -> dict[str, Any]:
+    return {**artifact_io_managers(settings.artifacts_root), **_shared(settings)}
+
+
+def gcp_resources(settings: Settings) -> dict[str, Any]:
+    # gcsfs picks up Application Default Credentials (workload identity on GCP); the
+    # project is named so that requester-pays buckets and quotas bill the right one.
+    storage_options = {"project": settings.gcp_project}
+    return {**artifact_io_managers(settings.artifacts_root, storage_options), **_shared(settings)}
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings.from_env()
+    return {"local": local_resources, "gcp": gcp_resources}[settings.env](settings)

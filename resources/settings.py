@@ -1,0 +1,102 @@
+"""Settings read once from environment variables; the single place where deployment varies.
+
+Every value has a documented default so that ``local`` needs no configuration at all.
+This module imports neither Dagster nor any cloud client: the Vertex AI job containers
+and the benchmarks read the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Environment = Literal["local", "gcp"]
+ENVIRONMENTS: tuple[Environment, ...] = ("local", "gcp")
+
+#: The repository root; local artifacts and synthetic data live below it by default.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+RAW_FORMATS = ("2014", "2018", "2023")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value this project cannot use."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a deployment. ``Settings.from_env()`` documents the variables."""
+
+    env: Environment
+    #: Root of every artifact: a local folder, or ``gs://bucket/prefix`` in ``gcp``.
+    artifacts_root: str
+    gcp_project: str
+    gcs_bucket: str
+    gcs_prefix: str
+    bq_dataset: str
+    raw_reviews_uri: str
+    raw_metadata_uri: str
+    raw_format: str
+    #: First month (``YYYY-MM``) of the ``interactions`` partitions.
+    months_start: str
+    #: Month (``YYYY-MM``) after the last ``interactions`` partition (exclusive).
+    months_end: str
+    #: Largest share of quarantined raw records a blocking check tolerates.
+    max_quarantine_rate: float
+    #: Largest relative change of a month's row count vs the month before (warning only).
+    row_count_tolerance: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read ``RECSYS_*`` variables; see the README's settings table for each one."""
+        env = _env("RECSYS_ENV", "local")
+        if env not in ENVIRONMENTS:
+            raise SettingsError(f"RECSYS_ENV={env!r}: expected one of {', '.join(ENVIRONMENTS)}")
+        bucket = _env("RECSYS_GCS_BUCKET", "recsys-artifacts")
+        prefix = _env("RECSYS_GCS_PREFIX", "recsys").strip("/")
+        if env == "gcp":
+            default_root = f"gs://{bucket}/{prefix}"
+            default_reviews = f"gs://{bucket}/raw/reviews_Electronics_5.json.gz"
+            default_meta = f"gs://{bucket}/raw/meta_Electronics.json.gz"
+        else:
+            default_root = str(PROJECT_ROOT / "data" / "artifacts")
+            raw_dir = PROJECT_ROOT / "data" / "raw" / "small"
+            default_reviews = str(raw_dir / "reviews_Electronics_5.json.gz")
+            default_meta = str(raw_dir / "meta_Electronics.json.gz")
+        raw_format = _env("RECSYS_RAW_FORMAT", "2014")
+        if raw_format not in RAW_FORMATS:
+            raise SettingsError(
+                f"RECSYS_RAW_FORMAT={raw_format!r}: expected one of {', '.join(RAW_FORMATS)}"
+            )
+        return cls(
+            env=env,  # type: ignore[arg-type]  # validated against ENVIRONMENTS above
+            artifacts_root=_env("RECSYS_ARTIFACTS_ROOT", default_root),
+            gcp_project=_env("RECSYS_GCP_PROJECT", "recsys-project"),
+            gcs_bucket=bucket,
+            gcs_prefix=prefix,
+            bq_dataset=_env("RECSYS_BQ_DATASET", "recsys"),
+            raw_reviews_uri=_env("RECSYS_RAW_REVIEWS_URI", default_reviews),
+            raw_metadata_uri=_env("RECSYS_RAW_METADATA_URI", default_meta),
+            raw_format=raw_format,
+            # The synthetic ``small`` preset spans 2012-08 .. 2014-07, ending where the
+            # real 2014 Electronics file ends.
+            months_start=_env("RECSYS_MONTHS_START", "2012-08"),
+            months_end=_env("RECSYS_MONTHS_END", "2014-08"),
+            max_quarantine_rate=_float_env("RECSYS_MAX_QUARANTINE_RATE", 0.001),
+            row_count_tolerance=_float_env("RECSYS_ROW_COUNT_TOLERANCE", 0.5),
+        )
