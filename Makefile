@@ -45,7 +45,8 @@ bench: install
 	$(PY) -m benchmarks.staging
 
 lock: install
-	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	head -2 requirements.lock > requirements.lock.new
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu/torch==\1/' >> requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

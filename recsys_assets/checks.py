@@ -13,7 +13,7 @@ def check_result(
     outcome: CheckOutcome,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
 ) -> AssetCheckResult:
-    metadata = {
+    metadata: dict[str, MetadataValue] = {
         "observed": MetadataValue.float(float(outcome.observed)),
         "threshold": (
             MetadataValue.text(outcome.threshold)
@@ -23,9 +23,7 @@ def check_result(
         "message": MetadataValue.text(outcome.message),
     }
     if len(outcome.offending):
-        metadata["offending_rows"] = MetadataValue.md(
-            outcome.offending.astype(str).to_markdown(index=False)
-        )
+        metadata["offending_rows"] = MetadataValue.md(outcome.offending.astype(str).to_markdown(index=False))
     return AssetCheckResult(
         asset_key=asset,
         check_name=name,

@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if not evaluation.passed and evaluation.blocking:
             failed_checks.append(evaluation.check_name)
     if not result.success or failed_checks:
-        print(f"run {result.run_id} failed; blocking checks failed: {failed_checks or 'none'}", file=sys.stderr)
+        print(
+            f"run {result.run_id} failed; blocking checks failed: {failed_checks or 'none'}", file=sys.stderr
+        )
         return 1
     print(f"run {result.run_id} succeeded")
     return 0

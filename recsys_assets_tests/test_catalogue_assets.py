@@ -80,7 +80,15 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
     items = pd.read_parquet(artifacts / "items.parquet")
     assert len(items) == TINY["n_items"]
     assert items["item_id"].is_unique
-    assert list(items.columns) == ["item_id", "title", "description", "brand", "categories", "price", "image_url"]
+    assert list(items.columns) == [
+        "item_id",
+        "title",
+        "description",
+        "brand",
+        "categories",
+        "price",
+        "image_url",
+    ]
     months = sorted(p.stem for p in (artifacts / "interactions").glob("*.parquet"))
     assert months == MONTHS
     total = sum(len(pd.read_parquet(artifacts / "interactions" / f"{m}.parquet")) for m in months)
@@ -191,11 +199,15 @@ def test_corrupted_reviews_fail_the_right_check(
     shutil.copytree(tiny_raw, raw)
     _rewrite_reviews(tiny_raw, raw, edit)
     with DagsterInstance.ephemeral() as instance:
-        result = _run(instance, _resources(tmp_path, raw, max_quarantine_rate=0.0), MONTHS[0], MONTHS[-1], True)
+        result = _run(
+            instance, _resources(tmp_path, raw, max_quarantine_rate=0.0), MONTHS[0], MONTHS[-1], True
+        )
 
     assert not result.success
     checks = _checks(result)
-    failed = sorted(name for name, e in checks.items() if not e.passed and e.severity == AssetCheckSeverity.ERROR)
+    failed = sorted(
+        name for name, e in checks.items() if not e.passed and e.severity == AssetCheckSeverity.ERROR
+    )
     assert failing_check in failed
     assert message in checks[failing_check].description
     assert "offending_rows" in checks[failing_check].metadata
@@ -221,7 +233,9 @@ def test_corrupted_metadata_stops_interactions(tmp_path: Path, tiny_raw: Path) -
     with gzip.open(raw / METADATA_FILE, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
     with DagsterInstance.ephemeral() as instance:
-        result = _run(instance, _resources(tmp_path, raw, max_quarantine_rate=0.0), MONTHS[0], MONTHS[-1], True)
+        result = _run(
+            instance, _resources(tmp_path, raw, max_quarantine_rate=0.0), MONTHS[0], MONTHS[-1], True
+        )
     assert not result.success
     check = _checks(result)["items_quarantine_rate"]
     assert not check.passed

@@ -1,6 +1,5 @@
 """Artifact IO managers: every format round-trips on a local folder and on the GCS emulator."""
 
-
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +129,9 @@ DAYS = DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
 
 @asset(partitions_def=DAYS, metadata={"storage_path": "days"})
 def daily(context: AssetExecutionContext) -> PerPartition:
-    return PerPartition({key: pd.DataFrame({"day": [key] * (i + 1)}) for i, key in enumerate(context.partition_keys)})
+    return PerPartition(
+        {key: pd.DataFrame({"day": [key] * (i + 1)}) for i, key in enumerate(context.partition_keys)}
+    )
 
 
 def test_per_partition_output_writes_one_file_per_partition(tmp_path: Path) -> None:
@@ -148,7 +149,8 @@ def test_per_partition_output_writes_one_file_per_partition(tmp_path: Path) -> N
         frame = pd.read_parquet(tmp_path / "days" / f"{day}.parquet")
         assert frame["day"].tolist() == [day] * (i + 1)
     rows = {
-        m.partition: m.materialization.metadata["rows"].value for m in result.get_asset_materialization_events()
+        m.partition: m.materialization.metadata["rows"].value
+        for m in result.get_asset_materialization_events()
     }
     assert rows == {"2024-01-01": 1, "2024-01-02": 2, "2024-01-03": 3}
 
@@ -159,7 +161,9 @@ def test_per_partition_keys_must_match_the_run(tmp_path: Path) -> None:
         return PerPartition({"2024-01-02": pd.DataFrame({"x": [1]})})
 
     result = materialize(
-        [wrong_keys], partition_key="2024-01-01", resources=artifact_io_managers(str(tmp_path)),
+        [wrong_keys],
+        partition_key="2024-01-01",
+        resources=artifact_io_managers(str(tmp_path)),
         raise_on_error=False,
     )
     assert not result.success

@@ -33,13 +33,25 @@ META_2014 = [
 ]
 
 REVIEWS_2014 = [
-    json.dumps({"reviewerID": "A1", "asin": "0528881469", "overall": 5.0, "unixReviewTime": 1370563200,
-                "reviewText": "Great", "summary": "ok"}),  # 2013-06-07
-    json.dumps({"reviewerID": "A2", "asin": "0594451647", "overall": 7.0, "unixReviewTime": 1372636800}),  # 2013-07-01
+    json.dumps(
+        {
+            "reviewerID": "A1",
+            "asin": "0528881469",
+            "overall": 5.0,
+            "unixReviewTime": 1370563200,
+            "reviewText": "Great",
+            "summary": "ok",
+        }
+    ),  # 2013-06-07
+    json.dumps(
+        {"reviewerID": "A2", "asin": "0594451647", "overall": 7.0, "unixReviewTime": 1372636800}
+    ),  # 2013-07-01
     "{garbage",
     json.dumps({"reviewerID": "A3", "overall": 4.0, "unixReviewTime": 1370563200}),  # no asin, June
     json.dumps({"reviewerID": "A4", "asin": "0594451647", "overall": "five", "unixReviewTime": 1372636800}),
-    json.dumps({"reviewerID": "A5", "asin": "0594451647", "overall": 3, "unixReviewTime": 1906329600}),  # 2030
+    json.dumps(
+        {"reviewerID": "A5", "asin": "0594451647", "overall": 3, "unixReviewTime": 1906329600}
+    ),  # 2030
 ]
 
 
@@ -104,9 +116,18 @@ def test_records_of_months_not_requested_are_counted(tmp_path: Path) -> None:
 
 def test_2018_format(tmp_path: Path) -> None:
     meta = [
-        json.dumps({"asin": "B01", "title": "Cable &amp; Adapter", "description": ["<p>Fast</p>", "cable"],
-                    "price": "$1,299.00", "imageURL": ["small.jpg"], "imageURLHighRes": ["big.jpg"],
-                    "category": ["Electronics", "Cables"], "brand": "Acme"}),
+        json.dumps(
+            {
+                "asin": "B01",
+                "title": "Cable &amp; Adapter",
+                "description": ["<p>Fast</p>", "cable"],
+                "price": "$1,299.00",
+                "imageURL": ["small.jpg"],
+                "imageURLHighRes": ["big.jpg"],
+                "category": ["Electronics", "Cables"],
+                "brand": "Acme",
+            }
+        ),
         json.dumps({"asin": "B02", "title": "Ranged", "price": "$9.99 - $15.99", "category": []}),
         json.dumps({"asin": "B03", "title": "Odd price", "price": ".a-box-inner{background-color:#fff}"}),
         "[1, 2]",
@@ -123,26 +144,60 @@ def test_2018_format(tmp_path: Path) -> None:
     assert staged.price_unparsed == 1
     assert staged.quarantine["reason"].tolist() == ["expected a JSON object, got list"]
 
-    reviews = [json.dumps({"reviewerID": "U", "asin": "B01", "overall": 4.0, "unixReviewTime": 1500000000,
-                           "verified": True, "vote": "2"})]
-    staged_r = stage_interactions(str(write_gz(tmp_path / "r.json.gz", reviews)), "2018", ["2017-07"],
-                                  ("2017-01", "2018-01"), workers=1)
+    reviews = [
+        json.dumps(
+            {
+                "reviewerID": "U",
+                "asin": "B01",
+                "overall": 4.0,
+                "unixReviewTime": 1500000000,
+                "verified": True,
+                "vote": "2",
+            }
+        )
+    ]
+    staged_r = stage_interactions(
+        str(write_gz(tmp_path / "r.json.gz", reviews)), "2018", ["2017-07"], ("2017-01", "2018-01"), workers=1
+    )
     assert staged_r.months["2017-07"]["item_id"].tolist() == ["B01"]
 
 
 def test_2023_format_uses_parent_asin_and_milliseconds(tmp_path: Path) -> None:
-    meta = [json.dumps({"parent_asin": "P1", "title": "Speaker", "description": [], "price": None,
-                        "store": "Boom", "categories": ["Electronics", "Home Audio"],
-                        "images": [{"thumb": "t.jpg", "large": "l.jpg", "hi_res": None}]})]
+    meta = [
+        json.dumps(
+            {
+                "parent_asin": "P1",
+                "title": "Speaker",
+                "description": [],
+                "price": None,
+                "store": "Boom",
+                "categories": ["Electronics", "Home Audio"],
+                "images": [{"thumb": "t.jpg", "large": "l.jpg", "hi_res": None}],
+            }
+        )
+    ]
     staged = stage_items(str(write_gz(tmp_path / "meta.jsonl.gz", meta)), "2023", workers=1)
     row = staged.items.iloc[0]
-    assert (row["item_id"], row["brand"], row["image_url"], row["description"]) == ("P1", "Boom", "l.jpg", None)
+    assert (row["item_id"], row["brand"], row["image_url"], row["description"]) == (
+        "P1",
+        "Boom",
+        "l.jpg",
+        None,
+    )
     assert np.isnan(row["price"])
 
-    reviews = [json.dumps({"user_id": "U1", "asin": "C1", "parent_asin": "P1", "rating": 5.0,
-                           "timestamp": 1588615855070})]  # 2020-05-04T18:10:55.070Z
-    staged_r = stage_interactions(str(write_gz(tmp_path / "r.jsonl.gz", reviews)), "2023", ["2020-05"],
-                                  ("2020-01", "2021-01"), workers=1)
+    reviews = [
+        json.dumps(
+            {"user_id": "U1", "asin": "C1", "parent_asin": "P1", "rating": 5.0, "timestamp": 1588615855070}
+        )
+    ]  # 2020-05-04T18:10:55.070Z
+    staged_r = stage_interactions(
+        str(write_gz(tmp_path / "r.jsonl.gz", reviews)),
+        "2023",
+        ["2020-05"],
+        ("2020-01", "2021-01"),
+        workers=1,
+    )
     may = staged_r.months["2020-05"]
     assert may["item_id"].tolist() == ["P1"]
     assert str(may["ts"].iloc[0]) == "2020-05-04 18:10:55+00:00"
@@ -181,12 +236,21 @@ def test_blocks_keep_line_numbers_across_block_boundaries(tmp_path: Path) -> Non
 
 
 def test_parallel_parse_matches_serial(tmp_path: Path) -> None:
-    lines = [json.dumps({"reviewerID": f"U{i}", "asin": f"I{i % 7}", "overall": 1 + i % 5,
-                         "unixReviewTime": 1370563200 + i}) for i in range(3000)]
+    lines = [
+        json.dumps(
+            {
+                "reviewerID": f"U{i}",
+                "asin": f"I{i % 7}",
+                "overall": 1 + i % 5,
+                "unixReviewTime": 1370563200 + i,
+            }
+        )
+        for i in range(3000)
+    ]
     lines[1234] = "not json"
     path = write_gz(tmp_path / "r.json.gz", lines)
     serial = stage_interactions(str(path), "2014", ["2013-06"], ("2013-01", "2014-01"), workers=1)
-    import recsys_assets.core.blocks as blocks
+    from recsys_assets.core import blocks
 
     original = blocks.BLOCK_BYTES
     blocks.BLOCK_BYTES = 4096  # many blocks, so the pool really runs
@@ -207,8 +271,9 @@ def test_reads_https_and_gs(tmp_path: Path, http_root: tuple[Path, str], gcs_emu
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": gcs_emulator})
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs_emulator}
+    )
     blob = client.bucket(GCS_BUCKET).blob("raw/meta.json.gz")
     blob.upload_from_filename(str(root / "meta.json.gz"))
     over_gs = stage_items(f"gs://{GCS_BUCKET}/raw/meta.json.gz", "2014", workers=1)
@@ -217,8 +282,14 @@ def test_reads_https_and_gs(tmp_path: Path, http_root: tuple[Path, str], gcs_emu
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(None, (None, False)), (12.5, (12.5, False)), ("$9.99", (9.99, False)), ("", (None, False)),
-     ("free", (None, True)), (True, (None, True))],
+    [
+        (None, (None, False)),
+        (12.5, (12.5, False)),
+        ("$9.99", (9.99, False)),
+        ("", (None, False)),
+        ("free", (None, True)),
+        (True, (None, True)),
+    ],
 )
 def test_parse_price(raw: object, expected: tuple[float | None, bool]) -> None:
     assert parse_price(raw) == expected

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from resources.io_managers import ArtifactIOManagerFactory
+from resources.io_managers import ArtifactIOManagerFactory, FormatName
 from resources.raw_data import QualityPolicy, RawDataSource
 from resources.settings import Settings
 
 #: Resource key of the IO manager for each artifact format; ``io_manager`` is parquet.
-IO_MANAGER_KEYS = {
+IO_MANAGER_KEYS: dict[FormatName, str] = {
     "parquet": "io_manager",
     "npy": "npy_io_manager",
     "npz": "npz_io_manager",
@@ -25,7 +25,9 @@ IO_MANAGER_KEYS = {
 def artifact_io_managers(root: str, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         key: ArtifactIOManagerFactory(
-            base_path=root, format=fmt, storage_options=storage_options or {}  # type: ignore[arg-type]
+            base_path=root,
+            format=fmt,
+            storage_options=storage_options or {},
         )
         for fmt, key in IO_MANAGER_KEYS.items()
     }

@@ -28,6 +28,7 @@ from dagster import (
     OutputContext,
     UPathIOManager,
 )
+from pydantic import Field
 from upath import UPath
 
 LOCAL_PROTOCOLS = ("", "file", "local")
@@ -66,7 +67,7 @@ class ParquetFormat(ArtifactFormat):
     def describe(self, obj: pd.DataFrame) -> dict[str, Any]:
         return {
             "rows": MetadataValue.int(len(obj)),
-            "columns": MetadataValue.json({name: str(dtype) for name, dtype in obj.dtypes.items()}),
+            "columns": MetadataValue.json({str(name): str(dtype) for name, dtype in obj.dtypes.items()}),
         }
 
 
@@ -104,7 +105,10 @@ class NpzFormat(ArtifactFormat):
     def describe(self, obj: Mapping[str, np.ndarray]) -> dict[str, Any]:
         return {
             "arrays": MetadataValue.json(
-                {name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)} for name, a in obj.items()}
+                {
+                    name: {"shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)}
+                    for name, a in obj.items()
+                }
             )
         }
 
@@ -228,9 +232,7 @@ class ArtifactIOManager(UPathIOManager):
             self.make_directory(path.parent)
             context.log.debug(self.get_writing_output_log_message(path))
             metadata = self._write(obj[key], path)
-            context.step_context.add_asset_metadata(
-                metadata, asset_key=context.asset_key, partition_key=key
-            )
+            context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=key)
 
 
 class ArtifactIOManagerFactory(ConfigurableIOManagerFactory):
@@ -239,9 +241,7 @@ class ArtifactIOManagerFactory(ConfigurableIOManagerFactory):
     base_path: str
     format: FormatName = "parquet"
     #: fsspec storage options (e.g. ``{"token": "anon"}`` for an emulator).
-    storage_options: dict[str, Any] = {}
+    storage_options: dict[str, Any] = Field(default_factory=dict)
 
     def create_io_manager(self, context: Any) -> ArtifactIOManager:
-        return ArtifactIOManager(
-            UPath(self.base_path, **self.storage_options), FORMATS[self.format]()
-        )
+        return ArtifactIOManager(UPath(self.base_path, **self.storage_options), FORMATS[self.format]())

@@ -80,11 +80,9 @@ class Settings:
             default_meta = str(raw_dir / "meta_Electronics.json.gz")
         raw_format = _env("RECSYS_RAW_FORMAT", "2014")
         if raw_format not in RAW_FORMATS:
-            raise SettingsError(
-                f"RECSYS_RAW_FORMAT={raw_format!r}: expected one of {', '.join(RAW_FORMATS)}"
-            )
+            raise SettingsError(f"RECSYS_RAW_FORMAT={raw_format!r}: expected one of {', '.join(RAW_FORMATS)}")
         return cls(
-            env=env,  # type: ignore[arg-type]  # validated against ENVIRONMENTS above
+            env=env,  # validated against ENVIRONMENTS above
             artifacts_root=_env("RECSYS_ARTIFACTS_ROOT", default_root),
             gcp_project=_env("RECSYS_GCP_PROJECT", "recsys-project"),
             gcs_bucket=bucket,

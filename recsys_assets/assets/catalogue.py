@@ -1,6 +1,5 @@
 """The catalogue family: raw dumps -> ``items`` and monthly ``interactions``, with their checks."""
 
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,7 +94,9 @@ def items(
             "stage_seconds": round(staged.seconds, 2),
         },
     )
-    yield Output(staged.quarantine, output_name="items_quarantine", metadata=_reason_counts(staged.quarantine))
+    yield Output(
+        staged.quarantine, output_name="items_quarantine", metadata=_reason_counts(staged.quarantine)
+    )
 
     yield check_result("items", "items_item_id_not_null", quality.not_null(frame, ["item_id"]))
     yield check_result("items", "items_item_id_unique", quality.unique(frame, "item_id"))
@@ -137,7 +138,9 @@ INTERACTIONS_CHECKS = [
 @multi_asset(
     outs={
         "interactions": AssetOut(
-            description="Reviews as implicit feedback (user_id, item_id, rating, ts), one partition per month.",
+            description=(
+                "Reviews as implicit feedback (user_id, item_id, rating, ts), one partition per month."
+            ),
             group_name=GROUP,
             metadata={"storage_path": "interactions"},
         ),
@@ -193,7 +196,9 @@ def interactions(
         output_name="interactions_quarantine",
         metadata=_reason_counts(staged.unassigned),
     )
-    yield from _interaction_checks(context, staged.months, staged.quarantine, staged.unassigned, items, quality_policy)
+    yield from _interaction_checks(
+        context, staged.months, staged.quarantine, staged.unassigned, items, quality_policy
+    )
 
 
 def _interaction_checks(
@@ -205,10 +210,10 @@ def _interaction_checks(
     policy: QualityPolicy,
 ) -> Iterator[AssetCheckResult]:
     # Checks see every month of the run at once, each row tagged with its partition.
-    frame = pd.concat(
-        [f.assign(partition=month) for month, f in months.items()], ignore_index=True
+    frame = pd.concat([f.assign(partition=month) for month, f in months.items()], ignore_index=True)
+    yield check_result(
+        "interactions", "interactions_ids_not_null", quality.not_null(frame, ["user_id", "item_id"])
     )
-    yield check_result("interactions", "interactions_ids_not_null", quality.not_null(frame, ["user_id", "item_id"]))
     yield check_result("interactions", "interactions_rating_in_range", quality.between(frame, "rating", 1, 5))
 
     frame["ts_month"] = frame["ts"].dt.strftime("%Y-%m")
@@ -227,7 +232,9 @@ def _interaction_checks(
     frame = frame.drop(columns="ts_month")
 
     yield check_result(
-        "interactions", "interactions_item_in_items", quality.present_in(frame, "item_id", items["item_id"], "items")
+        "interactions",
+        "interactions_item_in_items",
+        quality.present_in(frame, "item_id", items["item_id"], "items"),
     )
     yield check_result(
         "interactions",
@@ -282,7 +289,7 @@ def _previous_rows(context: AssetExecutionContext, month: str, months: dict[str,
     if not records or records[0].asset_materialization is None:
         return None
     rows = records[0].asset_materialization.metadata.get("rows")
-    return int(rows.value) if rows is not None else None  # type: ignore[arg-type]
+    return int(rows.value) if rows is not None else None
 
 
 def _month_after(month: str) -> str:
@@ -291,5 +298,5 @@ def _month_after(month: str) -> str:
 
 
 def _reason_counts(quarantine: pd.DataFrame) -> dict[str, Any]:
-    counts = quarantine["code"].value_counts().to_dict() if len(quarantine) else {}
+    counts = {str(code): int(n) for code, n in quarantine["code"].value_counts().items()}
     return {"quarantined": len(quarantine), "by_code": MetadataValue.json(counts)}

@@ -14,10 +14,11 @@ Formats (see DESIGN.md):
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -25,6 +26,8 @@ from recsys_assets.core.text import clean_text
 
 FORMATS = ("2014", "2018", "2023")
 QUARANTINE_SNIPPET_CHARS = 500
+#: Timestamps beyond +-10^11 s (year ~5138) are treated as garbage, not dates.
+MAX_EPOCH_SECONDS = 10**11
 
 # Quarantine reason codes; the ``reason`` column holds the human-readable detail.
 INVALID = "invalid_record"
@@ -75,9 +78,7 @@ class ParsedBlock:
         self.quarantine_codes.append(code)
         self.quarantine_ts.append(ts)
         self.quarantine_reasons.append(reason)
-        self.quarantine_records.append(
-            raw[:QUARANTINE_SNIPPET_CHARS].decode("utf-8", errors="replace")
-        )
+        self.quarantine_records.append(raw[:QUARANTINE_SNIPPET_CHARS].decode("utf-8", errors="replace"))
 
 
 def check_format(fmt: str) -> str:
@@ -89,8 +90,8 @@ def check_format(fmt: str) -> str:
 def iter_block_lines(start_line: int, block: bytes) -> list[tuple[int, bytes]]:
     """Split a block of whole lines, keeping 1-based line numbers; blank lines are skipped."""
     out = []
-    for offset, line in enumerate(block.split(b"\n")):
-        line = line.rstrip(b"\r")
+    for offset, raw in enumerate(block.split(b"\n")):
+        line = raw.rstrip(b"\r")
         if line.strip():
             out.append((start_line + offset, line))
     return out
@@ -122,8 +123,13 @@ def parse_reviews_block(fmt: str, start_line: int, block: bytes) -> ParsedBlock:
             continue
         user, item = record.get(schema.user), record.get(schema.item)
         rating, ts = record.get(schema.rating), record.get(schema.ts)
-        ts_ok = not isinstance(ts, bool) and isinstance(ts, int | float) and ts == ts
-        seconds = int(ts) // schema.ts_per_second if ts_ok else -1
+        ts_ok = (
+            not isinstance(ts, bool)
+            and isinstance(ts, int | float)
+            and math.isfinite(ts)
+            and abs(ts) < MAX_EPOCH_SECONDS * schema.ts_per_second
+        )
+        seconds = int(cast(float, ts)) // schema.ts_per_second if ts_ok else -1
         missing = [
             name
             for name, value in (
@@ -142,7 +148,9 @@ def parse_reviews_block(fmt: str, start_line: int, block: bytes) -> ParsedBlock:
             parsed.quarantine(number, WRONG_TYPE, reason, raw, seconds)
             continue
         if not ts_ok:
-            parsed.quarantine(number, WRONG_TYPE, f"{schema.ts} is not a number: {_describe(ts)}", raw)
+            parsed.quarantine(
+                number, WRONG_TYPE, f"{schema.ts} is not an epoch timestamp: {_describe(ts)}", raw
+            )
             continue
         users.append(str(user))
         items.append(str(item))

@@ -81,12 +81,12 @@ def map_blocks(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[Future[T]] = deque()
-        for submitted, (start, block) in enumerate(itertools.chain([first, second], blocks), 1):
+        for submitted, (start, data) in enumerate(itertools.chain([first, second], blocks), 1):
             # Bound the blocks in flight so memory stays at a few blocks per worker.
             while len(pending) >= 2 * workers:
                 yield pending.popleft().result()
-            pending.append(pool.submit(parse, fmt, start, block))
-            read_bytes += len(block)
+            pending.append(pool.submit(parse, fmt, start, data))
+            read_bytes += len(data)
             if progress is not None and submitted % 25 == 0:
                 elapsed = time.perf_counter() - started
                 progress(f"{uri}: {read_bytes / 1e6:,.0f} MB uncompressed read in {elapsed:.0f}s")

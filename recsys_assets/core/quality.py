@@ -75,8 +75,7 @@ def not_null(frame: pd.DataFrame, columns: list[str]) -> CheckOutcome:
     import great_expectations.expectations as gxe
 
     outcomes = [
-        _gx_outcome(frame, gxe.ExpectColumnValuesToNotBeNull(column=c), f"{c} is not null")
-        for c in columns
+        _gx_outcome(frame, gxe.ExpectColumnValuesToNotBeNull(column=c), f"{c} is not null") for c in columns
     ]
     failed = [o for o in outcomes if not o.passed]
     if not failed:

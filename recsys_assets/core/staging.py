@@ -106,7 +106,9 @@ def stage_items(
             q_reasons.append(f"duplicate item_id {item_id!r}: first seen on line {first_line[item_id]}")
             q_records.append(f"item_id={item_id}")
         items = items[~dup].reset_index(drop=True)
-    quarantine = quarantine_frame(uri, q_lines, q_codes, q_reasons, q_records).sort_values("line", kind="stable")
+    quarantine = quarantine_frame(uri, q_lines, q_codes, q_reasons, q_records).sort_values(
+        "line", kind="stable"
+    )
     return StagedItems(
         items=items,
         quarantine=quarantine.reset_index(drop=True),

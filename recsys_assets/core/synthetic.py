@@ -24,6 +24,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -37,75 +38,246 @@ MANIFEST_FILE = "manifest.json"
 CATEGORIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Headphones": (
         ("Accessories & Supplies", "Audio & Video Accessories", "Headphones"),
-        ("headphones", "earbuds", "over-ear", "bass", "noise-cancelling", "earphones",
-         "in-ear", "headset", "ear cushions", "stereo sound"),
+        (
+            "headphones",
+            "earbuds",
+            "over-ear",
+            "bass",
+            "noise-cancelling",
+            "earphones",
+            "in-ear",
+            "headset",
+            "ear cushions",
+            "stereo sound",
+        ),
     ),
     "Camera & Photo": (
         ("Camera & Photo", "Digital Cameras"),
-        ("camera", "lens", "dslr", "mirrorless", "zoom", "megapixel", "tripod", "shutter",
-         "image sensor", "optical"),
+        (
+            "camera",
+            "lens",
+            "dslr",
+            "mirrorless",
+            "zoom",
+            "megapixel",
+            "tripod",
+            "shutter",
+            "image sensor",
+            "optical",
+        ),
     ),
     "Laptops": (
         ("Computers & Accessories", "Laptops"),
-        ("laptop", "notebook", "ultrabook", "processor", "ssd", "ram", "backlit keyboard",
-         "display", "battery life", "touchpad"),
+        (
+            "laptop",
+            "notebook",
+            "ultrabook",
+            "processor",
+            "ssd",
+            "ram",
+            "backlit keyboard",
+            "display",
+            "battery life",
+            "touchpad",
+        ),
     ),
     "Television & Video": (
         ("Television & Video", "Televisions"),
-        ("television", "hdtv", "1080p", "led", "remote", "smart tv", "screen", "refresh rate",
-         "projector", "streaming"),
+        (
+            "television",
+            "hdtv",
+            "1080p",
+            "led",
+            "remote",
+            "smart tv",
+            "screen",
+            "refresh rate",
+            "projector",
+            "streaming",
+        ),
     ),
     "Cables": (
         ("Accessories & Supplies", "Cables"),
-        ("cable", "hdmi", "usb", "adapter", "connector", "braided", "charging", "extension",
-         "ethernet", "converter"),
+        (
+            "cable",
+            "hdmi",
+            "usb",
+            "adapter",
+            "connector",
+            "braided",
+            "charging",
+            "extension",
+            "ethernet",
+            "converter",
+        ),
     ),
     "Data Storage": (
         ("Computers & Accessories", "Data Storage"),
-        ("hard drive", "flash drive", "memory card", "sd card", "terabyte", "backup", "portable",
-         "external", "enclosure", "usb 3.0"),
+        (
+            "hard drive",
+            "flash drive",
+            "memory card",
+            "sd card",
+            "terabyte",
+            "backup",
+            "portable",
+            "external",
+            "enclosure",
+            "usb 3.0",
+        ),
     ),
     "Home Audio": (
         ("Home Audio", "Speakers"),
-        ("speaker", "amplifier", "subwoofer", "receiver", "soundbar", "woofer", "tweeter",
-         "surround", "turntable", "bookshelf"),
+        (
+            "speaker",
+            "amplifier",
+            "subwoofer",
+            "receiver",
+            "soundbar",
+            "woofer",
+            "tweeter",
+            "surround",
+            "turntable",
+            "bookshelf",
+        ),
     ),
     "Cell Phone Accessories": (
         ("Cell Phones & Accessories", "Accessories"),
-        ("phone case", "charger", "screen protector", "car mount", "holder", "power bank",
-         "tempered glass", "wall charger", "stylus", "armband"),
+        (
+            "phone case",
+            "charger",
+            "screen protector",
+            "car mount",
+            "holder",
+            "power bank",
+            "tempered glass",
+            "wall charger",
+            "stylus",
+            "armband",
+        ),
     ),
     "Networking": (
         ("Computers & Accessories", "Networking Products"),
-        ("router", "wifi", "modem", "network switch", "range extender", "antenna", "gigabit",
-         "access point", "dual band", "powerline"),
+        (
+            "router",
+            "wifi",
+            "modem",
+            "network switch",
+            "range extender",
+            "antenna",
+            "gigabit",
+            "access point",
+            "dual band",
+            "powerline",
+        ),
     ),
     "Gaming": (
         ("Computers & Accessories", "Gaming"),
-        ("controller", "gamepad", "gaming mouse", "mechanical keyboard", "joystick", "console",
-         "mouse pad", "rgb", "gaming headset", "trigger"),
+        (
+            "controller",
+            "gamepad",
+            "gaming mouse",
+            "mechanical keyboard",
+            "joystick",
+            "console",
+            "mouse pad",
+            "rgb",
+            "gaming headset",
+            "trigger",
+        ),
     ),
     "GPS & Navigation": (
         ("GPS & Navigation", "Vehicle GPS"),
-        ("gps", "navigator", "maps", "satellite", "traffic alerts", "dash mount",
-         "lifetime maps", "voice guidance", "route", "marine"),
+        (
+            "gps",
+            "navigator",
+            "maps",
+            "satellite",
+            "traffic alerts",
+            "dash mount",
+            "lifetime maps",
+            "voice guidance",
+            "route",
+            "marine",
+        ),
     ),
     "Printers & Ink": (
         ("Computers & Accessories", "Printers"),
-        ("printer", "ink cartridge", "toner", "scanner", "laser", "inkjet", "photo paper",
-         "duplex", "wireless printing", "copier"),
+        (
+            "printer",
+            "ink cartridge",
+            "toner",
+            "scanner",
+            "laser",
+            "inkjet",
+            "photo paper",
+            "duplex",
+            "wireless printing",
+            "copier",
+        ),
     ),
 }
 CATEGORY_NAMES = tuple(CATEGORIES)
 
-ADJECTIVES = ("premium", "compact", "professional", "portable", "universal", "slim",
-              "heavy duty", "ultra", "classic", "advanced", "essential", "deluxe")
-GENERIC = ("great", "quality", "works", "price", "good", "easy", "use", "product", "recommend",
-           "bought", "well", "love", "worth", "money", "fast", "shipping", "nice", "perfect",
-           "problem", "after", "month", "still", "really", "would", "again")
-BRAND_STEMS = ("Sonix", "Vortek", "Lumina", "Kinetiq", "Auralis", "Pixelon", "Nordvolt",
-               "Zentra", "Quantix", "Helix", "Orbitel", "Strata", "Novara", "Cobalt", "Trion",
-               "Vantis")
+ADJECTIVES = (
+    "premium",
+    "compact",
+    "professional",
+    "portable",
+    "universal",
+    "slim",
+    "heavy duty",
+    "ultra",
+    "classic",
+    "advanced",
+    "essential",
+    "deluxe",
+)
+GENERIC = (
+    "great",
+    "quality",
+    "works",
+    "price",
+    "good",
+    "easy",
+    "use",
+    "product",
+    "recommend",
+    "bought",
+    "well",
+    "love",
+    "worth",
+    "money",
+    "fast",
+    "shipping",
+    "nice",
+    "perfect",
+    "problem",
+    "after",
+    "month",
+    "still",
+    "really",
+    "would",
+    "again",
+)
+BRAND_STEMS = (
+    "Sonix",
+    "Vortek",
+    "Lumina",
+    "Kinetiq",
+    "Auralis",
+    "Pixelon",
+    "Nordvolt",
+    "Zentra",
+    "Quantix",
+    "Helix",
+    "Orbitel",
+    "Strata",
+    "Novara",
+    "Cobalt",
+    "Trion",
+    "Vantis",
+)
 
 
 @dataclass(frozen=True)
@@ -130,13 +302,23 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # The local default: the whole pipeline must run in minutes on 2 cores.
     "small": Preset(
-        n_items=3_000, n_users=1_500, n_reviews=50_000, n_reviewed_items=2_000,
-        first_month="2012-08", n_months=24,
+        n_items=3_000,
+        n_users=1_500,
+        n_reviews=50_000,
+        n_reviewed_items=2_000,
+        first_month="2012-08",
+        n_months=24,
     ),
     # The shape of the real 2014 Electronics files (reviews 5-core, full metadata).
     "amazon-electronics": Preset(
-        n_items=498_196, n_users=192_403, n_reviews=1_689_116, n_reviewed_items=63_001,
-        first_month="2007-08", n_months=84, image_share=0.3, review_words=90,
+        n_items=498_196,
+        n_users=192_403,
+        n_reviews=1_689_116,
+        n_reviewed_items=63_001,
+        first_month="2007-08",
+        n_months=84,
+        image_share=0.3,
+        review_words=90,
         related_items=25,
     ),
 }
@@ -199,8 +381,9 @@ def _words(rng: np.random.Generator, vocab: tuple[str, ...], k: int) -> list[str
     return [vocab[i] for i in rng.integers(0, len(vocab), size=k)]
 
 
-def metadata_records(preset: Preset, cat: Catalogue, rng: np.random.Generator,
-                     image_base_uri: str) -> tuple[list[dict[str, object]], np.ndarray]:
+def metadata_records(
+    preset: Preset, cat: Catalogue, rng: np.random.Generator, image_base_uri: str
+) -> tuple[list[dict[str, object]], np.ndarray]:
     """Metadata dicts in the 2014 shape, and a mask of the items that have an image."""
     n = preset.n_items
     has_title = rng.random(n) >= preset.missing_title_share
@@ -305,8 +488,11 @@ def make_reviews(preset: Preset, cat: Catalogue, rng: np.random.Generator) -> Re
         repeat[first_index] = False
         if not repeat.any():
             break
-        redraw_cat = np.where(rng.random(int(repeat.sum())) < 0.5, category[repeat],
-                              rng.choice(n_cat, size=int(repeat.sum()), p=popularity))
+        redraw_cat = np.where(
+            rng.random(int(repeat.sum())) < 0.5,
+            category[repeat],
+            rng.choice(n_cat, size=int(repeat.sum()), p=popularity),
+        )
         item[repeat] = _draw_items(redraw_cat, cat, rng)
     else:
         raise RuntimeError("could not draw distinct items per user; preset too dense")
@@ -328,17 +514,19 @@ def _draw_items(category: np.ndarray, cat: Catalogue, rng: np.random.Generator) 
 
 def _review_line(user: str, asin: str, rating: float, ts: int, text: str, summary: str) -> bytes:
     stamp = time.gmtime(ts)
-    return orjson.dumps({
-        "reviewerID": user,
-        "asin": asin,
-        "reviewerName": f"Reviewer {user[-4:]}",
-        "helpful": [0, 0],
-        "reviewText": text,
-        "overall": rating,
-        "summary": summary,
-        "unixReviewTime": int(ts),
-        "reviewTime": time.strftime("%m %d, %Y", stamp),
-    })
+    return orjson.dumps(
+        {
+            "reviewerID": user,
+            "asin": asin,
+            "reviewerName": f"Reviewer {user[-4:]}",
+            "helpful": [0, 0],
+            "reviewText": text,
+            "overall": rating,
+            "summary": summary,
+            "unixReviewTime": int(ts),
+            "reviewTime": time.strftime("%m %d, %Y", stamp),
+        }
+    )
 
 
 def write_image(path: Path, category: int, seed: int) -> None:
@@ -363,8 +551,14 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(h, s, v)
 
 
-def generate(preset_name: str, out: Path, *, image_files: bool = True,
-             image_base_uri: str | None = None, overrides: dict[str, int] | None = None) -> dict[str, object]:
+def generate(
+    preset_name: str,
+    out: Path,
+    *,
+    image_files: bool = True,
+    image_base_uri: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, object]:
     """Write the reviews file, the metadata file, images and a manifest into ``out``.
 
     Returns the manifest: preset, counts and the month range the reviews cover.
@@ -395,10 +589,17 @@ def generate(preset_name: str, out: Path, *, image_files: bool = True,
             vocab = CATEGORIES[CATEGORY_NAMES[int(cat.category[item])]][1]
             n_words = int(words_per_review[k])
             words = _words(rng, vocab, max(1, n_words // 3)) + _words(rng, GENERIC, n_words)
-            fh.write(_review_line(users[reviews.user[k]], cat.item_id[item],
-                                  float(reviews.rating[k]), int(reviews.ts[k]),
-                                  " ".join(words).capitalize() + ".", " ".join(words[:4]).title())
-                     + b"\n")
+            fh.write(
+                _review_line(
+                    users[reviews.user[k]],
+                    cat.item_id[item],
+                    float(reviews.rating[k]),
+                    int(reviews.ts[k]),
+                    " ".join(words).capitalize() + ".",
+                    " ".join(words[:4]).title(),
+                )
+                + b"\n"
+            )
 
     n_images = 0
     if image_files:
@@ -413,7 +614,7 @@ def generate(preset_name: str, out: Path, *, image_files: bool = True,
         "settings": asdict(preset),
         "items": preset.n_items,
         "users": preset.n_users,
-        "reviews": int(len(reviews.item)),
+        "reviews": len(reviews.item),
         "items_with_reviews": int(np.unique(reviews.item).size),
         "items_with_image_url": int(has_image.sum()),
         "image_files": n_images,
@@ -428,13 +629,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
     parser.add_argument("--out", type=Path, required=True, help="folder to write into")
-    parser.add_argument("--no-image-files", action="store_true",
-                        help="keep image URLs in the metadata but draw no image files")
-    parser.add_argument("--image-base-uri", default=None,
-                        help="prefix of imUrl (default: the file:// URI of OUT/images)")
+    parser.add_argument(
+        "--no-image-files",
+        action="store_true",
+        help="keep image URLs in the metadata but draw no image files",
+    )
+    parser.add_argument(
+        "--image-base-uri", default=None, help="prefix of imUrl (default: the file:// URI of OUT/images)"
+    )
     args = parser.parse_args(argv)
-    manifest = generate(args.preset, args.out, image_files=not args.no_image_files,
-                        image_base_uri=args.image_base_uri)
+    manifest = generate(
+        args.preset, args.out, image_files=not args.no_image_files, image_base_uri=args.image_base_uri
+    )
     print(json.dumps(manifest, indent=2))
 
 

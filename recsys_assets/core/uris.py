@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 GZIP_MAGIC = b"\x1f\x8b"
 _READ_BLOCK = 8 * 1024 * 1024
@@ -40,10 +40,14 @@ def open_binary(uri: str) -> Iterator[IO[bytes]]:
 
         raw = fsspec.open(uri, "rb", block_size=_READ_BLOCK).open()
     try:
-        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, _READ_BLOCK)  # type: ignore[arg-type]
+        buffered = (
+            raw
+            if isinstance(raw, io.BufferedReader)
+            else io.BufferedReader(cast(io.RawIOBase, raw), _READ_BLOCK)
+        )
         if buffered.peek(2)[:2] == GZIP_MAGIC:
             with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
-                yield io.BufferedReader(unzipped, _READ_BLOCK)  # type: ignore[arg-type]
+                yield io.BufferedReader(cast(io.RawIOBase, unzipped), _READ_BLOCK)
         else:
             yield buffered
     finally:

@@ -1,0 +1,102 @@
+"""The Definitions load in every environment, with the designed keys, groups and dependencies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+DESCRIBE = """
+import json
+from recsys_assets.definitions import defs
+graph = defs.resolve_asset_graph()
+resources = defs.resources
+print(json.dumps({
+    "assets": {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(k.to_user_string() for k in graph.get(key).parent_keys),
+            "partitioned": graph.get(key).partitions_def is not None,
+            "description": graph.get(key).description,
+        }
+        for key in graph.get_all_asset_keys()
+    },
+    "checks": sorted(k.name for k in graph.asset_check_keys),
+    "blocking": sorted(k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking),
+    "io_roots": sorted({r.base_path for k, r in resources.items() if k.endswith("io_manager")}),
+    "raw": [resources["raw_data"].reviews_uri, resources["raw_data"].metadata_uri],
+    "jobs": sorted(j.name for j in defs.jobs),
+}))
+"""
+
+
+def _describe(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", DESCRIBE], env={**clean, **env}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+EXPECTED_ASSETS = {
+    "raw_metadata": ("raw", [], False),
+    "raw_reviews": ("raw", [], False),
+    "items": ("catalogue", ["raw_metadata"], False),
+    "items_quarantine": ("catalogue", ["raw_metadata"], False),
+    "interactions": ("catalogue", ["items", "raw_reviews"], True),
+    "interactions_quarantine": ("catalogue", ["items", "raw_reviews"], True),
+}
+BLOCKING = [
+    "interactions_ids_not_null",
+    "interactions_item_in_items",
+    "interactions_no_duplicate_events",
+    "interactions_quarantine_rate",
+    "interactions_rating_in_range",
+    "interactions_ts_in_month",
+    "items_item_id_not_null",
+    "items_item_id_unique",
+    "items_quarantine_rate",
+]
+
+
+@pytest.mark.parametrize("env", ["local", "gcp"])
+def test_definitions_load(env: str) -> None:
+    described = _describe({"RECSYS_ENV": env, "RECSYS_GCS_BUCKET": "my-bucket"})
+    got = {k: (v["group"], v["deps"], v["partitioned"]) for k, v in described["assets"].items()}
+    assert got == EXPECTED_ASSETS
+    assert all(v["description"] for v in described["assets"].values())
+    assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
+    assert described["blocking"] == BLOCKING
+    assert described["jobs"] == ["all_assets"]
+    (root,) = described["io_roots"]
+    if env == "gcp":
+        assert root == "gs://my-bucket/recsys"
+        assert described["raw"] == [
+            "gs://my-bucket/raw/reviews_Electronics_5.json.gz",
+            "gs://my-bucket/raw/meta_Electronics.json.gz",
+        ]
+    else:
+        assert root.endswith("data/artifacts") and "://" not in root
+        assert described["raw"][0].endswith("data/raw/small/reviews_Electronics_5.json.gz")
+
+
+def test_settings_are_validated() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    for var, value, message in [
+        ("RECSYS_ENV", "aws", "RECSYS_ENV='aws': expected one of local, gcp"),
+        ("RECSYS_RAW_FORMAT", "2020", "RECSYS_RAW_FORMAT='2020': expected one of 2014, 2018, 2023"),
+        ("RECSYS_MAX_QUARANTINE_RATE", "lots", "RECSYS_MAX_QUARANTINE_RATE='lots' is not a number"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-c", "import recsys_assets.definitions"],
+            env={**clean, var: value},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert message in done.stderr
