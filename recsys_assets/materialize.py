@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
+            # INFO keeps the parser's progress lines and drops Dagster's per-event DEBUG chatter.
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: args.first_month,
                 ASSET_PARTITION_RANGE_END_TAG: args.last_month,

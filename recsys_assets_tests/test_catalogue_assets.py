@@ -105,6 +105,13 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
     }
     assert rows_md["2013-03"] == len(march)
     assert sum(rows_md.values()) == TINY["n_reviews"]
+    table = (
+        next(m for m in result.get_asset_materialization_events() if m.partition == "2013-03")
+        .materialization.metadata["rows_by_month"]
+        .value
+    )
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert {month: int(rows) for month, rows, _ in cells} == rows_md
 
 
 def _rewrite_reviews(src: Path, dst: Path, edit: Any) -> None:

@@ -189,6 +189,15 @@ def interactions(
             "records_of_other_months": staged.records_other_months,
             "records_outside_every_month": len(staged.unassigned),
             "stage_seconds": round(staged.seconds, 2),
+            "rows_by_month": MetadataValue.md(
+                pd.DataFrame(
+                    {
+                        "month": months,
+                        "rows": [rows[m] for m in months],
+                        "quarantined": [len(staged.quarantine[m]) for m in months],
+                    }
+                ).to_markdown(index=False)
+            ),
         },
     )
     yield Output(
