@@ -21,9 +21,8 @@ from dagster import (
 )
 
 from recsys_assets.checks import check_result
-from recsys_assets.core import quality
-from recsys_assets.core.amazon import TS_OUT_OF_RANGE
-from recsys_assets.core.staging import stage_interactions, stage_items
+from recsys_assets.core.catalogue_checks import interactions_outcomes, items_outcomes
+from recsys_assets.core.staging import month_index, month_label, stage_interactions, stage_items
 from recsys_assets.partitions import interaction_months
 from resources.io_managers import PerPartition
 from resources.raw_data import QualityPolicy, RawDataSource
@@ -98,19 +97,9 @@ def items(
         staged.quarantine, output_name="items_quarantine", metadata=_reason_counts(staged.quarantine)
     )
 
-    yield check_result("items", "items_item_id_not_null", quality.not_null(frame, ["item_id"]))
-    yield check_result("items", "items_item_id_unique", quality.unique(frame, "item_id"))
-    yield check_result(
-        "items",
-        "items_quarantine_rate",
-        quality.rate_at_most(
-            len(staged.quarantine),
-            staged.records_read,
-            quality_policy.max_quarantine_rate,
-            f"quarantined records of {raw_data.metadata_uri}",
-            staged.quarantine,
-        ),
-    )
+    outcomes = items_outcomes(staged, raw_data.metadata_uri, quality_policy.max_quarantine_rate)
+    for name, outcome in outcomes.items():
+        yield check_result("items", name, outcome)
 
 
 INTERACTIONS_CHECKS = [
@@ -127,12 +116,15 @@ INTERACTIONS_CHECKS = [
         "interactions", "interactions_quarantine_rate", "Quarantined review records stay under the limit."
     ),
     AssetCheckSpec(
-        "interactions_row_count_vs_previous_month",
+        "interactions_row_count_vs_previous_month",  # severity WARN, see SEVERITY
         asset="interactions",
         blocking=False,
         description="Warns when a month's row count moves more than the tolerance from the month before.",
     ),
 ]
+
+
+SEVERITY = {"interactions_row_count_vs_previous_month": AssetCheckSeverity.WARN}
 
 
 @multi_asset(
@@ -171,7 +163,7 @@ def interactions(
         raw_data.reviews_uri,
         raw_data.format,
         months,
-        (keys[0], _month_after(keys[-1])),
+        (keys[0], month_label(month_index(keys[-1]) + 1)),
         workers=raw_data.parser_workers,
         progress=context.log.info,
     )
@@ -205,105 +197,27 @@ def interactions(
         output_name="interactions_quarantine",
         metadata=_reason_counts(staged.unassigned),
     )
-    yield from _interaction_checks(
-        context, staged.months, staged.quarantine, staged.unassigned, items, quality_policy
+    outcomes = interactions_outcomes(
+        staged,
+        items["item_id"],
+        first_month=keys[0],
+        max_quarantine_rate=quality_policy.max_quarantine_rate,
+        row_count_tolerance=quality_policy.row_count_tolerance,
+        stored_rows=lambda month: _stored_rows(context, month),
     )
+    for name, outcome in outcomes.items():
+        yield check_result("interactions", name, outcome, SEVERITY.get(name, AssetCheckSeverity.ERROR))
 
 
-def _interaction_checks(
-    context: AssetExecutionContext,
-    months: dict[str, pd.DataFrame],
-    quarantine: dict[str, pd.DataFrame],
-    unassigned: pd.DataFrame,
-    items: pd.DataFrame,
-    policy: QualityPolicy,
-) -> Iterator[AssetCheckResult]:
-    # Checks see every month of the run at once, each row tagged with its partition.
-    frame = pd.concat([f.assign(partition=month) for month, f in months.items()], ignore_index=True)
-    yield check_result(
-        "interactions", "interactions_ids_not_null", quality.not_null(frame, ["user_id", "item_id"])
-    )
-    yield check_result("interactions", "interactions_rating_in_range", quality.between(frame, "rating", 1, 5))
-
-    frame["ts_month"] = frame["ts"].dt.strftime("%Y-%m")
-    in_month = quality.columns_equal(frame, "ts_month", "partition", "ts lies in the partition's month")
-    out_of_range = unassigned[unassigned["code"] == TS_OUT_OF_RANGE]
-    if len(out_of_range):
-        in_month = quality.CheckOutcome(
-            False,
-            f"{len(out_of_range):,} records have a ts outside every partitioned month "
-            f"(quarantined; e.g. {out_of_range['reason'].iloc[0]}); {in_month.message}",
-            in_month.observed + len(out_of_range),
-            0,
-            pd.concat([in_month.offending, out_of_range]).head(quality.MAX_OFFENDING),
-        )
-    yield check_result("interactions", "interactions_ts_in_month", in_month)
-    frame = frame.drop(columns="ts_month")
-
-    yield check_result(
-        "interactions",
-        "interactions_item_in_items",
-        quality.present_in(frame, "item_id", items["item_id"], "items"),
-    )
-    yield check_result(
-        "interactions",
-        "interactions_no_duplicate_events",
-        quality.compound_unique(frame, ["user_id", "item_id", "ts"]),
-    )
-
-    rates = [
-        quality.rate_at_most(
-            len(quarantine[month]),
-            len(quarantine[month]) + len(months[month]),
-            policy.max_quarantine_rate,
-            f"month {month}",
-            quarantine[month],
-        )
-        for month in months
-    ]
-    worst = max(rates, key=lambda outcome: float(outcome.observed))
-    failing = [o for o in rates if not o.passed]
-    worst.message = (
-        f"{len(failing)} of {len(rates)} month(s) over the limit; worst {worst.message}"
-        if failing
-        else f"all {len(rates)} month(s) within the limit; worst {worst.message}"
-    )
-    yield check_result("interactions", "interactions_quarantine_rate", worst)
-
-    changes = [
-        quality.relative_change_at_most(
-            len(months[month]), _previous_rows(context, month, months), policy.row_count_tolerance, month
-        )
-        for month in months
-    ]
-    flagged = [c for c in changes if not c.passed]
-    summary = flagged[0] if flagged else max(changes, key=lambda c: abs(float(c.observed)))
-    summary.message = "; ".join(c.message for c in flagged) if flagged else summary.message
-    yield check_result(
-        "interactions", "interactions_row_count_vs_previous_month", summary, AssetCheckSeverity.WARN
-    )
-
-
-def _previous_rows(context: AssetExecutionContext, month: str, months: dict[str, pd.DataFrame]) -> int | None:
-    keys = interaction_months.get_partition_keys()
-    index = keys.index(month)
-    if index == 0:
-        return None
-    previous = keys[index - 1]
-    if previous in months:
-        return len(months[previous])
+def _stored_rows(context: AssetExecutionContext, month: str) -> int | None:
+    """Rows of ``month`` as recorded by its latest materialization, if any."""
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("interactions"), asset_partitions=[previous]), limit=1
+        AssetRecordsFilter(asset_key=AssetKey("interactions"), asset_partitions=[month]), limit=1
     ).records
     if not records or records[0].asset_materialization is None:
         return None
     rows = records[0].asset_materialization.metadata.get("rows")
     return int(rows.value) if rows is not None else None
-
-
-def _month_after(month: str) -> str:
-    year, mon = (int(part) for part in month.split("-"))
-    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
 
 
 def _reason_counts(quarantine: pd.DataFrame) -> dict[str, Any]:

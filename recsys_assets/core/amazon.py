@@ -16,7 +16,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -181,22 +181,18 @@ def parse_price(value: Any) -> tuple[float | None, bool]:
     return float(match.group(1).replace(",", "")), False
 
 
+def _leaves(value: Any) -> Iterator[Any]:
+    if isinstance(value, list):
+        for entry in value:
+            yield from _leaves(entry)
+    else:
+        yield value
+
+
 def _flatten_categories(value: Any) -> list[str]:
     """2014 gives a list of category paths, 2018/2023 a flat list; keep first-seen order."""
-    seen: dict[str, None] = {}
-    stack = [value] if not isinstance(value, list) else list(value)
-    flat: list[Any] = []
-    while stack:
-        head = stack.pop(0)
-        if isinstance(head, list):
-            stack[0:0] = head
-        else:
-            flat.append(head)
-    for entry in flat:
-        text = clean_text(entry)
-        if text:
-            seen.setdefault(text, None)
-    return list(seen)
+    texts = (clean_text(entry) for entry in _leaves(value))
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 def _first_image_2018(record: dict[str, Any]) -> Any:

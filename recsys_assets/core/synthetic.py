@@ -19,6 +19,7 @@ Run ``python -m recsys_assets.core.synthetic --preset small --out data/raw/small
 from __future__ import annotations
 
 import argparse
+import colorsys
 import gzip
 import json
 import time
@@ -535,7 +536,7 @@ def write_image(path: Path, category: int, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     hue = category / len(CATEGORIES)
-    base = tuple(int(255 * v) for v in _hsv_to_rgb(hue, 0.55, 0.9))
+    base = tuple(int(255 * v) for v in colorsys.hsv_to_rgb(hue, 0.55, 0.9))
     image = Image.new("RGB", (64, 64), base)
     draw = ImageDraw.Draw(image)
     x0, y0 = (int(v) for v in rng.integers(4, 24, size=2))
@@ -543,12 +544,6 @@ def write_image(path: Path, category: int, seed: int) -> None:
     shape = draw.ellipse if category % 2 else draw.rectangle
     shape((x0, y0, x1, y1), fill=(255 - base[0], 255 - base[1], 255 - base[2]))
     image.save(path, format="JPEG", quality=85)
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
-    import colorsys
-
-    return colorsys.hsv_to_rgb(h, s, v)
 
 
 def generate(

@@ -52,15 +52,3 @@ def open_binary(uri: str) -> Iterator[IO[bytes]]:
             yield buffered
     finally:
         raw.close()
-
-
-def iter_lines(uri: str) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(line_number, line)`` pairs, numbered from 1, without the trailing newline.
-
-    Blank lines are skipped but still counted, so line numbers match ``sed -n Np``.
-    """
-    with open_binary(uri) as stream:
-        for number, line in enumerate(stream, start=1):
-            stripped = line.rstrip(b"\r\n")
-            if stripped.strip():
-                yield number, stripped
