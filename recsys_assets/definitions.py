@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from recsys_assets.assets import catalogue
+from recsys_assets.assets import catalogue, embeddings
 from resources.environments import build_resources
 
 all_assets_job = define_asset_job(
@@ -14,7 +14,15 @@ all_assets_job = define_asset_job(
 )
 
 defs = Definitions(
-    assets=[catalogue.raw_metadata, catalogue.raw_reviews, catalogue.items, catalogue.interactions],
+    assets=[
+        catalogue.raw_metadata,
+        catalogue.raw_reviews,
+        catalogue.items,
+        catalogue.interactions,
+        embeddings.item_text_embeddings,
+        embeddings.item_image_embeddings,
+        embeddings.item_fused_embeddings,
+    ],
     jobs=[all_assets_job],
     resources=build_resources(),
 )

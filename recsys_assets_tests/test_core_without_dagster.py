@@ -46,5 +46,36 @@ def test_core_runs_without_dagster(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("blocked")
-    for module in ("amazon", "blocks", "quality", "staging", "synthetic", "text", "uris"):
+    for module in (
+        "amazon",
+        "blocks",
+        "quality",
+        "staging",
+        "synthetic",
+        "text",
+        "uris",
+        "fusion",
+        "artifacts",
+    ):
         assert module in done.stdout
+
+
+def test_job_modules_need_only_dagster_pipes() -> None:
+    """What a Vertex AI container imports: the job modules, with ``dagster_pipes`` allowed."""
+    allow_pipes = BLOCK_DAGSTER.replace(
+        'if name == "dagster" or name.startswith(("dagster.", "dagster_")):',
+        'if name == "dagster" or name.startswith(("dagster.", "dagster_")) and name != "dagster_pipes":',
+    )
+    script = allow_pipes + textwrap.dedent(
+        """
+        import pkgutil, importlib
+        import recsys_assets.jobs as jobs
+        names = sorted(m.name for m in pkgutil.iter_modules(jobs.__path__))
+        for name in names:
+            importlib.import_module(f"recsys_assets.jobs.{name}")
+        print(" ".join(names))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["fused_embeddings", "image_embeddings", "pipes_io", "text_embeddings"]

@@ -29,6 +29,9 @@ print(json.dumps({
     "io_roots": sorted({r.base_path for k, r in resources.items() if k.endswith("io_manager")}),
     "raw": [resources["raw_data"].reviews_uri, resources["raw_data"].metadata_uri],
     "jobs": sorted(j.name for j in defs.jobs),
+    "pools": {k.to_user_string(): sorted(graph.get(k).pools or []) for k in graph.get_all_asset_keys()},
+    "job_runner": type(resources["job_runner"]).__name__,
+    "image_encoder": resources["embedding_config"].image_encoder,
 }))
 """
 
@@ -49,6 +52,13 @@ EXPECTED_ASSETS = {
     "items_quarantine": ("catalogue", ["raw_metadata"], False),
     "interactions": ("catalogue", ["items", "raw_reviews"], True),
     "interactions_quarantine": ("catalogue", ["items", "raw_reviews"], True),
+    "item_text_embeddings": ("embeddings", ["items"], False),
+    "item_image_embeddings": ("embeddings", ["items"], False),
+    "item_fused_embeddings": (
+        "embeddings",
+        ["interactions", "item_image_embeddings", "item_text_embeddings"],
+        False,
+    ),
 }
 BLOCKING = [
     "interactions_ids_not_null",
@@ -72,6 +82,11 @@ def test_definitions_load(env: str) -> None:
     assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
     assert described["blocking"] == BLOCKING
     assert described["jobs"] == ["all_assets"]
+    # Only the accelerator step occupies the GPU pool.
+    assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings"}
+    assert described["pools"]["item_image_embeddings"] == ["gpu"]
+    assert described["job_runner"] == {"local": "LocalJobRunner", "gcp": "VertexJobRunner"}[env]
+    assert described["image_encoder"] == {"local": "efficientnet-lite0", "gcp": "clip"}[env]
     (root,) = described["io_roots"]
     if env == "gcp":
         assert root == "gs://my-bucket/recsys"
@@ -90,6 +105,11 @@ def test_settings_are_validated() -> None:
         ("RECSYS_ENV", "aws", "RECSYS_ENV='aws': expected one of local, gcp"),
         ("RECSYS_RAW_FORMAT", "2020", "RECSYS_RAW_FORMAT='2020': expected one of 2014, 2018, 2023"),
         ("RECSYS_MAX_QUARANTINE_RATE", "lots", "RECSYS_MAX_QUARANTINE_RATE='lots' is not a number"),
+        (
+            "RECSYS_IMAGE_ENCODER",
+            "vit",
+            "RECSYS_IMAGE_ENCODER='vit': expected one of clip, efficientnet-lite0",
+        ),
     ]:
         done = subprocess.run(
             [sys.executable, "-c", "import recsys_assets.definitions"],

@@ -16,8 +16,9 @@ from dagster import (
 )
 from upath import UPath
 
+from recsys_assets.core.artifacts import atomic_write
 from resources.environments import IO_MANAGER_KEYS, artifact_io_managers
-from resources.io_managers import ArtifactIOManager, JsonFormat, PerPartition, atomic_write
+from resources.io_managers import ArtifactIOManager, JsonFormat, PerPartition
 
 FRAME = pd.DataFrame({"item_id": ["a", "b", "c"], "price": [1.5, None, 3.0], "n": [1, 2, 3]})
 MATRIX = np.arange(12, dtype=np.float32).reshape(3, 4)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.io_managers import ArtifactIOManagerFactory, FormatName
+from resources.job_runners import LocalJobRunner, VertexJobRunner
 from resources.raw_data import QualityPolicy, RawDataSource
 from resources.settings import Settings
 
@@ -44,18 +46,40 @@ def _shared(settings: Settings) -> dict[str, Any]:
             max_quarantine_rate=settings.max_quarantine_rate,
             row_count_tolerance=settings.row_count_tolerance,
         ),
+        "artifacts": ArtifactStore(root=settings.artifacts_root),
+        "embedding_config": EmbeddingConfig(
+            text_model=settings.text_model,
+            text_backend=settings.text_backend,  # type: ignore[arg-type]  # validated by Settings
+            image_encoder=settings.image_encoder,  # type: ignore[arg-type]
+            image_weights=settings.image_weights,
+            image_max_items=settings.image_max_items,
+        ),
     }
 
 
 def local_resources(settings: Settings) -> dict[str, Any]:
-    return {**artifact_io_managers(settings.artifacts_root), **_shared(settings)}
+    return {
+        **artifact_io_managers(settings.artifacts_root),
+        **_shared(settings),
+        "job_runner": LocalJobRunner(),
+    }
 
 
 def gcp_resources(settings: Settings) -> dict[str, Any]:
     # gcsfs picks up Application Default Credentials (workload identity on GCP); the
     # project is named so that requester-pays buckets and quotas bill the right one.
     storage_options = {"project": settings.gcp_project}
-    return {**artifact_io_managers(settings.artifacts_root, storage_options), **_shared(settings)}
+    return {
+        **artifact_io_managers(settings.artifacts_root, storage_options),
+        **_shared(settings),
+        "job_runner": VertexJobRunner(
+            project=settings.gcp_project,
+            region=settings.vertex_region,
+            image_uri=settings.vertex_image,
+            service_account=settings.vertex_service_account,
+            pipes_bucket=settings.pipes_bucket,
+        ),
+    }
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:

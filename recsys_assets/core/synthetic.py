@@ -33,6 +33,9 @@ import orjson
 REVIEWS_FILE = "reviews_Electronics_5.json.gz"
 METADATA_FILE = "meta_Electronics.json.gz"
 IMAGES_DIR = "images"
+N_BRANDS = 6
+#: The colour of each brand's mark on its images.
+BRAND_COLOURS = ((20, 20, 20), (230, 230, 230), (200, 30, 30), (30, 160, 40), (30, 60, 200), (240, 200, 0))
 MANIFEST_FILE = "manifest.json"
 
 # Category name -> (path under Electronics, words that carry the category's signal).
@@ -291,6 +294,8 @@ class Preset:
     first_month: str
     n_months: int
     image_share: float = 0.7
+    #: Share of a user's reviews drawn from their favourite brand (within the category).
+    brand_loyalty: float = 0.5
     missing_title_share: float = 0.08
     missing_description_share: float = 0.25
     #: Mean number of words of a review text.
@@ -362,7 +367,7 @@ def make_catalogue(preset: Preset, rng: np.random.Generator) -> Catalogue:
     n = preset.n_items
     category_share = rng.dirichlet(np.full(len(CATEGORIES), 4.0))
     category = rng.choice(len(CATEGORIES), size=n, p=category_share)
-    brand = rng.integers(0, 6, size=n)
+    brand = rng.integers(0, N_BRANDS, size=n)
     reviewed = np.zeros(n, dtype=bool)
     reviewed[rng.choice(n, size=min(preset.n_reviewed_items, n), replace=False)] = True
     weight = np.zeros(n)
@@ -480,7 +485,11 @@ def make_reviews(preset: Preset, cat: Catalogue, rng: np.random.Generator) -> Re
     noise = rng.random(len(user_of)) < 0.15
     category[noise] = rng.choice(n_cat, size=int(noise.sum()), p=popularity)
 
-    item = _draw_items(category, cat, rng)
+    # Brand loyalty: part of each user's reviews stay with one brand (shown in the title,
+    # the brand field and a mark on the image), so content predicts co-review beyond category.
+    favourite = rng.integers(0, N_BRANDS, size=n_users)[user_of]
+    loyal = rng.random(len(user_of)) < preset.brand_loyalty
+    item = _draw_items(category, cat, rng, np.where(loyal, favourite, -1))
     # A user reviews an item once: redraw repeats until none is left.
     for _ in range(50):
         pair = user_of.astype(np.int64) * cat.item_id.size + item
@@ -503,11 +512,17 @@ def make_reviews(preset: Preset, cat: Catalogue, rng: np.random.Generator) -> Re
     return Reviews(user_of, item, rating, ts)
 
 
-def _draw_items(category: np.ndarray, cat: Catalogue, rng: np.random.Generator) -> np.ndarray:
+def _draw_items(
+    category: np.ndarray, cat: Catalogue, rng: np.random.Generator, brand: np.ndarray | None = None
+) -> np.ndarray:
+    """An item per event from its category, popularity-weighted; of ``brand`` where >= 0."""
+    brand = np.full(len(category), -1) if brand is None else brand
     item = np.empty(len(category), dtype=np.int64)
-    for c in np.unique(category):
-        rows = np.flatnonzero(category == c)
-        members = np.flatnonzero((cat.category == c) & (cat.weight > 0))
+    for c, b in {(int(c), int(b)) for c, b in zip(category, brand, strict=True)}:
+        rows = np.flatnonzero((category == c) & (brand == b))
+        members = np.flatnonzero((cat.category == c) & (cat.weight > 0) & ((cat.brand == b) | (b < 0)))
+        if len(members) == 0:  # no reviewed item of that brand in the category
+            members = np.flatnonzero((cat.category == c) & (cat.weight > 0))
         p = cat.weight[members] / cat.weight[members].sum()
         item[rows] = members[rng.choice(len(members), size=len(rows), p=p)]
     return item
@@ -530,8 +545,8 @@ def _review_line(user: str, asin: str, rating: float, ts: int, text: str, summar
     )
 
 
-def write_image(path: Path, category: int, seed: int) -> None:
-    """A 64x64 JPEG whose colour and shape depend on the category, so images carry signal."""
+def write_image(path: Path, category: int, seed: int, brand: int = 0) -> None:
+    """A 64x64 JPEG: colour and shape show the category, a bar pattern at the bottom the brand."""
     from PIL import Image, ImageDraw  # deferred: only the generator draws images
 
     rng = np.random.default_rng(seed)
@@ -543,6 +558,8 @@ def write_image(path: Path, category: int, seed: int) -> None:
     x1, y1 = x0 + 24 + category * 2, y0 + 24 + (category % 4) * 4
     shape = draw.ellipse if category % 2 else draw.rectangle
     shape((x0, y0, x1, y1), fill=(255 - base[0], 255 - base[1], 255 - base[2]))
+    for bar in range(brand + 1):
+        draw.rectangle((4 + bar * 10, 54, 10 + bar * 10, 62), fill=BRAND_COLOURS[brand])
     image.save(path, format="JPEG", quality=85)
 
 
@@ -600,7 +617,12 @@ def generate(
     if image_files:
         images_dir.mkdir(exist_ok=True)
         for i in np.flatnonzero(has_image):
-            write_image(images_dir / f"{cat.item_id[i]}.jpg", int(cat.category[i]), preset.seed + int(i))
+            write_image(
+                images_dir / f"{cat.item_id[i]}.jpg",
+                int(cat.category[i]),
+                preset.seed + int(i),
+                int(cat.brand[i]),
+            )
             n_images += 1
 
     last_month = np.datetime64(preset.first_month, "M") + preset.n_months - 1

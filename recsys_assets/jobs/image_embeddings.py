@@ -1,0 +1,85 @@
+"""Job (GPU): item images -> ``embeddings/img.npy`` + ``img_items.parquet`` + ``img_meta.json``.
+
+Extras: ``items_uri``, ``output_uri``, ``items_output_uri``, ``meta_uri``, ``encoder``,
+``weights`` (optional), ``max_items``, ``workers``, ``timeout_s``, ``retries``,
+``batch_size``, ``device``.
+
+Items with an image URL are taken in ``items`` order up to ``max_items``. Every one of
+them ends up either as a row of ``img.npy`` or as a failure counted by reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys_assets.core.artifacts import read_parquet, write_json, write_npy, write_parquet
+from recsys_assets.core.image_encoders import load_image_encoder
+from recsys_assets.core.image_fetch import FetchReport, fetch_images
+from recsys_assets.jobs.pipes_io import markdown_table, md, progress_logger, run_job
+
+
+def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
+    items = read_parquet(params["items_uri"], columns=["item_id", "image_url"])
+    has_url = items["image_url"].notna() & (items["image_url"].astype(str) != "")
+    candidates = np.flatnonzero(has_url.to_numpy())[: int(params["max_items"])]
+    encoder = load_image_encoder(params["encoder"], params.get("weights"), params.get("device", "auto"))
+    pipes.log.info(
+        f"{encoder.name} ({encoder.dim}-d) on {encoder.device}: {len(candidates):,} of "
+        f"{int(has_url.sum()):,} items with an image URL (cap {int(params['max_items']):,})"
+    )
+    urls = items["image_url"].to_numpy()[candidates].tolist()
+    report = FetchReport()
+    progress = progress_logger(pipes, "images")
+    vectors, rows = [], []
+    start = time.perf_counter()
+    for positions, pixels in fetch_images(
+        urls,
+        encoder.image_size,
+        workers=int(params.get("workers", 16)),
+        timeout=float(params.get("timeout_s", 10.0)),
+        retries=int(params.get("retries", 2)),
+        chunk=int(params.get("batch_size", 256)),
+        report=report,
+        on_chunk=lambda r: progress(r.fetched + sum(r.failed.values()), r.requested),
+    ):
+        vectors.append(encoder.encode(pixels))
+        rows.append(candidates[positions])
+    seconds = time.perf_counter() - start
+    embeddings = np.concatenate(vectors) if vectors else np.zeros((0, encoder.dim), dtype=np.float32)
+    item_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    img_items = pd.DataFrame({"item_id": items["item_id"].to_numpy()[item_rows], "item_row": item_rows})
+    failed = dict(sorted(report.failed.items()))
+    meta = {
+        "encoder": encoder.name,
+        "weights": encoder.weights,
+        "dim": encoder.dim,
+        "count": len(embeddings),
+        "requested": report.requested,
+        "failed": sum(failed.values()),
+        "failed_by_reason": failed,
+        "failure_examples": report.examples,
+        "items_with_image_url": int(has_url.sum()),
+        "max_items": int(params["max_items"]),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(embeddings) / seconds, 1) if seconds > 0 else None,
+        "device": str(encoder.device),
+        "run_id": run_id,
+    }
+    write_npy(params["output_uri"], embeddings)
+    write_parquet(params["items_output_uri"], img_items)
+    write_json(params["meta_uri"], meta)
+    table = markdown_table(["reason", "items"], [[k, v] for k, v in failed.items()] or [["(none)", 0]])
+    return {
+        **{k: v for k, v in meta.items() if k not in ("failed_by_reason", "failure_examples")},
+        "failed_by_reason": md(table),
+        "uri": params["output_uri"],
+        "shape": list(embeddings.shape),
+    }
+
+
+if __name__ == "__main__":
+    run_job(run)

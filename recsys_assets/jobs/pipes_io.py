@@ -1,0 +1,68 @@
+"""Open the Pipes connection a job module was launched with.
+
+A local subprocess gets its context and message channel from temp files (Dagster's
+defaults); a Vertex AI container gets them through GCS, which the launcher announces with
+``RECSYS_PIPES_TRANSPORT=gcs``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster_pipes import PipesContext, open_dagster_pipes
+
+TRANSPORT_ENV = "RECSYS_PIPES_TRANSPORT"
+
+
+@contextmanager
+def open_job_pipes() -> Iterator[PipesContext]:
+    if os.environ.get(TRANSPORT_ENV) == "gcs":
+        from dagster_pipes import PipesGCSContextLoader, PipesGCSMessageWriter
+        from google.cloud import storage
+
+        client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT"))
+        with open_dagster_pipes(
+            context_loader=PipesGCSContextLoader(client=client),
+            message_writer=PipesGCSMessageWriter(client=client, interval=2),
+        ) as pipes:
+            yield pipes
+    else:
+        with open_dagster_pipes() as pipes:
+            yield pipes
+
+
+def progress_logger(pipes: PipesContext, what: str, every_seconds: float = 5.0) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that logs through Pipes at most every few seconds."""
+    start = time.perf_counter()
+    last = [-every_seconds]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter() - start
+        if now - last[0] >= every_seconds or done == total:
+            last[0] = now
+            rate = done / now if now > 0 else 0.0
+            pipes.log.info(f"{what}: {done:,}/{total:,} ({rate:,.0f}/s)")
+
+    return report
+
+
+def md(text: str) -> dict[str, Any]:
+    """A markdown metadata value in the Pipes wire format."""
+    return {"raw_value": text, "type": "md"}
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run_job(run: Callable[[dict[str, Any], PipesContext, str], dict[str, Any]]) -> None:
+    """A job module's entry point: ``run(extras, pipes, run_id)`` returns its metadata."""
+    with open_job_pipes() as pipes:
+        metadata = run(dict(pipes.extras), pipes, pipes.run_id)
+        pipes.report_asset_materialization(metadata={k: v for k, v in metadata.items() if v is not None})

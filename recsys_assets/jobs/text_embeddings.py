@@ -1,0 +1,50 @@
+"""Job: ``items.parquet`` -> ``embeddings/txt.npy`` + ``txt_meta.json`` (all-MiniLM-L6-v2).
+
+Extras: ``items_uri``, ``output_uri``, ``meta_uri``, ``model``, ``backend``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recsys_assets.core.artifacts import read_parquet, write_json, write_npy
+from recsys_assets.core.text_embeddings import TEXT_MAX_TOKENS, TextEncoder, item_texts
+from recsys_assets.jobs.pipes_io import progress_logger, run_job
+
+TEXT_COLUMNS = ["item_id", "title", "description", "brand", "categories"]
+
+
+def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
+    items = read_parquet(params["items_uri"], columns=TEXT_COLUMNS)
+    texts = item_texts(items)
+    empty = sum(1 for t in texts if not t)
+    pipes.log.info(f"encoding {len(texts):,} item texts ({empty:,} empty) with {params['backend']}")
+    encoder = TextEncoder(model=params["model"], backend=params["backend"])
+    vectors, stats = encoder.encode(texts, progress=progress_logger(pipes, "text embeddings"))
+    # An empty text still gets the model's vector for "" (the CLS/SEP pair): a constant
+    # that downstream code can recognise by ``items_with_empty_text``.
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.allclose(norms, 1.0, atol=1e-3):
+        raise RuntimeError(f"text embeddings are not unit length (min norm {norms.min():.4f})")
+    meta = {
+        "encoder": encoder.model_name,
+        "backend": encoder.backend,
+        "dim": encoder.dim,
+        "count": len(vectors),
+        "max_tokens": TEXT_MAX_TOKENS,
+        "items_with_empty_text": empty,
+        "encode_seconds": round(stats.seconds, 3),
+        "items_per_second": round(stats.items_per_second, 1),
+        "int8_calibration_cosine": encoder.calibration_cosine,
+        "threads": encoder.threads,
+        "run_id": run_id,
+    }
+    write_npy(params["output_uri"], vectors)
+    write_json(params["meta_uri"], meta)
+    return {**meta, "uri": params["output_uri"], "shape": list(vectors.shape)}
+
+
+if __name__ == "__main__":
+    run_job(run)

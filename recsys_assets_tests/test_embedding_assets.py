@@ -1,0 +1,124 @@
+"""The three embedding assets end to end: job modules through the local Pipes client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from recsys_assets.assets import catalogue, embeddings
+from recsys_assets.core.synthetic import METADATA_FILE, REVIEWS_FILE, generate
+from resources.embeddings import ArtifactStore, EmbeddingConfig
+from resources.environments import artifact_io_managers
+from resources.job_runners import LocalJobRunner
+from resources.raw_data import QualityPolicy, RawDataSource
+
+SMALL = {"n_items": 400, "n_users": 200, "n_reviews": 4_000, "n_reviewed_items": 260}
+ASSETS = [
+    catalogue.raw_metadata,
+    catalogue.raw_reviews,
+    catalogue.items,
+    catalogue.interactions,
+    embeddings.item_text_embeddings,
+    embeddings.item_image_embeddings,
+    embeddings.item_fused_embeddings,
+]
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("embed")
+    raw = base / "raw"
+    generate("small", raw, overrides=SMALL)
+    # Two broken image URLs: one missing file, one corrupt file.
+    images = sorted((raw / "images").iterdir())
+    images[0].unlink()
+    images[1].write_bytes(b"not an image")
+    root = base / "artifacts"
+    resources = {
+        **artifact_io_managers(str(root)),
+        "raw_data": RawDataSource(reviews_uri=str(raw / REVIEWS_FILE), metadata_uri=str(raw / METADATA_FILE)),
+        "quality_policy": QualityPolicy(),
+        "artifacts": ArtifactStore(root=str(root)),
+        "embedding_config": EmbeddingConfig(image_workers=4),
+        "job_runner": LocalJobRunner(env={"RECSYS_MODEL_CACHE": str(base / "onnx")}),
+    }
+    job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2012-08", ASSET_PARTITION_RANGE_END_TAG: "2014-07"},
+            raise_on_error=False,
+        )
+        assert result.success
+        metadata = {
+            m.asset_key.to_user_string(): m.metadata
+            for m in result.asset_materializations_for_node("item_fused_embeddings")
+        }
+        for name in ("item_text_embeddings", "item_image_embeddings"):
+            metadata.update(
+                {
+                    m.asset_key.to_user_string(): m.metadata
+                    for m in result.asset_materializations_for_node(name)
+                }
+            )
+    return {"root": root, "metadata": metadata, "images": len(images)}
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def test_text_embeddings_follow_items_order(materialized: dict[str, Any]) -> None:
+    root: Path = materialized["root"]
+    items = pd.read_parquet(root / "items.parquet")
+    text = np.load(root / "embeddings" / "txt.npy")
+    assert text.shape == (len(items), 384) and text.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-3)
+    meta = _json(root / "embeddings" / "txt_meta.json")
+    assert meta["count"] == len(items) and meta["dim"] == 384 and meta["max_tokens"] == 128
+    assert meta["encoder"] == "packaged:all-MiniLM-L6-v2" and meta["backend"] == "onnx-int8"
+    assert meta["items_per_second"] > 0 and len(meta["run_id"]) == 36
+    reported = materialized["metadata"]["item_text_embeddings"]
+    assert reported["count"].value == len(items)
+    assert reported["shape"].value == [len(items), 384]
+
+
+def test_image_embeddings_count_every_item(materialized: dict[str, Any]) -> None:
+    root: Path = materialized["root"]
+    items = pd.read_parquet(root / "items.parquet")
+    image = np.load(root / "embeddings" / "img.npy")
+    rows = pd.read_parquet(root / "embeddings" / "img_items.parquet")
+    meta = _json(root / "embeddings" / "img_meta.json")
+    with_url = int(items["image_url"].notna().sum())
+    assert meta["requested"] == with_url == materialized["images"]
+    assert meta["failed_by_reason"] == {"corrupt": 1, "not_found": 1}
+    assert image.shape == (with_url - 2, 1280) == (meta["count"], meta["dim"])
+    assert meta["encoder"] == "efficientnet-lite0" and meta["device"] == "cpu"
+    # img_items names the item of each row, and the rows point back into items.
+    assert (items["item_id"].to_numpy()[rows["item_row"]] == rows["item_id"].to_numpy()).all()
+    assert len(rows) == len(image)
+    reported = materialized["metadata"]["item_image_embeddings"]
+    assert "| corrupt | 1 |" in reported["failed_by_reason"].value
+
+
+def test_fused_embeddings_beat_text_on_held_out_co_review(materialized: dict[str, Any]) -> None:
+    root: Path = materialized["root"]
+    fused = np.load(root / "embeddings" / "fused.npy")
+    items = pd.read_parquet(root / "items.parquet")
+    assert fused.shape == (len(items), 128)
+    np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-4)
+    config = _json(root / "embeddings" / "fusion_config.json")
+    assert config["input_dim"] == 384 + 1280 + 1
+    assert config["losses"][-1] < config["losses"][0]
+    agreement = config["neighbour_agreement_at_20"]
+    assert agreement["fused"] > agreement["text"]
+    reported = materialized["metadata"]["item_fused_embeddings"]
+    assert reported["agreement_fused"].value == pytest.approx(agreement["fused"], abs=1e-5)
+    assert "held-out co-review pairs in top-20" in reported["neighbour_agreement"].value
