@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize test lint bench data install lock clean
+.PHONY: run materialize test lint bench bench-staging bench-embeddings data install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,13 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: install
+bench: bench-staging bench-embeddings
+
+bench-staging: install
 	$(PY) -m benchmarks.staging
+
+bench-embeddings: materialize
+	$(PY) -m benchmarks.embeddings all
 
 lock: install
 	head -2 requirements.lock > requirements.lock.new

@@ -12,10 +12,8 @@ the block-parallel parser from the machine's noise.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,11 +22,11 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.results import machine, now, write_section
 from recsys_assets.core.synthetic import MANIFEST_FILE, METADATA_FILE, REVIEWS_FILE, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "raw" / "amazon-electronics"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 TARGET_SECONDS, TARGET_RSS_GB = 180, 6.0
 
 
@@ -87,18 +85,6 @@ def measure(workers: int) -> dict[str, object]:
     return result
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -123,12 +109,10 @@ def main() -> None:
         return "met" if passed else "MISSED"
 
     lines = [
-        "# Benchmark results",
-        "",
         "## Staging the `amazon-electronics` preset",
         "",
         "- command: `make bench` (`python -m benchmarks.staging`)",
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {now()}",
         f"- machine: {machine()}",
         f"- input: {ours['items']:,} metadata records ({sizes[METADATA_FILE]:.0f} MB gz, "
         f"Python literals) and {ours['interactions']:,} reviews ({sizes[REVIEWS_FILE]:.0f} MB gz) "
@@ -153,8 +137,8 @@ def main() -> None:
         f"{ok(float(ours['peak_rss_gb']) <= TARGET_RSS_GB)} ({float(ours['peak_rss_gb']):.2f} GB).",  # type: ignore[arg-type]
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
+    write_section("staging", lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

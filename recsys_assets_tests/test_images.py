@@ -123,6 +123,11 @@ def test_efficientnet_uses_the_packaged_pretrained_weights(tmp_path: Path) -> No
     # Same category, different brand mark: closer than a different category.
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     np.testing.assert_allclose(encoder.encode(pixels[:1]), vectors[:1], atol=1e-5)
+    # On CPU the encoder runs through onnxruntime; eager torch gives the same vectors.
+    assert encoder.runtime == "onnxruntime"
+    eager = load_image_encoder("efficientnet-lite0", device="cpu", runtime="torch")
+    assert eager.runtime == "torch"
+    np.testing.assert_allclose(eager.encode(pixels), vectors, atol=1e-4)
 
 
 def test_bad_efficientnet_weights_fail_clearly(tmp_path: Path) -> None:
@@ -159,6 +164,8 @@ def test_clip_loads_from_a_saved_folder(tmp_path: Path) -> None:
     vectors = encoder.encode(pixels)
     assert vectors.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    eager = load_image_encoder("clip", str(tmp_path / "clip"), device="cpu", runtime="torch")
+    np.testing.assert_allclose(eager.encode(pixels), vectors, atol=1e-4)
 
 
 def test_clip_without_weights_never_runs_random(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,12 +20,9 @@ beside transformers 5; exporting the module ourselves needs only torch and onnx.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ import pandas as pd
 import torch
 
 from recsys_assets.core.artifacts import local_copy
+from recsys_assets.core.onnx_runtime import cache_root, export_cached, quantize_int8, session, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +144,8 @@ class TextEncoder:
         self.calibration_cosine: float | None = None
         self._session: Any = None
         if backend != "torch":
-            onnx_path = export_onnx(
-                self.st, Path(cache_dir or _default_cache()), quantize=backend == "onnx-int8"
-            )
-            self._session = _ort_session(onnx_path, self.threads)
+            onnx_path = export_onnx(self.st, Path(cache_dir) if cache_dir else None, backend == "onnx-int8")
+            self._session = session(onnx_path, self.threads)
             if backend == "onnx-int8":
                 self.calibration_cosine = self._calibrate(min_cosine)
 
@@ -219,68 +215,19 @@ class TextEncoder:
         return out
 
 
-def _default_cache() -> str:
-    return os.environ.get("RECSYS_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "recsys-onnx"))
-
-
-def export_onnx(st: Any, cache_dir: Path, quantize: bool) -> Path:
-    """Export ``st``'s transformer + mean pooling + L2 norm to ONNX (once; cached by weights)."""
+def export_onnx(st: Any, cache_dir: Path | None, quantize: bool) -> Path:
+    """``st``'s transformer + mean pooling + L2 norm as ONNX (exported once; cached by weights)."""
     transformer = st[0].auto_model.eval()
-    digest = hashlib.sha256()
-    for name, tensor in sorted(transformer.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes()[:4096])
-    folder = cache_dir / digest.hexdigest()[:16]
-    fp32, int8 = folder / "model.onnx", folder / "model.int8.onnx"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not fp32.is_file():
-        sample = st.tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
-        tmp = folder / f".model.{os.getpid()}.onnx"
-        with warnings.catch_warnings():
-            # The tracer warns about data-dependent branches in the HF mask code that do not
-            # apply to encoder-only BERT; the exported graph is checked by calibration.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                MeanPooled(transformer),
-                tuple(sample[name] for name in _ONNX_INPUTS),
-                str(tmp),
-                input_names=list(_ONNX_INPUTS),
-                output_names=["embedding"],
-                dynamic_axes={
-                    **{n: {0: "batch", 1: "tokens"} for n in _ONNX_INPUTS},
-                    "embedding": {0: "batch"},
-                },
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, fp32)
-    if quantize and not int8.is_file():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        tmp = folder / f".model.int8.{os.getpid()}.onnx"
-        # Weights only (MatMulConstBOnly): attention's activation x activation products
-        # stay fp32, which keeps cosine to fp32 above 0.99.
-        quantize_dynamic(
-            str(fp32),
-            str(tmp),
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
-        )
-        os.replace(tmp, int8)
-    return int8 if quantize else fp32
-
-
-def _ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folder = (cache_dir or cache_root()) / f"text-{weights_digest(transformer, 'minilm-meanpool-opset17')}"
+    sample = st.tokenizer(["a b c", "d"], padding=True, return_tensors="pt")
+    fp32 = export_cached(
+        MeanPooled(transformer),
+        [sample[name] for name in _ONNX_INPUTS],
+        _ONNX_INPUTS,
+        {n: {0: "batch", 1: "tokens"} for n in _ONNX_INPUTS},
+        folder,
+    )
+    return quantize_int8(fp32) if quantize else fp32
 
 
 class MeanPooled(torch.nn.Module):

@@ -28,7 +28,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
     candidates = np.flatnonzero(has_url.to_numpy())[: int(params["max_items"])]
     encoder = load_image_encoder(params["encoder"], params.get("weights"), params.get("device", "auto"))
     pipes.log.info(
-        f"{encoder.name} ({encoder.dim}-d) on {encoder.device}: {len(candidates):,} of "
+        f"{encoder.name} ({encoder.dim}-d) on {encoder.device} ({encoder.runtime}): {len(candidates):,} of "
         f"{int(has_url.sum()):,} items with an image URL (cap {int(params['max_items']):,})"
     )
     urls = items["image_url"].to_numpy()[candidates].tolist()
@@ -67,6 +67,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "images_per_second": round(len(embeddings) / seconds, 1) if seconds > 0 else None,
         "device": str(encoder.device),
+        "runtime": encoder.runtime,
         "run_id": run_id,
     }
     write_npy(params["output_uri"], embeddings)
