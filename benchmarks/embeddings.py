@@ -81,7 +81,8 @@ def bench_text(n: int) -> None:
         f"- input: {len(texts):,} synthetic item texts (title + brand + description + categories), "
         f"{np.mean(tokens):.0f} tokens on average, {np.mean(np.array(tokens) >= TEXT_MAX_TOKENS):.0%} "
         f"cut at {TEXT_MAX_TOKENS}",
-        "- peer: `SentenceTransformer.encode` (batch 32, `max_seq_length` 128), interleaved with ours; best of 2",
+        "- peer: `SentenceTransformer.encode` (batch 32, `max_seq_length` 128), interleaved with ours; "
+        "best of 2",
         "",
         "| path | items/s | vs peer |",
         "| --- | ---: | ---: |",
@@ -97,7 +98,8 @@ def bench_text(n: int) -> None:
         f"int8 vs fp32 cosine over these texts: mean {cosine.mean():.4f}, min {cosine.min():.4f}, "
         f"1st percentile {np.percentile(cosine, 1):.4f}.",
         "",
-        f"Target: >= 2x the peer: {'met' if ratio >= 2 else 'MISSED'} ({ratio:.2f}x). Projected wall time for "
+        f"Target: >= 2x the peer: {'met' if ratio >= 2 else 'MISSED'} ({ratio:.2f}x). "
+        "Projected wall time for "
         f"{REFERENCE_ITEMS:,} items on this machine: {projected / 60:.1f} min "
         f"(source project: 500-1000 items/s on 4 vCPUs).",
     ]
@@ -160,10 +162,12 @@ def bench_image(n: int) -> None:
         f"- input: {n} JPEG photos, 500x500, read from local disk; resize + centre crop to 224, ImageNet "
         "normalisation, 1280-d pooled features, L2 norm",
         "",
-        "| path | images/s, whole path (read + decode + preprocess + encode) | vs peer | images/s, encode only |",
+        "| path | images/s, whole path (read + decode + preprocess + encode) | vs peer "
+        "| images/s, encode only |",
         "| --- | ---: | ---: | ---: |",
         f"| eager torch (peer) | {rates['torch']:.1f} | 1.00x | {encode_only['torch']:.1f} |",
-        f"| onnxruntime (**the default on CPU**) | {rates['onnx']:.1f} | {rates['onnx'] / rates['torch']:.2f}x "
+        f"| onnxruntime (**the default on CPU**) | {rates['onnx']:.1f} "
+        f"| {rates['onnx'] / rates['torch']:.2f}x "
         f"| {encode_only['onnx']:.1f} |",
         "",
         "On the whole path the download/decode threads compete with the encoder for the 2 cores; eager "
@@ -221,7 +225,8 @@ def bench_fusion() -> None:
     lines = [
         "## Fusion (co-review contrastive MLP, small preset)",
         "",
-        "- command: `make bench-embeddings` (`python -m benchmarks.embeddings fusion`, after `make materialize`)",
+        "- command: `make bench-embeddings` (`python -m benchmarks.embeddings fusion`, after "
+        "`make materialize`)",
         f"- date: {now()}",
         f"- machine: {machine()}",
         f"- data: {len(items):,} items ({len(rows):,} with an image), {len(events):,} reviews; "

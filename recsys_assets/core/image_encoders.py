@@ -102,7 +102,7 @@ def load_image_encoder(
         encoder = _load_clip(weights or DEFAULT_CLIP_MODEL, dev)
     else:
         encoder = _load_efficientnet(weights or PACKAGED_EFFICIENTNET, dev)
-    encoder.model.to(memory_format=torch.channels_last)
+    encoder.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # a real kwarg
     if runtime == "onnx" or (runtime == "auto" and dev.type == "cpu"):
         size = encoder.image_size
         folder = cache_root() / f"image-{name}-{weights_digest(encoder.model, f'{name}-{size}-opset17')}"
