@@ -22,7 +22,6 @@ anchor's ``k`` nearest neighbours.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,8 +29,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

