@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +34,46 @@ ASSETS = [
 ]
 
 
+NETWORK_GUARD = """
+import os, socket
+_connect = socket.socket.connect
+def _guarded(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+        with open(os.environ["NETWORK_GUARD_LOG"], "a") as log:
+            log.write(f"{os.getpid()} {address}\\n")
+        raise OSError(f"network access to {address} is forbidden in this test")
+    return _connect(self, address)
+socket.socket.connect = _guarded
+"""
+
+
+def _guarded_env(base: Path) -> dict[str, str]:
+    """Environment for job subprocesses in which any non-loopback connection fails and is logged."""
+    guard = base / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NETWORK_GUARD)
+    return {
+        "PYTHONPATH": os.pathsep.join([str(guard), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "NETWORK_GUARD_LOG": str(base / "network.log"),
+        "RECSYS_MODEL_CACHE": str(base / "onnx"),
+    }
+
+
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("embed")
+    env = _guarded_env(base)
+    # The guard works: a job process that tries to reach the internet is stopped and logged.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('8.8.8.8', 53), timeout=2)"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 1 and "is forbidden in this test" in probe.stderr
+    Path(env["NETWORK_GUARD_LOG"]).unlink()
     raw = base / "raw"
     generate("small", raw, overrides=SMALL)
     # Two broken image URLs: one missing file, one corrupt file.
@@ -47,7 +87,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "quality_policy": QualityPolicy(),
         "artifacts": ArtifactStore(root=str(root)),
         "embedding_config": EmbeddingConfig(image_workers=4),
-        "job_runner": LocalJobRunner(env={"RECSYS_MODEL_CACHE": str(base / "onnx")}),
+        "job_runner": LocalJobRunner(env=env),
     }
     job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
@@ -68,11 +108,20 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                     for m in result.asset_materializations_for_node(name)
                 }
             )
-    return {"root": root, "metadata": metadata, "images": len(images)}
+    return {
+        "root": root,
+        "metadata": metadata,
+        "images": len(images),
+        "network_log": Path(env["NETWORK_GUARD_LOG"]),
+    }
 
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+def test_no_job_reached_the_network(materialized: dict[str, Any]) -> None:
+    assert not materialized["network_log"].exists(), materialized["network_log"].read_text()
 
 
 def test_text_embeddings_follow_items_order(materialized: dict[str, Any]) -> None:
