@@ -53,7 +53,7 @@ EXPECTED_ASSETS = {
     "interactions": ("catalogue", ["items", "raw_reviews"], True),
     "interactions_quarantine": ("catalogue", ["items", "raw_reviews"], True),
     "item_text_embeddings": ("embeddings", ["items"], False),
-    "item_image_embeddings": ("embeddings", ["items"], False),
+    "item_image_embeddings": ("embeddings", ["interactions", "items"], False),
     "item_fused_embeddings": (
         "embeddings",
         ["interactions", "item_image_embeddings", "item_text_embeddings"],
@@ -70,6 +70,11 @@ BLOCKING = [
     "items_item_id_not_null",
     "items_item_id_unique",
     "items_quarantine_rate",
+    "item_text_embeddings_aligned",
+    "item_image_embeddings_aligned",
+    "item_image_embeddings_failure_rate",
+    "item_fused_embeddings_aligned",
+    "item_fused_embeddings_beat_text",
 ]
 
 
@@ -80,7 +85,7 @@ def test_definitions_load(env: str) -> None:
     assert got == EXPECTED_ASSETS
     assert all(v["description"] for v in described["assets"].values())
     assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
-    assert described["blocking"] == BLOCKING
+    assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == ["all_assets"]
     # Only the accelerator step occupies the GPU pool.
     assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from recsys_assets.assets import catalogue, embeddings
@@ -97,22 +98,19 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             raise_on_error=False,
         )
         assert result.success
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         metadata = {
-            m.asset_key.to_user_string(): m.metadata
-            for m in result.asset_materializations_for_node("item_fused_embeddings")
+            name: m.metadata
+            for name in ("item_text_embeddings", "item_image_embeddings", "item_fused_embeddings")
+            for m in result.asset_materializations_for_node(name)
         }
-        for name in ("item_text_embeddings", "item_image_embeddings"):
-            metadata.update(
-                {
-                    m.asset_key.to_user_string(): m.metadata
-                    for m in result.asset_materializations_for_node(name)
-                }
-            )
     return {
         "root": root,
         "metadata": metadata,
+        "checks": checks,
         "images": len(images),
         "network_log": Path(env["NETWORK_GUARD_LOG"]),
+        "resources": resources,
     }
 
 
@@ -171,3 +169,68 @@ def test_fused_embeddings_beat_text_on_held_out_co_review(materialized: dict[str
     reported = materialized["metadata"]["item_fused_embeddings"]
     assert reported["agreement_fused"].value == pytest.approx(agreement["fused"], abs=1e-5)
     assert "held-out co-review pairs in top-20" in reported["neighbour_agreement"].value
+
+
+def test_embedding_checks_pass_with_their_numbers(materialized: dict[str, Any]) -> None:
+    checks = materialized["checks"]
+    embedding_checks = {name for name in checks if name.startswith("item_")}
+    assert embedding_checks == {
+        "item_text_embeddings_aligned",
+        "item_image_embeddings_aligned",
+        "item_image_embeddings_failure_rate",
+        "item_fused_embeddings_aligned",
+        "item_fused_embeddings_beat_text",
+    }
+    assert all(checks[name].passed for name in embedding_checks)
+    rate = checks["item_image_embeddings_failure_rate"]
+    assert rate.metadata["failure_rate"].value == pytest.approx(2 / materialized["images"])
+    assert (
+        rate.description
+        == rate.metadata["description"].value
+        == (f"2 of {materialized['images']} images failed ({2 / materialized['images']:.2%}; limit 50%)")
+    )
+    assert checks["item_fused_embeddings_beat_text"].description.startswith(
+        "held-out co-review pairs in the top-20"
+    )
+
+
+def test_too_many_failed_images_stop_the_fusion(materialized: dict[str, Any], tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    shutil.copytree(materialized["root"], root)
+    resources = {
+        **materialized["resources"],
+        "artifacts": ArtifactStore(root=str(root)),
+        "embedding_config": EmbeddingConfig(image_workers=4, image_max_failure_rate=0.0),
+    }
+    before = (root / "embeddings" / "fused.npy").stat().st_mtime_ns
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [embeddings.item_image_embeddings, embeddings.item_fused_embeddings],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name.endswith("failure_rate")]
+    assert not check.passed
+    assert "limit 0%" in check.metadata["description"].value
+    assert not result.success
+    # The blocking check failed, so the fusion never ran and its artifact is untouched.
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
+        "item_image_embeddings"
+    ]
+    assert (root / "embeddings" / "fused.npy").stat().st_mtime_ns == before
+
+
+def test_the_image_cap_keeps_reviewed_items_first(tmp_path: Path) -> None:
+    from recsys_assets.jobs.image_embeddings import choose_items
+
+    items = pd.DataFrame({"item_id": ["a", "b", "c", "d", "e"]})
+    has_url = np.array([True, True, False, True, True])
+    (tmp_path / "interactions").mkdir()
+    pd.DataFrame({"item_id": ["d", "c"]}).to_parquet(tmp_path / "interactions" / "2013-01.parquet")
+    pd.DataFrame({"item_id": ["e"]}).to_parquet(tmp_path / "interactions" / "2013-02.parquet")
+    rows, reviewed = choose_items(items, has_url, str(tmp_path / "interactions"), cap=3)
+    # d and e have reviews and images (c has no image); then a, in items order.
+    assert rows.tolist() == [0, 3, 4] and reviewed == 2
+    rows, reviewed = choose_items(items, has_url, None, cap=3)
+    assert rows.tolist() == [0, 1, 3] and reviewed == 0

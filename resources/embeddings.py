@@ -35,6 +35,9 @@ class EmbeddingConfig(ConfigurableResource):
         "Empty: the encoder's default.",
     )
     image_max_items: int = Field(default=150_000, description="Cap on items whose image is embedded.")
+    image_max_failure_rate: float = Field(
+        default=0.5, description="Largest share of failed images the blocking check accepts."
+    )
     image_workers: int = Field(default=16, description="Concurrent image downloads.")
     image_timeout_s: float = 10.0
     image_retries: int = 2

@@ -53,6 +53,7 @@ def _shared(settings: Settings) -> dict[str, Any]:
             image_encoder=settings.image_encoder,  # type: ignore[arg-type]
             image_weights=settings.image_weights,
             image_max_items=settings.image_max_items,
+            image_max_failure_rate=settings.image_max_failure_rate,
         ),
     }
 

@@ -73,6 +73,8 @@ class Settings:
     image_encoder: str
     image_weights: str
     image_max_items: int
+    #: Largest share of failed image downloads/decodes the blocking check accepts.
+    image_max_failure_rate: float
     vertex_region: str
     #: The job container image in Artifact Registry.
     vertex_image: str
@@ -125,6 +127,7 @@ class Settings:
             ),
             image_weights=_env("RECSYS_IMAGE_WEIGHTS", ""),
             image_max_items=int(_float_env("RECSYS_IMAGE_MAX_ITEMS", 150_000)),
+            image_max_failure_rate=_float_env("RECSYS_IMAGE_MAX_FAILURE_RATE", 0.5),
             vertex_region=_env("RECSYS_VERTEX_REGION", "us-central1"),
             vertex_image=_env(
                 "RECSYS_VERTEX_IMAGE", "us-central1-docker.pkg.dev/recsys-project/recsys/jobs:latest"

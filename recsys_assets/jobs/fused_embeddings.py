@@ -14,7 +14,7 @@ import pandas as pd
 
 from recsys_assets.core import fusion
 from recsys_assets.core.artifacts import list_files, read_npy, read_parquet, write_json, write_npy
-from recsys_assets.jobs.pipes_io import markdown_table, md, run_job
+from recsys_assets.jobs.pipes_io import Check, JobResult, markdown_table, md, run_job, unit_rows_check
 
 
 def load_events(interactions_uri: str, item_ids: pd.Series) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def load_events(interactions_uri: str, item_ids: pd.Series) -> pd.DataFrame:
     )
 
 
-def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
+def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
     config = fusion.FusionConfig(**(params.get("config") or {}))
     items = read_parquet(params["items_uri"], columns=["item_id"])
     text = read_npy(params["text_uri"])
@@ -90,7 +90,17 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
         ["neighbours from", f"held-out co-review pairs in top-{config.k}"],
         [[name, f"{value:.2%}"] for name, value in agreement.items()],
     )
-    return {
+    checks = [
+        unit_rows_check("item_fused_embeddings_aligned", fused, len(items), config.out_dim),
+        Check(
+            "item_fused_embeddings_beat_text",
+            agreement["fused"] >= agreement["text"],
+            f"held-out co-review pairs in the top-{config.k}: fused {agreement['fused']:.2%} vs text "
+            f"{agreement['text']:.2%}",
+            {"agreement_fused": agreement["fused"], "agreement_text": agreement["text"]},
+        ),
+    ]
+    metadata = {
         "uri": params["output_uri"],
         "shape": list(fused.shape),
         "train_pairs": result.pairs,
@@ -100,6 +110,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
         "agreement_fused": round(agreement["fused"], 5),
         "neighbour_agreement": md(table),
     }
+    return JobResult(metadata, checks)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from dagster_pipes import PipesContext, open_dagster_pipes
 
 TRANSPORT_ENV = "RECSYS_PIPES_TRANSPORT"
@@ -50,6 +52,21 @@ def progress_logger(pipes: PipesContext, what: str, every_seconds: float = 5.0) 
     return report
 
 
+def unit_rows_check(name: str, vectors: np.ndarray, expected_rows: int, expected_dim: int) -> Check:
+    """Rows and width as expected, every value finite, every row of unit length."""
+    finite = bool(np.isfinite(vectors).all())
+    norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.ones(0)
+    off = int((np.abs(norms - 1.0) > 1e-3).sum()) if finite else len(vectors)
+    passed = vectors.shape == (expected_rows, expected_dim) and finite and off == 0
+    return Check(
+        name,
+        passed,
+        f"shape {list(vectors.shape)} (expected [{expected_rows}, {expected_dim}]), "
+        f"{'all finite' if finite else 'NON-FINITE values'}, {off} row(s) not of unit length",
+        {"rows": int(vectors.shape[0]), "rows_not_unit_length": off},
+    )
+
+
 def md(text: str) -> dict[str, Any]:
     """A markdown metadata value in the Pipes wire format."""
     return {"raw_value": text, "type": "md"}
@@ -61,10 +78,34 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_job(run: Callable[[dict[str, Any], PipesContext, str], dict[str, Any]]) -> None:
-    """A job module's entry point: ``run(extras, pipes, run_id)`` returns its metadata."""
+@dataclass
+class Check:
+    """An asset check the job evaluated on what it wrote; the asset declares it (blocking)."""
+
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    metadata: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+
+
+def run_job(run: Callable[[dict[str, Any], PipesContext, str], JobResult]) -> None:
+    """A job module's entry point: ``run(extras, pipes, run_id)`` returns metadata and checks."""
     # Model loaders draw progress bars on stderr; the job reports progress through Pipes.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with open_job_pipes() as pipes:
-        metadata = run(dict(pipes.extras), pipes, pipes.run_id)
-        pipes.report_asset_materialization(metadata={k: v for k, v in metadata.items() if v is not None})
+        result = run(dict(pipes.extras), pipes, pipes.run_id)
+        pipes.report_asset_materialization(
+            metadata={k: v for k, v in result.metadata.items() if v is not None}
+        )
+        for check in result.checks:
+            pipes.report_asset_check(
+                check_name=check.name,
+                passed=check.passed,
+                metadata={"description": check.description, **check.metadata},
+            )

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from recsys_assets.core.artifacts import read_parquet, write_json, write_npy
 from recsys_assets.core.text_embeddings import TEXT_MAX_TOKENS, TextEncoder, item_texts
-from recsys_assets.jobs.pipes_io import progress_logger, run_job
+from recsys_assets.jobs.pipes_io import JobResult, progress_logger, run_job, unit_rows_check
 
 TEXT_COLUMNS = ["item_id", "title", "description", "brand", "categories"]
 
 
-def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
+def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
     items = read_parquet(params["items_uri"], columns=TEXT_COLUMNS)
     texts = item_texts(items)
     empty = sum(1 for t in texts if not t)
@@ -25,9 +23,6 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
     vectors, stats = encoder.encode(texts, progress=progress_logger(pipes, "text embeddings"))
     # An empty text still gets the model's vector for "" (the CLS/SEP pair): a constant
     # that downstream code can recognise by ``items_with_empty_text``.
-    norms = np.linalg.norm(vectors, axis=1)
-    if not np.allclose(norms, 1.0, atol=1e-3):
-        raise RuntimeError(f"text embeddings are not unit length (min norm {norms.min():.4f})")
     meta = {
         "encoder": encoder.model_name,
         "backend": encoder.backend,
@@ -43,7 +38,10 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> dict[str, Any]:
     }
     write_npy(params["output_uri"], vectors)
     write_json(params["meta_uri"], meta)
-    return {**meta, "uri": params["output_uri"], "shape": list(vectors.shape)}
+    return JobResult(
+        {**meta, "uri": params["output_uri"], "shape": list(vectors.shape)},
+        [unit_rows_check("item_text_embeddings_aligned", vectors, len(items), encoder.dim)],
+    )
 
 
 if __name__ == "__main__":
