@@ -39,11 +39,12 @@ def _checks(asset: str, **descriptions: str) -> list[AssetCheckSpec]:
 def _run(
     context: AssetExecutionContext, runner: JobRunner, job: str, params: dict[str, Any], machine: str
 ) -> Results:
-    for result in runner.run(context, f"recsys_assets.jobs.{job}", params, machine).get_results():
+    for reported in runner.run(context, f"recsys_assets.jobs.{job}", params, machine).get_results():
         # Pipes carries a check's verdict in its metadata; show it as the check's description too.
-        if isinstance(result, AssetCheckResult) and "description" in result.metadata:
-            result = result._replace(description=str(result.metadata["description"].value))
-        yield result
+        if isinstance(reported, AssetCheckResult) and "description" in reported.metadata:
+            yield reported._replace(description=str(reported.metadata["description"].value))
+        else:
+            yield reported
 
 
 @asset(
