@@ -166,6 +166,18 @@ def test_fused_embeddings_beat_text_on_held_out_co_review(materialized: dict[str
     assert config["losses"][-1] < config["losses"][0]
     agreement = config["neighbour_agreement_at_20"]
     assert agreement["fused"] > agreement["text"]
+    # The saved MLP reproduces the fused vectors from the same inputs.
+    from safetensors.torch import load_file
+
+    from recsys_assets.core import fusion
+
+    state = load_file(root / "embeddings" / "fusion_mlp.safetensors")
+    model = fusion.FusionMLP(config["input_dim"], config["config"]["hidden"], config["config"]["out_dim"])
+    model.load_state_dict(state)
+    image = np.load(root / "embeddings" / "img.npy")
+    image_rows = pd.read_parquet(root / "embeddings" / "img_items.parquet")["item_row"].to_numpy()
+    x = fusion.fusion_inputs(np.load(root / "embeddings" / "txt.npy"), image, image_rows)
+    np.testing.assert_allclose(fusion.embed(model.eval(), x), fused, atol=1e-5)
     reported = materialized["metadata"]["item_fused_embeddings"]
     assert reported["agreement_fused"].value == pytest.approx(agreement["fused"], abs=1e-5)
     assert "held-out co-review pairs in top-20" in reported["neighbour_agreement"].value

@@ -129,5 +129,6 @@ def item_fused_embeddings(
         "interactions_uri": artifacts.uri("interactions"),
         "output_uri": artifacts.uri("embeddings", "fused.npy"),
         "config_uri": artifacts.uri("embeddings", "fusion_config.json"),
+        "model_uri": artifacts.uri("embeddings", "fusion_mlp.safetensors"),
     }
     yield from _run(context, job_runner, "fused_embeddings", params, "cpu")

@@ -81,8 +81,10 @@ def read_parquet(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
 
 
 def write_json(uri: str, obj: Any) -> int:
-    payload = json.dumps(obj, indent=2, allow_nan=False).encode("utf-8") + b"\n"
+    return write_bytes(uri, json.dumps(obj, indent=2, allow_nan=False).encode("utf-8") + b"\n")
 
+
+def write_bytes(uri: str, payload: bytes) -> int:
     def write(stream: IO[bytes]) -> None:
         stream.write(payload)
 

@@ -2,6 +2,7 @@
 
 Extras: ``items_uri``, ``text_uri``, ``image_uri``, ``image_items_uri``,
 ``interactions_uri`` (a folder of monthly parquet files), ``output_uri``, ``config_uri``,
+``model_uri`` (the MLP's weights, safetensors, so that new items can be embedded later),
 and optional ``config`` overrides of ``FusionConfig``.
 """
 
@@ -11,9 +12,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from safetensors.torch import save
 
 from recsys_assets.core import fusion
-from recsys_assets.core.artifacts import list_files, read_npy, read_parquet, write_json, write_npy
+from recsys_assets.core.artifacts import (
+    list_files,
+    read_npy,
+    read_parquet,
+    write_bytes,
+    write_json,
+    write_npy,
+)
 from recsys_assets.jobs.pipes_io import Check, JobResult, markdown_table, md, run_job, unit_rows_check
 
 
@@ -85,7 +94,8 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         "run_id": run_id,
     }
     write_npy(params["output_uri"], fused)
-    write_json(params["config_uri"], summary)
+    write_bytes(params["model_uri"], save(result.model.state_dict()))
+    write_json(params["config_uri"], {**summary, "model_uri": params["model_uri"]})
     table = markdown_table(
         ["neighbours from", f"held-out co-review pairs in top-{config.k}"],
         [[name, f"{value:.2%}"] for name, value in agreement.items()],
@@ -102,6 +112,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
     ]
     metadata = {
         "uri": params["output_uri"],
+        "model_uri": params["model_uri"],
         "shape": list(fused.shape),
         "train_pairs": result.pairs,
         "train_seconds": summary["train_seconds"],
