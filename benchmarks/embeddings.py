@@ -216,12 +216,12 @@ def bench_fusion() -> None:
         x = fusion.fusion_inputs(text, img, img_rows)
         result = fusion.train_fusion(x, pairs, text.shape[1], config)
         variants.append((label, fusion.embed(result.model, x), result.seconds))
+    scores = [fusion.neighbour_agreement(e, check, config.k) for _, e, _ in variants]
     table = [
-        f"| {label} | {fusion.neighbour_agreement(e, check, config.k):.2%} | "
-        + (f"{seconds:.1f}" if seconds else "-")
-        + " |"
-        for label, e, seconds in variants
+        f"| {label} | {score:.2%} | " + (f"{seconds:.1f}" if seconds else "-") + " |"
+        for (label, _, seconds), score in zip(variants, scores, strict=True)
     ]
+    text_score, _, mlp_text_score, fused_score = scores
     lines = [
         "## Fusion (co-review contrastive MLP, small preset)",
         "",
@@ -236,6 +236,12 @@ def bench_fusion() -> None:
         f"| neighbours from | held-out co-review pairs in top-{config.k} | train s |",
         "| --- | ---: | ---: |",
         *table,
+        "",
+        f"The fused space agrees with held-out co-review {fused_score / text_score:.1f}x as often as text "
+        f"alone; the gain comes from the co-review objective (the text-only MLP: "
+        f"{mlp_text_score / text_score:.1f}x). On this synthetic data the image input changes it by "
+        f"{100 * (fused_score - mlp_text_score):+.2f} points: ImageNet features of 64x64 thumbnails add "
+        "little beyond what the text already says about category and brand.",
     ]
     write_section("fusion", lines)
     print("\n".join(lines))

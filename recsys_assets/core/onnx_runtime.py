@@ -1,6 +1,6 @@
 """Export torch modules to ONNX once (cached by their weights) and run them with onnxruntime.
 
-On CPU, onnxruntime runs these encoders 2.5x (MiniLM, int8) to 5x (EfficientNet-Lite0)
+On CPU, onnxruntime runs these encoders ~2.8x (MiniLM, int8) to ~6x (EfficientNet-Lite0)
 faster than eager torch on the same cores (``benchmarks/``). On a GPU the encoders stay in
 torch. The cache folder is ``RECSYS_MODEL_CACHE`` (default: a folder under the system temp).
 """

