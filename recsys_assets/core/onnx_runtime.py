@@ -8,6 +8,7 @@ torch. The cache folder is ``RECSYS_MODEL_CACHE`` (default: a folder under the s
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
@@ -63,6 +64,15 @@ def export_cached(
     return target
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.fragment = fragment
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.fragment not in record.getMessage()
+
+
 def quantize_int8(fp32: Path) -> Path:
     """Weight-only int8 MatMuls (per channel); attention's activation products stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -70,14 +80,21 @@ def quantize_int8(fp32: Path) -> Path:
     target = fp32.with_name("model.int8.onnx")
     if not target.is_file():
         tmp = fp32.with_name(f".model.int8.{os.getpid()}.onnx")
-        quantize_dynamic(
-            str(fp32),
-            str(tmp),
-            op_types_to_quantize=["MatMul"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            extra_options={"MatMulConstBOnly": True},
-        )
+        # quantize_dynamic logs a generic "consider pre-processing" hint on the root logger;
+        # the result is checked against fp32 instead (TextEncoder's calibration).
+        hint = _DropMessage("pre-processing before quantization")
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(
+                str(fp32),
+                str(tmp),
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                extra_options={"MatMulConstBOnly": True},
+            )
+        finally:
+            logging.getLogger().removeFilter(hint)
         os.replace(tmp, target)
     return target
 
