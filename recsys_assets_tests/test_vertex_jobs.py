@@ -129,7 +129,13 @@ def _materialize(runner: VertexJobRunner, params: dict[str, Any], machine: str =
     ).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
-        result.logged = [record.user_message for record in instance.all_logs(result.run_id)]
+        records = instance.all_logs(result.run_id)
+        result.logged = [record.user_message for record in records]
+        result.observed = [
+            r.dagster_event.asset_observation_data.asset_observation.metadata
+            for r in records
+            if r.dagster_event and r.dagster_event.event_type_value == "ASSET_OBSERVATION"
+        ]
     return result
 
 
@@ -217,6 +223,13 @@ def test_preemption_retries_run_out(gcs_emulator: str) -> None:
     assert (
         "https://console.cloud.google.com/vertex-ai/locations/europe-west4/training/1002/cpu" in error.message
     )
+    # The failure is also on the asset's page, as an observation with the job's error and URL.
+    (observation,) = result.observed
+    assert observation["vertex_job"].value == f"projects/{PROJECT}/locations/{REGION}/customJobs/1002"
+    assert observation["vertex_state"].value == "JOB_STATE_FAILED"
+    assert observation["vertex_error"].value.startswith("The replica workerpool0-0 was preempted")
+    assert observation["vertex_console_url"].value == console_url(observation["vertex_job"].value)
+    assert observation["vertex_attempts"].value == 2
 
 
 def test_failed_job_reports_its_error_and_is_not_retried(gcs_emulator: str) -> None:

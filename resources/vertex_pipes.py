@@ -13,7 +13,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, DagsterExecutionInterruptedError, OpExecutionContext, PipesClient
+from dagster import (
+    AssetExecutionContext,
+    AssetObservation,
+    DagsterExecutionInterruptedError,
+    MetadataValue,
+    OpExecutionContext,
+    PipesClient,
+)
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 from dagster._core.pipes.utils import open_pipes_session
 from dagster_gcp.pipes import PipesGCSContextInjector, PipesGCSMessageReader
@@ -113,6 +120,7 @@ class PipesVertexCustomJobClient(PipesClient):
                 f"{job.error.message or 'no error message'} (see {url})"
             )
             context.log.error(f"[pipes] {message}")
+            self._observe_failure(context, job, attempt)
             raise VertexJobFailedError(message)
 
     def _run_once(
@@ -153,6 +161,23 @@ class PipesVertexCustomJobClient(PipesClient):
                 "machine_type": request.job_spec.worker_pool_specs[0].machine_spec.machine_type,
             }
             return PipesClientCompletedInvocation(session, metadata=metadata), job
+
+    @staticmethod
+    def _observe_failure(
+        context: AssetExecutionContext | OpExecutionContext, job: aiplatform_v1.CustomJob, attempt: int
+    ) -> None:
+        """Record the failed job on the asset's page (a failed step has no materialization)."""
+        if not context.has_assets_def:
+            return
+        metadata = {
+            "vertex_job": job.name,
+            "vertex_state": JobState(job.state).name,
+            "vertex_error": job.error.message or "no error message",
+            "vertex_console_url": MetadataValue.url(console_url(job.name)),
+            "vertex_attempts": attempt,
+        }
+        for key in context.selected_asset_keys:
+            context.log_event(AssetObservation(asset_key=key, metadata=metadata))
 
     @staticmethod
     def with_bootstrap(
