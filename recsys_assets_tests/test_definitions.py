@@ -59,6 +59,12 @@ EXPECTED_ASSETS = {
         ["interactions", "item_image_embeddings", "item_text_embeddings"],
         False,
     ),
+    "interaction_splits": ("graphs", ["interactions"], False),
+    "node_maps": ("graphs", ["interaction_splits", "items"], False),
+    "ui_edges": ("graphs", ["interaction_splits", "node_maps"], False),
+    "ii_edges_txt": ("graphs", ["item_text_embeddings"], False),
+    "ii_edges_fused": ("graphs", ["item_fused_embeddings"], False),
+    "graph_qa_report": ("graphs", ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"], False),
 }
 BLOCKING = [
     "interactions_ids_not_null",
@@ -75,6 +81,11 @@ BLOCKING = [
     "item_image_embeddings_failure_rate",
     "item_fused_embeddings_aligned",
     "item_fused_embeddings_beat_text",
+    "ui_edges_valid",
+    "ii_edges_txt_valid",
+    "ii_edges_txt_recall",
+    "ii_edges_fused_valid",
+    "ii_edges_fused_recall",
 ]
 
 

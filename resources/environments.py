@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from resources.embeddings import ArtifactStore, EmbeddingConfig
+from resources.graph_config import GraphConfig
 from resources.io_managers import ArtifactIOManagerFactory, FormatName
 from resources.job_runners import LocalJobRunner, VertexJobRunner
 from resources.raw_data import QualityPolicy, RawDataSource
@@ -47,6 +48,7 @@ def _shared(settings: Settings) -> dict[str, Any]:
             row_count_tolerance=settings.row_count_tolerance,
         ),
         "artifacts": ArtifactStore(root=settings.artifacts_root),
+        "graph_config": GraphConfig(k=settings.knn_k),
         "embedding_config": EmbeddingConfig(
             text_model=settings.text_model,
             text_backend=settings.text_backend,  # type: ignore[arg-type]  # validated by Settings

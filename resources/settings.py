@@ -81,6 +81,8 @@ class Settings:
     vertex_service_account: str
     #: Bucket for the Pipes context and message chunks of Vertex AI jobs.
     pipes_bucket: str
+    #: Neighbours per item in the item-item kNN graphs.
+    knn_k: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -136,4 +138,5 @@ class Settings:
                 "RECSYS_VERTEX_SERVICE_ACCOUNT", "recsys-jobs@recsys-project.iam.gserviceaccount.com"
             ),
             pipes_bucket=_env("RECSYS_PIPES_BUCKET", bucket),
+            knn_k=int(_float_env("RECSYS_KNN_K", 20)),
         )

@@ -1,0 +1,101 @@
+"""Node maps, user-item edges and the structural checks every edge list must pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class NodeMaps:
+    """Node index = position in these lists. Items follow ``items`` row order, which is also
+    the row order of every item embedding; users are the train users, sorted by id."""
+
+    users: list[str]
+    items: list[str]
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"users": self.users, "items": self.items}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[str]]) -> NodeMaps:
+        return cls(list(data["users"]), list(data["items"]))
+
+    def user_index(self, ids: pd.Series) -> np.ndarray:
+        return _index(self.users, ids, "user_id")
+
+    def item_index(self, ids: pd.Series) -> np.ndarray:
+        return _index(self.items, ids, "item_id")
+
+
+def _index(names: list[str], ids: pd.Series, field: str) -> np.ndarray:
+    lookup = pd.Index(names)
+    positions = lookup.get_indexer(pd.Index(ids))
+    if (positions < 0).any():
+        bad = ids[positions < 0].iloc[0]
+        raise KeyError(f"{field} {bad!r} has no node ({int((positions < 0).sum())} such rows)")
+    return positions.astype(np.int32)
+
+
+def build_node_maps(item_ids: pd.Series, train: pd.DataFrame) -> NodeMaps:
+    if item_ids.duplicated().any():
+        raise ValueError(f"items: item_id {item_ids[item_ids.duplicated()].iloc[0]!r} appears twice")
+    return NodeMaps(sorted(train["user_id"].astype(str).unique()), item_ids.astype(str).tolist())
+
+
+def ui_edges(train: pd.DataFrame, maps: NodeMaps) -> dict[str, np.ndarray]:
+    """Train user -> item edges; ``weight = rating / (the user's mean train rating)``.
+
+    Dividing by the user's own mean puts every user on one scale (a user's weights average
+    1), so a harsh rater's 4 counts as much as a generous rater's 5, and weights stay
+    positive, as attention and message passing expect.
+    """
+    user = maps.user_index(train["user_id"])
+    item = maps.item_index(train["item_id"])
+    rating = train["rating"].to_numpy(dtype=np.float64)
+    mean = pd.Series(rating).groupby(user).transform("mean").to_numpy()
+    # A repeated (user, item) review becomes one edge with the mean of its weights.
+    edges = (
+        pd.DataFrame({"src": user, "dst": item, "weight": rating / mean})
+        .groupby(["src", "dst"], sort=True, as_index=False)["weight"]
+        .mean()
+    )
+    return {
+        "src": edges["src"].to_numpy(np.int32),
+        "dst": edges["dst"].to_numpy(np.int32),
+        "weight": edges["weight"].to_numpy(np.float32),
+        "num_nodes": np.array([len(maps.users), len(maps.items)], dtype=np.int64),
+    }
+
+
+@dataclass
+class EdgeProblems:
+    self_loops: int
+    duplicates: int
+    out_of_range: int
+
+    @property
+    def ok(self) -> bool:
+        return self.self_loops == self.duplicates == self.out_of_range == 0
+
+
+def edge_problems(src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int, same_kind: bool) -> EdgeProblems:
+    """Counts of self loops (for item-item edges), repeated (src, dst) pairs and bad indices."""
+    out_of_range = int(((src < 0) | (src >= n_src) | (dst < 0) | (dst >= n_dst)).sum())
+    pairs = src.astype(np.int64) * max(n_dst, 1) + dst.astype(np.int64)
+    duplicates = len(pairs) - len(np.unique(pairs))
+    self_loops = int((src == dst).sum()) if same_kind else 0
+    return EdgeProblems(self_loops, duplicates, out_of_range)
+
+
+def degree_histogram(degrees: np.ndarray) -> list[tuple[str, int]]:
+    """Counts of nodes per degree bucket: 0, 1, 2-4, 5-9, 10-19, ... (powers of two after)."""
+    edges = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    out = []
+    for lo, hi in zip(edges, [*edges[1:], None], strict=True):
+        mask = degrees >= lo if hi is None else (degrees >= lo) & (degrees < hi)
+        label = f">={lo}" if hi is None else (str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}")
+        out.append((label, int(mask.sum())))
+    return out
