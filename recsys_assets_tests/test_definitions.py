@@ -64,7 +64,11 @@ EXPECTED_ASSETS = {
     "ui_edges": ("graphs", ["interaction_splits", "node_maps"], False),
     "ii_edges_txt": ("graphs", ["item_text_embeddings"], False),
     "ii_edges_fused": ("graphs", ["item_fused_embeddings"], False),
-    "graph_qa_report": ("graphs", ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"], False),
+    "graph_qa_report": (
+        "graphs",
+        ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"],
+        False,
+    ),
 }
 BLOCKING = [
     "interactions_ids_not_null",
