@@ -16,10 +16,11 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue, embeddings
+from recsys_assets.assets import catalogue, embeddings, graphs
 from recsys_assets.core.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.environments import artifact_io_managers
+from resources.graph_config import GraphConfig
 from resources.job_runners import LocalJobRunner
 from resources.raw_data import QualityPolicy, RawDataSource
 
@@ -32,6 +33,12 @@ ASSETS = [
     embeddings.item_text_embeddings,
     embeddings.item_image_embeddings,
     embeddings.item_fused_embeddings,
+    graphs.interaction_splits,
+    graphs.node_maps,
+    graphs.ui_edges,
+    graphs.ii_edges_txt,
+    graphs.ii_edges_fused,
+    graphs.graph_qa_report,
 ]
 
 
@@ -89,6 +96,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "artifacts": ArtifactStore(root=str(root)),
         "embedding_config": EmbeddingConfig(image_workers=4),
         "job_runner": LocalJobRunner(env=env),
+        "graph_config": GraphConfig(),
     }
     job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
@@ -246,3 +254,26 @@ def test_the_image_cap_keeps_reviewed_items_first(tmp_path: Path) -> None:
     assert rows.tolist() == [0, 3, 4] and reviewed == 2
     rows, reviewed = choose_items(items, has_url, None, cap=3)
     assert rows.tolist() == [0, 1, 3] and reviewed == 0
+
+
+def test_graphs_follow_the_embeddings(materialized: dict[str, Any]) -> None:
+    """Neighbours of a headphones item are headphones; every check on the graphs passed."""
+    root: Path = materialized["root"]
+    items = pd.read_parquet(root / "items.parquet")
+    leaf = items["categories"].map(lambda c: c[-1])
+    for name in ("txt", "fused"):
+        with np.load(root / "graphs" / f"ii_edges_{name}.npz") as graph:
+            src, dst = graph["src"], graph["dst"]
+        assert len(src) == 20 * len(items)
+        headphones = np.flatnonzero(leaf.to_numpy() == "Headphones")
+        same = leaf.to_numpy()[dst[np.isin(src, headphones)]] == "Headphones"
+        assert same.mean() > 0.8, (name, same.mean())
+    report = json.loads((root / "graphs" / "qa_report.json").read_text())
+    assert report["nodes"]["items"] == len(items)
+    assert all(v == 0 for problems in report["problems"].values() for v in problems.values())
+    splits = pd.read_parquet(root / "splits" / "interactions.parquet")
+    assert len(splits) == SMALL["n_reviews"]
+    with np.load(root / "graphs" / "ui_edges.npz") as ui:
+        assert len(ui["src"]) == int((splits["split"] == "train").sum())
+    graph_checks = {n: e for n, e in materialized["checks"].items() if n.startswith(("ui_", "ii_"))}
+    assert len(graph_checks) == 5 and all(e.passed for e in graph_checks.values())
