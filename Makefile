@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize test lint bench bench-staging bench-embeddings data install lock clean
+.PHONY: run materialize test lint bench bench-staging bench-embeddings bench-graphs data install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,13 +41,16 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings
+bench: bench-staging bench-embeddings bench-graphs
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
 
 bench-embeddings: materialize
 	$(PY) -m benchmarks.embeddings all
+
+bench-graphs: install
+	$(PY) -m benchmarks.graphs
 
 lock: install
 	head -2 requirements.lock > requirements.lock.new
