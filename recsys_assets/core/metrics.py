@@ -79,6 +79,15 @@ def top_k(
     return out
 
 
+def dot_scorer(users: np.ndarray, items: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``score`` for ``top_k`` from user and item embeddings: their dot products."""
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return users[rows] @ items.T
+
+    return score
+
+
 def _hits(top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int) -> np.ndarray:
     position, items = targets.pairs(users)
     target_keys = position.astype(np.int64) * n_items + items

@@ -1,0 +1,108 @@
+"""Matrix factorisation trained with BPR: the classic collaborative-filtering baseline.
+
+Each step takes a batch of train (user, item) pairs, draws one uniformly random item per
+pair as the negative, and minimises ``-log sigmoid(s(u, i) - s(u, j))`` plus an L2 penalty
+on the embeddings used in the batch. Validation NDCG@20 (full ranking, train items
+excluded) is measured every ``eval_every`` epochs; the best embeddings are kept and
+training stops after ``patience`` evaluations without improvement. Seeded: two runs with
+one seed give identical embeddings on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from recsys_assets.core.metrics import Csr, dot_scorer, ranking_metrics, top_k
+
+
+@dataclass(frozen=True)
+class MFConfig:
+    dim: int = 64
+    learning_rate: float = 5e-3
+    l2: float = 1e-4
+    batch_size: int = 4096
+    epochs: int = 200
+    eval_every: int = 1
+    patience: int = 10
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass
+class MFResult:
+    users: np.ndarray
+    items: np.ndarray
+    best_epoch: int
+    best_val_ndcg20: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
+    evaluated = np.flatnonzero(val.lengths() > 0)
+    top = top_k(dot_scorer(users, items), evaluated, [train], 20)
+    return ranking_metrics(top, evaluated, val, len(items), [20])["ndcg@20"]
+
+
+def train_mf_bpr(
+    train: Csr,
+    val: Csr,
+    n_items: int,
+    config: MFConfig,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> MFResult:
+    n_users = len(train.indptr) - 1
+    if len(train.indices) == 0:
+        raise ValueError("no train interactions to fit MF-BPR on")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    user_emb = torch.nn.Embedding(n_users, config.dim)
+    item_emb = torch.nn.Embedding(n_items, config.dim)
+    torch.nn.init.normal_(user_emb.weight, std=0.1)
+    torch.nn.init.normal_(item_emb.weight, std=0.1)
+    optimizer = torch.optim.Adam([*user_emb.parameters(), *item_emb.parameters()], lr=config.learning_rate)
+    pair_users = torch.from_numpy(np.repeat(np.arange(n_users), train.lengths()))
+    pair_items = torch.from_numpy(train.indices)
+    best = (-1.0, 0, user_emb.weight.detach().clone(), item_emb.weight.detach().clone())
+    history: list[dict[str, float]] = []
+    waited = 0
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(len(pair_users), generator=generator)
+        total = 0.0
+        for lo in range(0, len(order), config.batch_size):
+            batch = order[lo : lo + config.batch_size]
+            u, i = pair_users[batch], pair_items[batch]
+            j = torch.randint(0, n_items, (len(batch),), generator=generator)
+            eu, ei, ej = user_emb(u), item_emb(i), item_emb(j)
+            diff = (eu * ei).sum(1) - (eu * ej).sum(1)
+            loss = -torch.nn.functional.logsigmoid(diff).mean()
+            loss = loss + config.l2 * (eu.pow(2).sum() + ei.pow(2).sum() + ej.pow(2).sum()) / len(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        if epoch % config.eval_every:
+            continue
+        ndcg = validation_ndcg20(
+            user_emb.weight.detach().numpy(), item_emb.weight.detach().numpy(), train, val
+        )
+        record = {"epoch": float(epoch), "loss": total / len(order), "val_ndcg@20": ndcg}
+        history.append(record)
+        if progress:
+            progress(record)
+        if ndcg > best[0]:
+            best = (ndcg, epoch, user_emb.weight.detach().clone(), item_emb.weight.detach().clone())
+            waited = 0
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    return MFResult(best[2].numpy(), best[3].numpy(), best[1], best[0], time.perf_counter() - start, history)
