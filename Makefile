@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize test lint bench bench-staging bench-embeddings bench-graphs data install lock clean
+.PHONY: run materialize test lint bench bench-staging bench-embeddings bench-graphs bench-movielens data install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings bench-graphs
+bench: bench-staging bench-embeddings bench-graphs bench-movielens
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -51,6 +51,9 @@ bench-embeddings: materialize
 
 bench-graphs: install
 	$(PY) -m benchmarks.graphs
+
+bench-movielens: install
+	$(PY) -m benchmarks.movielens
 
 lock: install
 	head -2 requirements.lock > requirements.lock.new

@@ -81,8 +81,8 @@ def main() -> None:
     lines = [
         "## MovieLens-100k: split and metrics against RecBole",
         "",
-        "- command: `python -m benchmarks.movielens` (downloads the `recbole==1.2.1` wheel for its "
-        "ml-100k files)",
+        "- command: `make bench-movielens` (`python -m benchmarks.movielens`; downloads the "
+        "`recbole==1.2.1` wheel for its ml-100k files)",
         f"- date: {now()}",
         f"- machine: {machine()}",
         f"- data: {len(data.interactions):,} ratings, {len(users):,} users, {len(items):,} items; split: "
