@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from benchmarks.results import machine, now, write_section
+from benchmarks.results import machine, now, verdict, write_section
 
 ITEMS, USERS, INTERACTIONS, REVIEWED = 498_196, 192_403, 1_689_116, 63_001
 K, EXACT_SAMPLE = 20, 4_000
@@ -130,9 +130,6 @@ def main() -> None:
     runs = [child(["--knn", "128"]), child(["--knn", "384"])]
     edges = child(["--edges"])
 
-    def ok(passed: bool) -> str:
-        return "met" if passed else "MISSED"
-
     lines = [
         "## Graphs at the reference scale",
         "",
@@ -164,9 +161,9 @@ def main() -> None:
         "Targets: "
         + "; ".join(
             f"{int(r['dim'])}-d: speed-up >= {TARGET_SPEEDUP:g}x "
-            f"{ok(r['exact_s'] / r['ours_s'] >= TARGET_SPEEDUP)}, "
-            f"recall >= {TARGET_RECALL} {ok(r['recall'] >= TARGET_RECALL)}, "
-            f"RSS <= {TARGET_RSS_GB:g} GB {ok(r['peak_rss_gb'] <= TARGET_RSS_GB)}"
+            f"{verdict(r['exact_s'] / r['ours_s'] >= TARGET_SPEEDUP)}, "
+            f"recall >= {TARGET_RECALL} {verdict(r['recall'] >= TARGET_RECALL)}, "
+            f"RSS <= {TARGET_RSS_GB:g} GB {verdict(r['peak_rss_gb'] <= TARGET_RSS_GB)}"
             for r in runs
         )
         + ".",
@@ -174,7 +171,7 @@ def main() -> None:
         f"`interaction_splits` + `node_maps` + `ui_edges` over {INTERACTIONS:,} synthetic interactions "
         f"({USERS:,} users): {edges['total_s']:.1f} s (the split alone {edges['split_s']:.1f} s), "
         f"{int(edges['edges']):,} train edges, peak RSS {edges['peak_rss_gb']:.2f} GB. Target <= "
-        f"{TARGET_EDGES_S:g} s: {ok(edges['total_s'] <= TARGET_EDGES_S)}.",
+        f"{TARGET_EDGES_S:g} s: {verdict(edges['total_s'] <= TARGET_EDGES_S)}.",
     ]
     write_section("graphs", lines)
     print("\n".join(lines))

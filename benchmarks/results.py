@@ -22,6 +22,11 @@ def write_section(name: str, lines: list[str]) -> None:
     RESULTS.write_text(text.rstrip("\n") + "\n")
 
 
+def verdict(passed: bool) -> str:
+    """How a target reads in RESULTS.md."""
+    return "met" if passed else "MISSED"
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 

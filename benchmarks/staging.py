@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.results import machine, now, write_section
+from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.synthetic import MANIFEST_FILE, METADATA_FILE, REVIEWS_FILE, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,9 +105,6 @@ def main() -> None:
     for run in runs:
         print(json.dumps(run))
 
-    def ok(passed: bool) -> str:
-        return "met" if passed else "MISSED"
-
     lines = [
         "## Staging the `amazon-electronics` preset",
         "",
@@ -132,9 +129,9 @@ def main() -> None:
         "",
         f"Speed-up of the block-parallel parser over one process, same run: **{ratio:.2f}x**.",
         "",
-        f"Targets (2 cores): wall <= {TARGET_SECONDS} s: {ok(float(ours['seconds']) <= TARGET_SECONDS)} "  # type: ignore[arg-type]
+        f"Targets (2 cores): wall <= {TARGET_SECONDS} s: {verdict(float(ours['seconds']) <= TARGET_SECONDS)} "  # type: ignore[arg-type]
         f"({float(ours['seconds']):.0f} s); peak RSS <= {TARGET_RSS_GB} GB: "  # type: ignore[arg-type]
-        f"{ok(float(ours['peak_rss_gb']) <= TARGET_RSS_GB)} ({float(ours['peak_rss_gb']):.2f} GB).",  # type: ignore[arg-type]
+        f"{verdict(float(ours['peak_rss_gb']) <= TARGET_RSS_GB)} ({float(ours['peak_rss_gb']):.2f} GB).",  # type: ignore[arg-type]
         "",
     ]
     write_section("staging", lines)

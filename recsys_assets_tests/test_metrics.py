@@ -104,22 +104,30 @@ def _dense(csr: Csr, n_rows: int, n_cols: int) -> np.ndarray:
     return out
 
 
-def test_mf_bpr_learns_beats_popularity_and_is_deterministic() -> None:
-    from recsys_assets.core.mf import MFConfig, train_mf_bpr, validation_ndcg20
-    from recsys_assets.core.movielens import popularity_scores
-
-    # 300 users in 6 taste groups over 120 items (20 per group), 12 items each, 2 held out.
-    rng = np.random.default_rng(0)
+def _taste_groups(n_users: int, groups: int, per_group: int, seed: int) -> tuple[Csr, Csr]:
+    """Users in taste groups, each reviewing 12 of its group's items: 10 train, 2 held out."""
+    rng = np.random.default_rng(seed)
     rows, items, val_rows, val_items = [], [], [], []
-    for user in range(300):
-        group = user % 6
-        picks = rng.choice(np.arange(group * 20, group * 20 + 20), size=12, replace=False)
+    for user in range(n_users):
+        group = user % groups
+        picks = rng.choice(np.arange(group * per_group, (group + 1) * per_group), size=12, replace=False)
         rows += [user] * 10
         items += picks[:10].tolist()
         val_rows += [user] * 2
         val_items += picks[10:].tolist()
-    train = Csr.from_pairs(np.array(rows), np.array(items), 300)
-    val = Csr.from_pairs(np.array(val_rows), np.array(val_items), 300)
+    return (
+        Csr.from_pairs(np.array(rows), np.array(items), n_users),
+        Csr.from_pairs(np.array(val_rows), np.array(val_items), n_users),
+    )
+
+
+def test_mf_bpr_learns_beats_popularity_and_is_deterministic() -> None:
+    from recsys_assets.core.early_stopping import validation_ndcg20
+    from recsys_assets.core.mf import MFConfig, train_mf_bpr
+    from recsys_assets.core.movielens import popularity_scores
+
+    # 300 users in 6 taste groups over 120 items (20 per group).
+    train, val = _taste_groups(300, 6, 20, seed=0)
     config = MFConfig(dim=16, epochs=40, batch_size=512, learning_rate=2e-2, patience=5)
     first = train_mf_bpr(train, val, 120, config)
     second = train_mf_bpr(train, val, 120, config)
@@ -137,17 +145,7 @@ def test_mf_bpr_learns_beats_popularity_and_is_deterministic() -> None:
 def test_lightgcn_learns_and_is_deterministic() -> None:
     from recsys_assets.core.lightgcn import LightGCNConfig, train_lightgcn
 
-    rng = np.random.default_rng(1)
-    rows, items, val_rows, val_items = [], [], [], []
-    for user in range(200):
-        group = user % 4
-        picks = rng.choice(np.arange(group * 25, group * 25 + 25), size=12, replace=False)
-        rows += [user] * 10
-        items += picks[:10].tolist()
-        val_rows += [user] * 2
-        val_items += picks[10:].tolist()
-    train = Csr.from_pairs(np.array(rows), np.array(items), 200)
-    val = Csr.from_pairs(np.array(val_rows), np.array(val_items), 200)
+    train, val = _taste_groups(200, 4, 25, seed=1)
     config = LightGCNConfig(dim=16, layers=2, epochs=15, batch_size=512, learning_rate=1e-2, patience=5)
     first = train_lightgcn(train, val, 100, config)
     second = train_lightgcn(train, val, 100, config)

@@ -8,11 +8,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_assets.core.graphs import NodeMaps, degree_histogram, edge_problems
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows])
+from recsys_assets.core.markdown import markdown_table
 
 
 def qa_report(
@@ -79,7 +75,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"**Items with no user edge** {orphans['count']:,} ({orphans['share']:.1%}); "
         + ", ".join(f"{k}: {v:,}" for k, v in report["orphan_items"].items() if k.startswith("with_")),
         "### Problems (all must be 0)",
-        _table(
+        markdown_table(
             ["edges", "self loops", "duplicates", "out of range"],
             [[k, v["self_loops"], v["duplicates"], v["out_of_range"]] for k, v in report["problems"].items()],
         ),
@@ -88,14 +84,18 @@ def report_markdown(report: dict[str, Any]) -> str:
     histograms = report["degree_histograms"]
     buckets = [label for label, _ in next(iter(histograms.values()))]
     parts.append(
-        _table(["degree", *histograms], [[b, *(dict(h)[b] for h in histograms.values())] for b in buckets])
+        markdown_table(
+            ["degree", *histograms], [[b, *(dict(h)[b] for h in histograms.values())] for b in buckets]
+        )
     )
     parts.append("### Similarity of kNN edges")
     sims = report["similarity"]
     parts.append(
-        _table(["graph", *next(iter(sims.values()), {})], [[k, *v.values()] for k, v in sims.items()])
+        markdown_table(["graph", *next(iter(sims.values()), {})], [[k, *v.values()] for k, v in sims.items()])
     )
     for name, samples in report["samples"].items():
         parts.append(f"### Sample neighbours ({name})")
-        parts.append(_table(["item", "nearest items"], [[item, "; ".join(n)] for item, n in samples.items()]))
+        parts.append(
+            markdown_table(["item", "nearest items"], [[item, "; ".join(n)] for item, n in samples.items()])
+        )
     return "\n\n".join(parts)

@@ -10,15 +10,14 @@ without improvement. Seeded and deterministic on CPU.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from recsys_assets.core.early_stopping import EarlyStopping, FitResult
 from recsys_assets.core.metrics import Csr
-from recsys_assets.core.mf import validation_ndcg20
 
 
 @dataclass(frozen=True)
@@ -40,23 +39,13 @@ class LightGCNConfig:
         return asdict(self)
 
 
-@dataclass
-class LightGCNResult:
-    users: np.ndarray
-    items: np.ndarray
-    best_epoch: int
-    best_val_ndcg20: float
-    seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 def train_lightgcn(
     train: Csr,
     val: Csr,
     n_items: int,
     config: LightGCNConfig,
     progress: Callable[[dict[str, float]], None] | None = None,
-) -> LightGCNResult:
+) -> FitResult:
     from torch_geometric.nn import LightGCN
 
     n_users = len(train.indptr) - 1
@@ -69,10 +58,7 @@ def train_lightgcn(
     edge_index = torch.stack([torch.cat([users, items]), torch.cat([items, users])])
     model = LightGCN(n_users + n_items, config.dim, config.layers)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    best: tuple[float, int, np.ndarray, np.ndarray] = (-1.0, 0, np.zeros(0), np.zeros(0))
-    history: list[dict[str, float]] = []
-    waited = 0
-    start = time.perf_counter()
+    stopping = EarlyStopping(train, val, config.patience, progress)
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(users), generator=generator)
@@ -96,17 +82,6 @@ def train_lightgcn(
         model.eval()
         with torch.no_grad():
             embedding = model.get_embedding(edge_index).numpy()
-        user_vectors, item_vectors = embedding[:n_users], embedding[n_users:]
-        ndcg = validation_ndcg20(user_vectors, item_vectors, train, val)
-        record = {"epoch": float(epoch), "loss": total / len(order), "val_ndcg@20": ndcg}
-        history.append(record)
-        if progress:
-            progress(record)
-        if ndcg > best[0]:
-            best = (ndcg, epoch, user_vectors.copy(), item_vectors.copy())
-            waited = 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    return LightGCNResult(best[2], best[3], best[1], best[0], time.perf_counter() - start, history)
+        if stopping.evaluate(epoch, total / len(order), embedding[:n_users], embedding[n_users:]):
+            break
+    return stopping.result()

@@ -10,14 +10,14 @@ one seed give identical embeddings on CPU.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from recsys_assets.core.metrics import Csr, dot_scorer, ranking_metrics, top_k
+from recsys_assets.core.early_stopping import EarlyStopping, FitResult
+from recsys_assets.core.metrics import Csr
 
 
 @dataclass(frozen=True)
@@ -35,29 +35,13 @@ class MFConfig:
         return asdict(self)
 
 
-@dataclass
-class MFResult:
-    users: np.ndarray
-    items: np.ndarray
-    best_epoch: int
-    best_val_ndcg20: float
-    seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
-    evaluated = np.flatnonzero(val.lengths() > 0)
-    top = top_k(dot_scorer(users, items), evaluated, [train], 20)
-    return ranking_metrics(top, evaluated, val, len(items), [20])["ndcg@20"]
-
-
 def train_mf_bpr(
     train: Csr,
     val: Csr,
     n_items: int,
     config: MFConfig,
     progress: Callable[[dict[str, float]], None] | None = None,
-) -> MFResult:
+) -> FitResult:
     n_users = len(train.indptr) - 1
     if len(train.indices) == 0:
         raise ValueError("no train interactions to fit MF-BPR on")
@@ -70,10 +54,7 @@ def train_mf_bpr(
     optimizer = torch.optim.Adam([*user_emb.parameters(), *item_emb.parameters()], lr=config.learning_rate)
     pair_users = torch.from_numpy(np.repeat(np.arange(n_users), train.lengths()))
     pair_items = torch.from_numpy(train.indices)
-    best = (-1.0, 0, user_emb.weight.detach().clone(), item_emb.weight.detach().clone())
-    history: list[dict[str, float]] = []
-    waited = 0
-    start = time.perf_counter()
+    stopping = EarlyStopping(train, val, config.patience, progress)
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(len(pair_users), generator=generator)
         total = 0.0
@@ -91,18 +72,7 @@ def train_mf_bpr(
             total += float(loss.detach()) * len(batch)
         if epoch % config.eval_every:
             continue
-        ndcg = validation_ndcg20(
-            user_emb.weight.detach().numpy(), item_emb.weight.detach().numpy(), train, val
-        )
-        record = {"epoch": float(epoch), "loss": total / len(order), "val_ndcg@20": ndcg}
-        history.append(record)
-        if progress:
-            progress(record)
-        if ndcg > best[0]:
-            best = (ndcg, epoch, user_emb.weight.detach().clone(), item_emb.weight.detach().clone())
-            waited = 0
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
-    return MFResult(best[2].numpy(), best[3].numpy(), best[1], best[0], time.perf_counter() - start, history)
+        users, items = user_emb.weight.detach().numpy(), item_emb.weight.detach().numpy()
+        if stopping.evaluate(epoch, total / len(order), users, items):
+            break
+    return stopping.result()

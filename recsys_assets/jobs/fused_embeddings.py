@@ -23,7 +23,8 @@ from recsys_assets.core.artifacts import (
     write_json,
     write_npy,
 )
-from recsys_assets.jobs.pipes_io import Check, JobResult, markdown_table, md, run_job, unit_rows_check
+from recsys_assets.core.markdown import markdown_table
+from recsys_assets.jobs.pipes_io import Check, JobResult, md, run_job, unit_rows_check
 
 
 def load_events(interactions_uri: str, item_ids: pd.Series) -> pd.DataFrame:

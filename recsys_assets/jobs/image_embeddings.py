@@ -20,10 +20,10 @@ import pandas as pd
 from recsys_assets.core.artifacts import list_files, read_parquet, write_json, write_npy, write_parquet
 from recsys_assets.core.image_encoders import load_image_encoder
 from recsys_assets.core.image_fetch import FetchReport, fetch_images
+from recsys_assets.core.markdown import markdown_table
 from recsys_assets.jobs.pipes_io import (
     Check,
     JobResult,
-    markdown_table,
     md,
     progress_logger,
     run_job,

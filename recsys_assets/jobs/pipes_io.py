@@ -72,12 +72,6 @@ def md(text: str) -> dict[str, Any]:
     return {"raw_value": text, "type": "md"}
 
 
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 @dataclass
 class Check:
     """An asset check the job evaluated on what it wrote; the asset declares it (blocking)."""

@@ -1,0 +1,61 @@
+"""What every embedding recommender's training loop shares: validation NDCG@20, early
+stopping on it, and the result it returns (best user and item vectors)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recsys_assets.core.metrics import Csr, dot_scorer, ranking_metrics, top_k
+
+
+def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
+    """Full-ranking NDCG@20 on the validation items, train items excluded."""
+    evaluated = np.flatnonzero(val.lengths() > 0)
+    top = top_k(dot_scorer(users, items), evaluated, [train], 20)
+    return ranking_metrics(top, evaluated, val, len(items), [20])["ndcg@20"]
+
+
+@dataclass
+class FitResult:
+    users: np.ndarray
+    items: np.ndarray
+    best_epoch: int
+    best_val_ndcg20: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class EarlyStopping:
+    """Keeps the best vectors by validation NDCG@20; says stop after ``patience`` evaluations
+    without improvement."""
+
+    def __init__(
+        self, train: Csr, val: Csr, patience: int, progress: Callable[[dict[str, float]], None] | None = None
+    ):
+        self.train, self.val, self.patience, self.progress = train, val, patience, progress
+        self.best = FitResult(np.zeros(0), np.zeros(0), 0, -1.0, 0.0)
+        self.waited = 0
+        self.started = time.perf_counter()
+
+    def evaluate(self, epoch: int, loss: float, users: np.ndarray, items: np.ndarray) -> bool:
+        """Record this epoch; True when training should stop."""
+        ndcg = validation_ndcg20(users, items, self.train, self.val)
+        record = {"epoch": float(epoch), "loss": loss, "val_ndcg@20": ndcg}
+        self.best.history.append(record)
+        if self.progress:
+            self.progress(record)
+        if ndcg > self.best.best_val_ndcg20:
+            self.best.users, self.best.items = users.copy(), items.copy()
+            self.best.best_epoch, self.best.best_val_ndcg20 = epoch, ndcg
+            self.waited = 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def result(self) -> FitResult:
+        self.best.seconds = time.perf_counter() - self.started
+        return self.best
