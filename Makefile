@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize test lint bench bench-staging bench-embeddings bench-graphs bench-movielens data install lock clean
+.PHONY: run materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ data: $(SMALL)/manifest.json
 materialize: install data $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m recsys_assets.materialize
 
+# Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
+ablation: materialize
+	$(PY) -m recsys_assets.materialize --job gat_ablation
+
+# Make the current eval/eval.json the bar later candidates are gated against.
+bless: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster job execute -m recsys_assets.definitions -j bless_eval_report
+
+# MovieLens-100k (from the recbole wheel, not redistributed) as the 2014 dumps; prints the settings.
+data-movielens: install
+	$(PY) -c "from benchmarks.movielens import fetch_ml100k; print(fetch_ml100k())" | tail -1 \
+	  | xargs -I{} $(PY) -m recsys_assets.core.movielens {} data/raw/ml-100k
+
 run: materialize
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
 
@@ -41,7 +54,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -54,6 +67,10 @@ bench-graphs: install
 
 bench-movielens: install
 	$(PY) -m benchmarks.movielens
+
+bench-models: install data
+	$(PY) -m benchmarks.models synthetic
+	$(PY) -m benchmarks.models movielens
 
 lock: install
 	head -2 requirements.lock > requirements.lock.new

@@ -26,9 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     keys = interaction_months.get_partition_keys()
     parser.add_argument("--first-month", default=keys[0], help=f"default {keys[0]}")
     parser.add_argument("--last-month", default=keys[-1], help=f"default {keys[-1]}")
+    parser.add_argument(
+        "--job", default="all_assets", help="job to run: all_assets (default) or gat_ablation"
+    )
     args = parser.parse_args(argv)
 
-    job = defs.resolve_job_def("all_assets")
+    job = defs.resolve_job_def(args.job)
+    graph = job.asset_layer.asset_graph
+    partitioned = any(
+        graph.get(key).partitions_def is not None for key in job.asset_layer.executable_asset_keys
+    )
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -37,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: args.first_month,
                 ASSET_PARTITION_RANGE_END_TAG: args.last_month,
-            },
+            }
+            if partitioned
+            else {},
             raise_on_error=False,
         )
     materialized: dict[str, int] = {}

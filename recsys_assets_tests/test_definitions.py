@@ -69,6 +69,17 @@ EXPECTED_ASSETS = {
         ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"],
         False,
     ),
+    "popularity_model": ("models", ["interaction_splits", "node_maps"], False),
+    "mf_model": ("models", ["interaction_splits", "node_maps"], False),
+    "lightgcn_model": ("models", ["interaction_splits", "node_maps"], False),
+    "gat_model": (
+        "models",
+        ["ii_edges_fused", "ii_edges_txt", "interaction_splits", "item_fused_embeddings",
+         "item_text_embeddings", "node_maps", "ui_edges"],
+        False,
+    ),  # fmt: skip
+    "eval_report": ("models", ["gat_model", "lightgcn_model", "mf_model", "popularity_model"], False),
+    "gat_ablation": ("models", ["gat_model"], False),
 }
 BLOCKING = [
     "interactions_ids_not_null",
@@ -90,6 +101,11 @@ BLOCKING = [
     "ii_edges_txt_recall",
     "ii_edges_fused_valid",
     "ii_edges_fused_recall",
+    "popularity_model_vectors",
+    "mf_model_vectors",
+    "lightgcn_model_vectors",
+    "gat_model_vectors",
+    "eval_report_promotion_gate",
 ]
 
 
@@ -101,10 +117,10 @@ def test_definitions_load(env: str) -> None:
     assert all(v["description"] for v in described["assets"].values())
     assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
     assert described["blocking"] == sorted(BLOCKING)
-    assert described["jobs"] == ["all_assets"]
-    # Only the accelerator step occupies the GPU pool.
-    assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings"}
-    assert described["pools"]["item_image_embeddings"] == ["gpu"]
+    assert described["jobs"] == ["all_assets", "bless_eval_report", "gat_ablation"]
+    # Only the accelerator steps occupy the GPU pool.
+    assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings", "gat_model"}
+    assert described["pools"]["item_image_embeddings"] == described["pools"]["gat_model"] == ["gpu"]
     assert described["job_runner"] == {"local": "LocalJobRunner", "gcp": "VertexJobRunner"}[env]
     assert described["image_encoder"] == {"local": "efficientnet-lite0", "gcp": "clip"}[env]
     (root,) = described["io_roots"]

@@ -1,4 +1,4 @@
-"""The three embedding assets end to end: job modules through the local Pipes client."""
+"""The embedding, graph and model assets end to end: job modules through the local Pipes client."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue, embeddings, graphs
+from recsys_assets.assets import catalogue, embeddings, graphs, models
 from recsys_assets.core.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.environments import artifact_io_managers
 from resources.graph_config import GraphConfig
 from resources.job_runners import LocalJobRunner
+from resources.model_config import ModelConfig
 from resources.raw_data import QualityPolicy, RawDataSource
 
 SMALL = {"n_items": 400, "n_users": 200, "n_reviews": 4_000, "n_reviewed_items": 260}
@@ -39,7 +40,13 @@ ASSETS = [
     graphs.ii_edges_txt,
     graphs.ii_edges_fused,
     graphs.graph_qa_report,
+    models.popularity_model,
+    models.mf_model,
+    models.lightgcn_model,
+    models.gat_model,
+    models.eval_report,
 ]
+MODEL_CONFIG = ModelConfig(max_epochs=15)
 
 
 NETWORK_GUARD = """
@@ -97,6 +104,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "embedding_config": EmbeddingConfig(image_workers=4),
         "job_runner": LocalJobRunner(env=env),
         "graph_config": GraphConfig(),
+        "model_config": MODEL_CONFIG,
     }
     job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
@@ -109,7 +117,13 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         metadata = {
             name: m.metadata
-            for name in ("item_text_embeddings", "item_image_embeddings", "item_fused_embeddings")
+            for name in (
+                "item_text_embeddings",
+                "item_image_embeddings",
+                "item_fused_embeddings",
+                "eval_report",
+                "gat_model",
+            )
             for m in result.asset_materializations_for_node(name)
         }
     return {
@@ -277,3 +291,129 @@ def test_graphs_follow_the_embeddings(materialized: dict[str, Any]) -> None:
         assert len(ui["src"]) == int((splits["split"] == "train").sum())
     graph_checks = {n: e for n, e in materialized["checks"].items() if n.startswith(("ui_", "ii_"))}
     assert len(graph_checks) == 5 and all(e.passed for e in graph_checks.values())
+
+
+def test_every_model_is_stored_as_user_and_item_vectors(materialized: dict[str, Any]) -> None:
+    root: Path = materialized["root"]
+    maps = _json(root / "graphs" / "node_maps.json")
+    for name in ("popularity", "mf", "lightgcn", "gat"):
+        users = np.load(root / "models" / name / "users.npy")
+        items = np.load(root / "models" / name / "items.npy")
+        meta = _json(root / "models" / name / "meta.json")
+        assert users.shape[0] == len(maps["users"]) and items.shape[0] == len(maps["items"])
+        assert users.shape[1] == items.shape[1] == meta["dim"]
+        assert meta["model"] == name and meta["data"]["users"] == len(maps["users"])
+        if name != "popularity":
+            # Early stopping picked the epoch with the best validation NDCG@20, within the cap.
+            best = max(meta["history"], key=lambda h: h["val_ndcg@20"])
+            assert meta["best_epoch"] == best["epoch"] and meta["epochs_run"] <= MODEL_CONFIG.max_epochs
+            assert meta["best_val_ndcg@20"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
+    checks = materialized["checks"]
+    assert all(checks[f"{name}_model_vectors"].passed for name in ("popularity", "mf", "lightgcn", "gat"))
+
+
+def test_gat_checkpoint_reproduces_its_exported_vectors(materialized: dict[str, Any]) -> None:
+    import torch
+
+    from recsys_assets.core.gat import GATConfig, GATRecommender, build_graph, embed
+
+    root: Path = materialized["root"]
+    saved = torch.load(root / "models" / "gat.pt", weights_only=True)
+    config = GATConfig(**saved["config"])
+    assert config.epochs == MODEL_CONFIG.max_epochs and config.layers == MODEL_CONFIG.gat_layers
+    with (
+        np.load(root / "graphs" / "ui_edges.npz") as ui,
+        np.load(root / "graphs" / "ii_edges_fused.npz") as ii,
+    ):
+        graph = build_graph(dict(ui), saved["n_users"], saved["n_items"], dict(ii))
+    assert saved["edge_dims"] == {"user/rates/item": 2, "item/rated_by/user": 2, "item/similar/item": 1}
+    model = GATRecommender(
+        saved["n_users"], saved["n_items"], saved["feature_dim"], config, graph.edge_dims()
+    )
+    model.load_state_dict(saved["state_dict"])
+    meta = _json(root / "models" / "gat" / "meta.json")
+    assert meta["features"] == "fused" and saved["feature_dim"] == 128
+    assert meta["edges"] == {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
+    features = torch.from_numpy(np.load(root / "embeddings" / "fused.npy"))
+    users, items = embed(model, features, graph)
+    np.testing.assert_allclose(items, np.load(root / "models" / "gat" / "items.npy"), atol=1e-5)
+    np.testing.assert_allclose(users, np.load(root / "models" / "gat" / "users.npy"), atol=1e-5)
+
+
+def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_report(
+    materialized: dict[str, Any],
+) -> None:
+    root: Path = materialized["root"]
+    report = _json(root / "eval" / "eval.json")
+    assert report["candidate"] == "gat" and report["ks"] == [10, 20]
+    assert set(report["models"]) == {"popularity", "mf", "lightgcn", "gat"}
+    splits = pd.read_parquet(root / "splits" / "interactions.parquet")
+    assert report["data"]["test"] == int((splits["split"] == "test").sum())
+    for name, model in report["models"].items():
+        for split in ("val", "test"):
+            metrics = model[split]
+            for key in ("recall", "ndcg", "hit", "mrr", "coverage"):
+                assert 0.0 <= metrics[f"{key}@10"] <= metrics[f"{key}@20"] <= 1.0, (name, split, key)
+            assert set(metrics["slices"]) == {"cold_start", "head", "torso", "tail"}
+        assert model["train"]["train_seconds"] >= 0
+    # Popularity recommends the same head items to everyone: its coverage is tiny.
+    assert (
+        report["models"]["popularity"]["test"]["coverage@20"] < report["models"]["gat"]["test"]["coverage@20"]
+    )
+    assert report["versions"]["packages"]["torch"].startswith("2.13.0") and report["versions"]["code"]
+    gate = materialized["checks"]["eval_report_promotion_gate"]
+    assert gate.passed and "no blessed report yet" in gate.description
+    table = materialized["metadata"]["eval_report"]["report"].value
+    assert all(f"| {name} |" in table for name in report["models"])
+
+
+def test_blessing_then_a_regression_stops_downstream_assets(
+    materialized: dict[str, Any], tmp_path: Path
+) -> None:
+    from dagster import asset
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(materialized["root"], root)
+    resources = {**materialized["resources"], "artifacts": ArtifactStore(root=str(root))}
+    bless = Definitions(jobs=[models.bless_eval_report], resources=resources).resolve_job_def(
+        "bless_eval_report"
+    )
+    with DagsterInstance.ephemeral() as instance:
+        assert bless.execute_in_process(
+            instance=instance, run_config={"ops": {"bless_current_report": {"config": {"note": "first"}}}}
+        ).success
+    blessed = _json(root / "eval" / "blessed.json")
+    assert (
+        blessed["blessed"]["note"] == "first"
+        and blessed["models"] == _json(root / "eval" / "eval.json")["models"]
+    )
+
+    @asset(deps=[models.eval_report])
+    def serving_stand_in() -> None:
+        """Stands for the serving assets, which run only when the gate passes."""
+
+    # A blessed report 10% better than the candidate: the gate fails and blocks downstream.
+    gat_test = blessed["models"]["gat"]["test"]
+    gat_test["ndcg@20"] *= 1.1
+    (root / "eval" / "blessed.json").write_text(json.dumps(blessed))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [models.eval_report, serving_stand_in],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    gate = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "eval_report_promotion_gate"
+    )
+    assert not gate.passed and gate.description.startswith("candidate gat: REGRESSION in ndcg@20: ")
+    assert gate.metadata["blessed_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"])
+    assert gate.metadata["candidate_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"] / 1.1)
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
+        "eval_report"
+    ]
+    # A failed report is not blessed without force.
+    with DagsterInstance.ephemeral() as instance:
+        refused = bless.execute_in_process(instance=instance, raise_on_error=False)
+    assert not refused.success
+    assert "its promotion gate failed (REGRESSION in ndcg@20" in str(refused.all_events)

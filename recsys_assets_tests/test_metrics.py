@@ -104,7 +104,7 @@ def _dense(csr: Csr, n_rows: int, n_cols: int) -> np.ndarray:
     return out
 
 
-def _taste_groups(n_users: int, groups: int, per_group: int, seed: int) -> tuple[Csr, Csr]:
+def taste_groups(n_users: int, groups: int, per_group: int, seed: int) -> tuple[Csr, Csr]:
     """Users in taste groups, each reviewing 12 of its group's items: 10 train, 2 held out."""
     rng = np.random.default_rng(seed)
     rows, items, val_rows, val_items = [], [], [], []
@@ -124,10 +124,10 @@ def _taste_groups(n_users: int, groups: int, per_group: int, seed: int) -> tuple
 def test_mf_bpr_learns_beats_popularity_and_is_deterministic() -> None:
     from recsys_assets.core.early_stopping import validation_ndcg20
     from recsys_assets.core.mf import MFConfig, train_mf_bpr
-    from recsys_assets.core.movielens import popularity_scores
+    from recsys_assets.core.popularity import popularity_scores
 
     # 300 users in 6 taste groups over 120 items (20 per group).
-    train, val = _taste_groups(300, 6, 20, seed=0)
+    train, val = taste_groups(300, 6, 20, seed=0)
     config = MFConfig(dim=16, epochs=40, batch_size=512, learning_rate=2e-2, patience=5)
     first = train_mf_bpr(train, val, 120, config)
     second = train_mf_bpr(train, val, 120, config)
@@ -145,7 +145,7 @@ def test_mf_bpr_learns_beats_popularity_and_is_deterministic() -> None:
 def test_lightgcn_learns_and_is_deterministic() -> None:
     from recsys_assets.core.lightgcn import LightGCNConfig, train_lightgcn
 
-    train, val = _taste_groups(200, 4, 25, seed=1)
+    train, val = taste_groups(200, 4, 25, seed=1)
     config = LightGCNConfig(dim=16, layers=2, epochs=15, batch_size=512, learning_rate=1e-2, patience=5)
     first = train_lightgcn(train, val, 100, config)
     second = train_lightgcn(train, val, 100, config)

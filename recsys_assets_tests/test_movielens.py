@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys_assets.core.movielens import ML100K_GENRES, popularity_scores, read_ratings
+from recsys_assets.core.movielens import ML100K_GENRES, read_ratings
+from recsys_assets.core.popularity import popularity_scores
 
 
 def _ml100k(folder: Path) -> Path:
@@ -79,3 +80,34 @@ def test_popularity_breaks_ties_towards_the_lower_index() -> None:
     # Counts: item 0: 2, 1: 1, 2: 2, 3: 1 -> order 0, 2, 1, 3.
     assert np.argsort(-scores, kind="stable").tolist() == [0, 2, 1, 3]
     assert np.allclose(np.round(scores), [2, 1, 2, 1])
+
+
+def test_conversion_to_the_2014_dumps_stages_back_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recsys_assets.core.movielens import main
+    from recsys_assets.core.staging import stage_interactions, stage_items
+
+    main([str(_ml100k(tmp_path / "ml")), str(tmp_path / "raw")])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"# movielens-100k: 3 ratings, 2 items -> {tmp_path / 'raw'}"
+    settings = dict(line.removeprefix("export ").split("=", 1) for line in printed[1:])
+    assert settings["RECSYS_MONTHS_START"] == "1997-12" and settings["RECSYS_MONTHS_END"] == "1998-01"
+    items = stage_items(settings["RECSYS_RAW_METADATA_URI"], "2014", workers=1)
+    assert items.quarantine.empty
+    toy = items.items.set_index("item_id").loc["10"]
+    assert (toy["title"], toy["description"], list(toy["categories"])) == (
+        "Toy Story",
+        "1995 Comedy",
+        ["Movies", "Comedy"],
+    )
+    staged = stage_interactions(
+        settings["RECSYS_RAW_REVIEWS_URI"], "2014", ["1997-12"], ("1997-12", "1998-01"), workers=1
+    )
+    frame = staged.months["1997-12"]
+    assert frame[["user_id", "item_id", "rating"]].values.tolist() == [
+        ["1", "10", 4.0],
+        ["2", "10", 5.0],
+        ["1", "20", 3.0],
+    ]
+    assert frame["ts"].iloc[0].isoformat() == "1997-12-04T15:55:49+00:00"

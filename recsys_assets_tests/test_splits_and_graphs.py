@@ -97,6 +97,13 @@ def test_node_maps_round_trip_and_ui_weights() -> None:
     }
     assert got == {(0, 0): 1.25, (0, 2): 0.75, (1, 1): 1.0, (1, 3): 1.0}
     assert edges["num_nodes"].tolist() == [2, 4]
+    assert edges["recency"].tolist() == [1.0] * 4  # without timestamps every edge counts as latest
+    # With timestamps: u1 reviewed i2 then i0; u2 reviewed i1, i3, then i1 again (3 reviews).
+    days = pd.to_datetime(["2013-01-05", "2013-01-02", "2013-01-01", "2013-01-09", "2013-01-07"], utc=True)
+    timed = ui_edges(train.assign(ts=days), maps)
+    pairs = zip(timed["src"].tolist(), timed["dst"].tolist(), strict=True)
+    recency = dict(zip(pairs, timed["recency"].tolist(), strict=True))
+    assert recency == {(0, 0): 1.0, (0, 2): 0.0, (1, 1): 1.0, (1, 3): 0.5}
 
 
 def test_edge_problems_catch_each_kind_of_bad_graph() -> None:

@@ -13,6 +13,7 @@ from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.graph_config import GraphConfig
 from resources.io_managers import ArtifactIOManagerFactory, FormatName
 from resources.job_runners import LocalJobRunner, VertexJobRunner
+from resources.model_config import ModelConfig
 from resources.raw_data import QualityPolicy, RawDataSource
 from resources.settings import Settings
 
@@ -49,6 +50,14 @@ def _shared(settings: Settings) -> dict[str, Any]:
         ),
         "artifacts": ArtifactStore(root=settings.artifacts_root),
         "graph_config": GraphConfig(k=settings.knn_k),
+        "model_config": ModelConfig(
+            gat_features=settings.gat_features,  # type: ignore[arg-type]  # validated by Settings
+            gat_loss=settings.gat_loss,  # type: ignore[arg-type]
+            gat_heads=settings.gat_heads,
+            gat_layers=settings.gat_layers,
+            max_epochs=settings.max_epochs,
+            promotion_tolerance=settings.promotion_tolerance,
+        ),
         "embedding_config": EmbeddingConfig(
             text_model=settings.text_model,
             text_backend=settings.text_backend,  # type: ignore[arg-type]  # validated by Settings

@@ -83,6 +83,15 @@ class Settings:
     pipes_bucket: str
     #: Neighbours per item in the item-item kNN graphs.
     knn_k: int
+    #: Item input of the GAT: ``fused`` or ``txt``.
+    gat_features: str
+    gat_loss: str
+    gat_heads: int
+    gat_layers: int
+    #: Cap on training epochs (MF, LightGCN, GAT).
+    max_epochs: int
+    #: Relative drop of test NDCG@20 / Recall@20 below the blessed report that still passes.
+    promotion_tolerance: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -139,4 +148,10 @@ class Settings:
             ),
             pipes_bucket=_env("RECSYS_PIPES_BUCKET", bucket),
             knn_k=int(_float_env("RECSYS_KNN_K", 20)),
+            gat_features=_choice_env("RECSYS_GAT_FEATURES", "fused", ("fused", "txt")),
+            gat_loss=_choice_env("RECSYS_GAT_LOSS", "bpr", ("bpr", "bce", "softmax")),
+            gat_heads=int(_choice_env("RECSYS_GAT_HEADS", "1", ("1", "2", "4", "8"))),
+            gat_layers=int(_choice_env("RECSYS_GAT_LAYERS", "2", ("1", "2", "3"))),
+            max_epochs=int(_float_env("RECSYS_MAX_EPOCHS", 200)),
+            promotion_tolerance=_float_env("RECSYS_PROMOTION_TOLERANCE", 0.02),
         )

@@ -6,52 +6,21 @@ materialization and its blocking checks, which the job evaluates on what it wrot
 modules read and write artifacts by URI, so the asset passes URIs, not data.
 """
 
-from collections.abc import Iterator
-from typing import Any
+from dagster import AssetExecutionContext, AssetKey, asset
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    MaterializeResult,
-    asset,
-)
-
+from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job_module
 from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.job_runners import JobRunner
 
 GROUP = "embeddings"
-#: Steps that occupy an accelerator share this pool (limit in dagster.yaml).
-GPU_POOL = "gpu"
 ITEMS, INTERACTIONS = AssetKey("items"), AssetKey("interactions")
-
-Results = Iterator[MaterializeResult | AssetCheckResult]
-
-
-def _checks(asset: str, **descriptions: str) -> list[AssetCheckSpec]:
-    return [
-        AssetCheckSpec(f"{asset}_{name}", asset=asset, blocking=True, description=text)
-        for name, text in descriptions.items()
-    ]
-
-
-def _run(
-    context: AssetExecutionContext, runner: JobRunner, job: str, params: dict[str, Any], machine: str
-) -> Results:
-    for reported in runner.run(context, f"recsys_assets.jobs.{job}", params, machine).get_results():
-        # Pipes carries a check's verdict in its metadata; show it as the check's description too.
-        if isinstance(reported, AssetCheckResult) and "description" in reported.metadata:
-            yield reported._replace(description=str(reported.metadata["description"].value))
-        else:
-            yield reported
 
 
 @asset(
     group_name=GROUP,
     deps=[ITEMS],
     kinds={"python", "onnx"},
-    check_specs=_checks(
+    check_specs=job_checks(
         "item_text_embeddings", aligned="One finite unit-length 384-d row per items row, in items order."
     ),
 )
@@ -69,7 +38,7 @@ def item_text_embeddings(
         "model": embedding_config.text_model,
         "backend": embedding_config.text_backend,
     }
-    yield from _run(context, job_runner, "text_embeddings", params, "cpu")
+    yield from run_job_module(context, job_runner, "text_embeddings", params, "cpu")
 
 
 @asset(
@@ -77,7 +46,7 @@ def item_text_embeddings(
     deps=[ITEMS, INTERACTIONS],
     pool=GPU_POOL,
     kinds={"pytorch", "gpu"},
-    check_specs=_checks(
+    check_specs=job_checks(
         "item_image_embeddings",
         aligned="One finite unit-length row per row of img_items.parquet.",
         failure_rate="The share of images that could not be fetched or decoded stays under the limit.",
@@ -104,14 +73,14 @@ def item_image_embeddings(
         "timeout_s": embedding_config.image_timeout_s,
         "retries": embedding_config.image_retries,
     }
-    yield from _run(context, job_runner, "image_embeddings", params, "t4-spot")
+    yield from run_job_module(context, job_runner, "image_embeddings", params, "t4-spot")
 
 
 @asset(
     group_name=GROUP,
     deps=[item_text_embeddings, item_image_embeddings, INTERACTIONS],
     kinds={"pytorch"},
-    check_specs=_checks(
+    check_specs=job_checks(
         "item_fused_embeddings",
         aligned="One finite unit-length 128-d row per items row, in items order.",
         beat_text="Fused neighbours agree with held-out co-review at least as often as text neighbours.",
@@ -131,4 +100,4 @@ def item_fused_embeddings(
         "config_uri": artifacts.uri("embeddings", "fusion_config.json"),
         "model_uri": artifacts.uri("embeddings", "fusion_mlp.safetensors"),
     }
-    yield from _run(context, job_runner, "fused_embeddings", params, "cpu")
+    yield from run_job_module(context, job_runner, "fused_embeddings", params, "cpu")

@@ -86,7 +86,9 @@ def _problem_check(check: str, problems: Any) -> AssetCheckResult:
 @asset(
     group_name=GROUP,
     io_manager_key="npz_io_manager",
-    ins={"interaction_splits": AssetIn(metadata={"columns": ["user_id", "item_id", "rating", "split"]})},
+    ins={
+        "interaction_splits": AssetIn(metadata={"columns": ["user_id", "item_id", "rating", "ts", "split"]})
+    },
     metadata={"storage_path": "graphs/ui_edges"},
     check_specs=[
         AssetCheckSpec(
@@ -100,7 +102,7 @@ def _problem_check(check: str, problems: Any) -> AssetCheckResult:
 def ui_edges(
     interaction_splits: pd.DataFrame, node_maps: dict[str, list[str]]
 ) -> Iterator[Output[dict[str, np.ndarray]] | AssetCheckResult]:
-    """Train user -> item edges, weight = rating / the user's mean train rating: graphs/ui_edges.npz."""
+    """Train user -> item edges (weight = rating / user mean; recency in the history): graphs/ui_edges.npz."""
     maps = NodeMaps.from_json(node_maps)
     edges = build_ui_edges(interaction_splits[interaction_splits["split"] == "train"], maps)
     yield Output(

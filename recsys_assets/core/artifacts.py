@@ -71,6 +71,11 @@ def read_npy(uri: str) -> np.ndarray:
         return np.load(io.BytesIO(stream.read()), allow_pickle=False)
 
 
+def read_npz(uri: str) -> dict[str, np.ndarray]:
+    with to_path(uri).open("rb") as stream, np.load(io.BytesIO(stream.read()), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
 def write_parquet(uri: str, frame: pd.DataFrame) -> int:
     return atomic_write(to_path(uri), lambda s: frame.to_parquet(s, index=False))
 

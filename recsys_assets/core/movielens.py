@@ -147,13 +147,59 @@ def read_ratings(folder: str | Path) -> RatingsData:
     raise FileNotFoundError(f"{path}: no u.data, ratings.dat or *.inter file")
 
 
-def popularity_scores(train_items: np.ndarray, n_items: int) -> np.ndarray:
-    """Train popularity per item; ties broken towards the lower item index.
+def write_amazon_2014(data: RatingsData, out: Path) -> dict[str, str]:
+    """Write ``data`` as the two 2014-format dumps the catalogue assets stage, so that every
+    asset runs unchanged on MovieLens. Returns the settings that point the graph at them."""
+    import gzip
 
-    With items indexed in ascending id order (integers compared as integers), this is the
-    popularity baseline of RecBole and most papers: its test NDCG@20 on MovieLens-100k with
-    this project's split is 0.0782, as RecBole reports (``benchmarks/movielens.py``).
-    """
-    counts = np.bincount(train_items, minlength=n_items).astype(np.float64)
-    # A tie-break smaller than any count difference (counts are integers).
-    return counts - np.arange(n_items) / (2.0 * n_items)
+    import orjson
+
+    out.mkdir(parents=True, exist_ok=True)
+    reviews, metadata = out / "reviews.json.gz", out / "meta.json.gz"
+    with gzip.open(metadata, "wb", compresslevel=1) as meta:
+        for row in data.items.itertuples(index=False):
+            record = {"asin": row.item_id, "title": row.title, "categories": [list(row.categories)]}
+            if row.description:
+                record["description"] = row.description
+            # repr() of a dict is the 2014 metadata file's Python-literal syntax.
+            meta.write(repr(record).encode("utf-8") + b"\n")
+    ts = data.interactions["ts"]
+    seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("int64")
+    with gzip.open(reviews, "wb", compresslevel=1) as fh:
+        for user, item, rating, second in zip(
+            data.interactions["user_id"], data.interactions["item_id"], data.interactions["rating"], seconds,
+            strict=True,
+        ):  # fmt: skip
+            line = {"reviewerID": user, "asin": item, "overall": float(rating), "unixReviewTime": int(second)}
+            fh.write(orjson.dumps(line) + b"\n")
+    last = ts.max()
+    return {
+        "RECSYS_RAW_FORMAT": "2014",
+        "RECSYS_RAW_REVIEWS_URI": str(reviews),
+        "RECSYS_RAW_METADATA_URI": str(metadata),
+        "RECSYS_MONTHS_START": ts.min().strftime("%Y-%m"),
+        "RECSYS_MONTHS_END": (last + pd.offsets.MonthBegin(1)).strftime("%Y-%m"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Convert a MovieLens folder (100k, 1M or RecBole atomic) into the 2014 dumps the "
+        "graph stages; prints the settings to export."
+    )
+    parser.add_argument("source", type=Path, help="folder with u.data, ratings.dat or *.inter")
+    parser.add_argument("out", type=Path, help="folder for reviews.json.gz and meta.json.gz")
+    args = parser.parse_args(argv)
+    data = read_ratings(args.source)
+    settings = write_amazon_2014(data, args.out)
+    print(
+        f"# {data.source}: {len(data.interactions):,} ratings, {len(data.items):,} items -> {args.out}",
+        *(f"export {key}={value}" for key, value in settings.items()),
+        sep="\n",
+    )
+
+
+if __name__ == "__main__":
+    main()

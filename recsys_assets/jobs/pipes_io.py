@@ -72,6 +72,11 @@ def md(text: str) -> dict[str, Any]:
     return {"raw_value": text, "type": "md"}
 
 
+def json_value(value: dict[str, Any] | list[Any]) -> dict[str, Any]:
+    """A JSON metadata value in the Pipes wire format."""
+    return {"raw_value": value, "type": "json"}
+
+
 @dataclass
 class Check:
     """An asset check the job evaluated on what it wrote; the asset declares it (blocking)."""

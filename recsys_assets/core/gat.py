@@ -1,0 +1,286 @@
+"""The multi-modal GAT recommender: PyG GATv2 over the user-item-item graph, content-fed items.
+
+Graph (heterogeneous, node types ``user`` and ``item``):
+
+* ``(user, rates, item)`` and ``(item, rated_by, user)``: the train user-item edges, both ways;
+* ``(item, similar, item)``: the item-item kNN edges (content neighbours), so that an item
+  nobody reviewed still receives messages and gets a useful vector.
+
+Inputs: an item starts from its content embedding (fused or text) through a linear
+projection, plus (optionally) a learned id embedding; a user starts from a learned
+embedding. Each layer is a ``HeteroConv`` of one ``GATv2Conv`` per relation (no self loops:
+the relations are bipartite, and each layer adds its input back as a residual), summed over
+relations. With ``edge_features`` the attention also reads each edge's attributes: a
+user-item edge's rating weight and its recency in the user's history (so a user's state can
+lean on what they reviewed last), an item-item edge's similarity. The output is the mean
+of every layer's node states (as LightGCN averages its layers), and a user's score for an
+item is the dot product of the two.
+
+Training: each step takes a batch of train (user, item) edges, draws ``negatives`` uniform
+random items per edge, runs the whole graph (full batch) and minimises BPR (or BCE) with an
+L2 penalty on the batch's input vectors. Validation NDCG@20 (full ranking) picks the best
+epoch; training stops after ``patience`` evaluations without improvement. Seeded and
+deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys_assets.core.early_stopping import EarlyStopping, FitResult
+from recsys_assets.core.metrics import Csr
+
+RATES = ("user", "rates", "item")
+RATED_BY = ("item", "rated_by", "user")
+SIMILAR = ("item", "similar", "item")
+LOSSES = ("bpr", "bce", "softmax")
+
+
+@dataclass(frozen=True)
+class GATConfig:
+    hidden: int = 64
+    heads: int = 1
+    layers: int = 2
+    #: Dropout on the attention coefficients.
+    dropout: float = 0.0
+    id_embedding: bool = True
+    item_item: bool = True
+    #: Edge attributes (rating weight, recency; kNN similarity) feed the attention.
+    edge_features: bool = True
+    #: A learned per-item bias, exported as one more dimension (user side 1).
+    item_bias: bool = False
+    loss: Literal["bpr", "bce", "softmax"] = "bpr"
+    #: Negatives per positive (bpr, bce); for softmax, negatives shared by the whole batch.
+    negatives: int = 1
+    #: Softmax temperature over cosine scores (softmax loss only).
+    temperature: float = 0.1
+    learning_rate: float = 1e-2
+    l2: float = 1e-4
+    batch_size: int = 8192
+    epochs: int = 200
+    eval_every: int = 1
+    patience: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"GAT loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
+        for name in ("hidden", "heads", "layers", "negatives", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GAT {name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Graph:
+    """Edge indices per relation as ``(2, E)`` int64 tensors (source row, target row), and
+    per-edge attributes as ``(E, d)`` float32 tensors."""
+
+    n_users: int
+    n_items: int
+    edges: dict[tuple[str, str, str], torch.Tensor]
+    attributes: dict[tuple[str, str, str], torch.Tensor]
+
+    def edge_dims(self) -> dict[tuple[str, str, str], int]:
+        return {r: int(a.shape[1]) for r, a in self.attributes.items()}
+
+
+def _column(values: np.ndarray | None, n: int, default: float) -> np.ndarray:
+    return np.full(n, default, np.float32) if values is None else np.asarray(values, np.float32)
+
+
+def build_graph(
+    ui: dict[str, np.ndarray], n_users: int, n_items: int, ii: dict[str, np.ndarray] | None = None
+) -> Graph:
+    """The train user-item edges both ways (``src`` user, ``dst`` item, optional ``weight``
+    and ``recency``, as ``ui_edges.npz`` holds them), plus item-item edges when given
+    (``src``, ``dst``, optional ``weight`` = similarity)."""
+    users = torch.from_numpy(np.asarray(ui["src"], np.int64))
+    items = torch.from_numpy(np.asarray(ui["dst"], np.int64))
+    ui_attr = torch.from_numpy(
+        np.stack([_column(ui.get("weight"), len(users), 1.0), _column(ui.get("recency"), len(users), 1.0)], 1)
+    )
+    edges = {RATES: torch.stack([users, items]), RATED_BY: torch.stack([items, users])}
+    attributes = {RATES: ui_attr, RATED_BY: ui_attr}
+    if ii is not None:
+        edges[SIMILAR] = torch.from_numpy(np.stack([ii["src"], ii["dst"]]).astype(np.int64))
+        attributes[SIMILAR] = torch.from_numpy(_column(ii.get("weight"), len(ii["src"]), 1.0)[:, None])
+    return Graph(n_users, n_items, edges, attributes)
+
+
+def csr_edges(train: Csr) -> dict[str, np.ndarray]:
+    """``build_graph``'s user-item input from per-user train item lists (no attributes)."""
+    return {"src": np.repeat(np.arange(len(train.indptr) - 1), train.lengths()), "dst": train.indices}
+
+
+class GATRecommender(nn.Module):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        feature_dim: int,
+        config: GATConfig,
+        edge_dims: dict[tuple[str, str, str], int] | None = None,
+    ):
+        from torch_geometric.nn import GATv2Conv, HeteroConv
+
+        super().__init__()
+        self.config = config
+        self.user = nn.Embedding(n_users, config.hidden)
+        nn.init.normal_(self.user.weight, std=0.1)
+        self.item_projection = nn.Linear(feature_dim, config.hidden, bias=False)
+        self.item_id: nn.Embedding | None = None
+        if config.id_embedding:
+            self.item_id = nn.Embedding(n_items, config.hidden)
+            nn.init.normal_(self.item_id.weight, std=0.1)
+        self.item_bias = nn.Parameter(torch.zeros(n_items, 1)) if config.item_bias else None
+        relations = [RATES, RATED_BY] + ([SIMILAR] if config.item_item else [])
+        self.relations = relations
+        self.convs = nn.ModuleList(
+            HeteroConv(
+                {
+                    relation: GATv2Conv(
+                        config.hidden,
+                        config.hidden,
+                        heads=config.heads,
+                        concat=False,
+                        dropout=config.dropout,
+                        add_self_loops=False,
+                        edge_dim=(edge_dims or {}).get(relation) if config.edge_features else None,
+                    )
+                    for relation in relations
+                },
+                aggr="sum",
+            )
+            for _ in range(config.layers)
+        )
+
+    def inputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        item = self.item_projection(features)
+        if self.item_id is not None:
+            item = item + self.item_id.weight
+        return {"user": self.user.weight, "item": item}
+
+    def forward(
+        self, features: torch.Tensor, graph: Graph
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(input states, final states) per node type."""
+        x = x0 = self.inputs(features)
+        total = dict(x0)
+        for conv in self.convs:
+            edges = {r: graph.edges[r] for r in self.relations if r in graph.edges}
+            if self.config.edge_features:
+                h = conv(x, edges, edge_attr_dict={r: graph.attributes[r] for r in edges})
+            else:
+                h = conv(x, edges)
+            x = {kind: x[kind] + h[kind] if kind in h else x[kind] for kind in x}
+            total = {kind: total[kind] + x[kind] for kind in x}
+        out = {kind: v / (len(self.convs) + 1) for kind, v in total.items()}
+        if self.config.loss == "softmax":
+            # Trained on cosine scores, so the exported vectors are unit length (dot = cosine).
+            out = {kind: nn.functional.normalize(v, dim=1) for kind, v in out.items()}
+        if self.item_bias is not None:
+            # score = u . i + b_i, as a dot product of [u, 1] and [i, b_i]: served like the rest.
+            out["user"] = torch.cat([out["user"], torch.ones_like(out["user"][:, :1])], 1)
+            out["item"] = torch.cat([out["item"], self.item_bias], 1)
+        return x0, out
+
+
+def _loss(
+    out: dict[str, torch.Tensor],
+    x0: dict[str, torch.Tensor],
+    u: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    config: GATConfig,
+) -> torch.Tensor:
+    eu = out["user"][u]
+    positive = (eu * out["item"][i]).sum(-1)
+    if config.loss == "softmax":
+        # Sampled softmax: the positive against the batch's shared negatives, over cosine / T.
+        logits = torch.cat([positive.unsqueeze(1), eu @ out["item"][j].T], 1) / config.temperature
+        loss = nn.functional.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long))
+        penalty = x0["user"][u].pow(2).sum() + x0["item"][i].pow(2).sum()
+        return loss + config.l2 * penalty / len(u)
+    negative = (eu.unsqueeze(1) * out["item"][j]).sum(-1)  # (batch, negatives)
+    if config.loss == "bpr":
+        loss = -nn.functional.logsigmoid(positive.unsqueeze(1) - negative).mean()
+    else:
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            positive, torch.ones_like(positive)
+        ) + nn.functional.binary_cross_entropy_with_logits(negative, torch.zeros_like(negative))
+    penalty = x0["user"][u].pow(2).sum() + x0["item"][i].pow(2).sum() + x0["item"][j].pow(2).sum()
+    return loss + config.l2 * penalty / len(u)
+
+
+def embed(model: GATRecommender, features: torch.Tensor, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Final user and item vectors (no dropout)."""
+    model.eval()
+    with torch.no_grad():
+        _, out = model(features, graph)
+    return out["user"].numpy().copy(), out["item"].numpy().copy()
+
+
+@dataclass
+class GATFit(FitResult):
+    model: GATRecommender | None = None
+
+
+def train_gat(
+    train: Csr,
+    val: Csr,
+    features: np.ndarray,
+    graph: Graph,
+    config: GATConfig,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> GATFit:
+    """Fit on the graph's user-item edges (``train`` names the items to exclude when
+    validating); the returned model holds the weights of the best epoch."""
+    n_users, n_items = graph.n_users, graph.n_items
+    if len(train.indices) == 0:
+        raise ValueError("no train interactions to fit the GAT on")
+    if features.shape[0] != n_items:
+        raise ValueError(f"item features have {features.shape[0]} rows for {n_items} items")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    model = GATRecommender(n_users, n_items, x.shape[1], config, graph.edge_dims())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    pair_users, pair_items = graph.edges[RATES]
+    stopping = EarlyStopping(train, val, config.patience, progress)
+    best_state: dict[str, torch.Tensor] = {}
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(pair_users), generator=generator)
+        total = 0.0
+        for lo in range(0, len(order), config.batch_size):
+            batch = order[lo : lo + config.batch_size]
+            u, i = pair_users[batch], pair_items[batch]
+            shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
+            j = torch.randint(0, n_items, shape, generator=generator)
+            x0, out = model(x, graph)
+            loss = _loss(out, x0, u, i, j, config)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        if epoch % config.eval_every:
+            continue
+        users, items = embed(model, x, graph)
+        previous_best = stopping.best.best_epoch
+        stop = stopping.evaluate(epoch, total / len(order), users, items)
+        if stopping.best.best_epoch != previous_best:
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if stop:
+            break
+    model.load_state_dict(best_state)
+    result = stopping.result()
+    return GATFit(**vars(result), model=model)

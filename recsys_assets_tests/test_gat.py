@@ -1,0 +1,143 @@
+"""The GAT recommender and the shared evaluation: learning, determinism, cold items, slices, the gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys_assets.core.evaluation import evaluate, promotion_verdict, slice_masks
+from recsys_assets.core.gat import GATConfig, build_graph, csr_edges, train_gat
+from recsys_assets.core.metrics import Csr
+from recsys_assets.core.training_data import TrainingData
+from recsys_assets_tests.test_metrics import taste_groups
+
+GROUPS, PER_GROUP, USERS = 4, 25, 200
+#: Items 100..111 belong to the groups by content (3 each) but nobody reviewed them.
+COLD = np.arange(100, 112)
+N_ITEMS = 112
+
+
+def _features(seed: int = 0) -> np.ndarray:
+    """Each item's content: its group's direction plus noise."""
+    rng = np.random.default_rng(seed)
+    group = np.concatenate([np.arange(100) // PER_GROUP, np.repeat(np.arange(GROUPS), 3)])
+    x = np.eye(GROUPS)[group] * 2.0 + rng.normal(scale=0.3, size=(N_ITEMS, GROUPS))
+    return np.hstack([x, rng.normal(size=(N_ITEMS, 12))]).astype(np.float32)
+
+
+def _content_knn(x: np.ndarray, k: int = 5) -> dict[str, np.ndarray]:
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    dst = np.argsort(-sims, axis=1)[:, :k]
+    src = np.repeat(np.arange(len(x)), k)
+    return {"src": src, "dst": dst.ravel(), "weight": sims[src, dst.ravel()]}
+
+
+def _fit(config: GATConfig, seed: int = 1):  # type: ignore[no-untyped-def]
+    train, val = taste_groups(USERS, GROUPS, PER_GROUP, seed=seed)
+    x = _features()
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(x))
+    return train, val, train_gat(train, val, x, graph, config)
+
+
+SMALL = GATConfig(hidden=16, layers=2, epochs=12, batch_size=512, learning_rate=1e-2, patience=5, l2=1e-4)
+
+
+def test_gat_learns_taste_groups_and_is_deterministic() -> None:
+    _, _, first = _fit(SMALL)
+    _, _, second = _fit(SMALL)
+    np.testing.assert_array_equal(first.items, second.items)
+    assert [h["val_ndcg@20"] for h in first.history] == [h["val_ndcg@20"] for h in second.history]
+    assert first.history[-1]["loss"] < first.history[0]["loss"]
+    # Random ranking of the 25 group items gives NDCG@20 well under 0.2.
+    assert first.best_val_ndcg20 > 0.3
+    assert first.users.shape == (USERS, 16) and first.items.shape == (N_ITEMS, 16)
+
+
+def test_unreviewed_items_get_vectors_from_content_and_knn_edges() -> None:
+    train, _, fit = _fit(SMALL)
+    assert np.bincount(train.indices, minlength=N_ITEMS)[COLD].sum() == 0
+    scores = fit.users @ fit.items.T
+    user_group = np.arange(USERS) % GROUPS
+    cold_group = np.repeat(np.arange(GROUPS), 3)
+    # Each cold item scores higher for users of its own group than for the other users.
+    own = np.array([scores[user_group == g, i].mean() for i, g in zip(COLD, cold_group, strict=True)])
+    other = np.array([scores[user_group != g, i].mean() for i, g in zip(COLD, cold_group, strict=True)])
+    assert (own > other).all(), (own, other)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"loss": "bce", "negatives": 4},
+        {"heads": 4, "layers": 3},
+        {"layers": 1, "item_item": False},
+        {"edge_features": False, "id_embedding": False},
+    ],
+)
+def test_variants_train(change: dict) -> None:
+    config = GATConfig(**{**SMALL.to_dict(), "epochs": 3, **change})
+    _, _, fit = _fit(config)
+    assert fit.model is not None and len(fit.history) == 3
+    assert np.isfinite(fit.items).all() and fit.best_val_ndcg20 > 0
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="GAT loss 'hinge': expected one of bpr, bce"):
+        GATConfig(loss="hinge")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="GAT layers must be >= 1, got 0"):
+        GATConfig(layers=0)
+    train, val = taste_groups(20, 2, 12, seed=0)
+    with pytest.raises(ValueError, match="item features have 5 rows for 24 items"):
+        train_gat(train, val, np.zeros((5, 4), np.float32), build_graph(csr_edges(train), 20, 24), SMALL)
+
+
+def _data() -> TrainingData:
+    # 3 users, 6 items. Item 0 is popular in train (3), item 1 twice, the rest cold (<= 2).
+    train = Csr.from_pairs(np.array([0, 1, 2, 0, 1]), np.array([0, 0, 0, 1, 1]), 3)
+    val = Csr.from_pairs(np.array([0, 1]), np.array([2, 3]), 3)
+    test = Csr.from_pairs(np.array([0, 2, 2]), np.array([4, 1, 5]), 3)
+    return TrainingData(train, val, test, 6)
+
+
+def test_evaluate_reports_splits_slices_and_coverage_by_hand() -> None:
+    data = _data()
+    masks = slice_masks(data)
+    assert masks["cold_start"].tolist() == [False, True, True, True, True, True]
+    # Tertiles by train popularity (ties by index): head {0, 1}, torso {2, 3}, tail {4, 5}.
+    assert np.flatnonzero(masks["head"]).tolist() == [0, 1] and np.flatnonzero(masks["tail"]).tolist() == [
+        4,
+        5,
+    ]
+    # Scores grow with the item index, so every user ranks 5, 4, 3, ... after exclusions.
+    users, items = np.ones((3, 1)), np.arange(1, 7, dtype=float)[:, None]
+    report = evaluate(users, items, data, ks=(1, 2))
+    # Validation (train excluded): user 0 ranks 5, 4 -> item 2 missed; user 1 ranks 5, 4 -> 3 missed.
+    assert report["val"]["users"] == 2 and report["val"]["recall@2"] == 0.0
+    # Test (train and val excluded): user 0 ranks 5, 4 -> hit 4 at rank 2; user 2 ranks 5, 4 -> hit 5 at 1.
+    test = report["test"]
+    assert test["users"] == 2
+    assert test["recall@2"] == pytest.approx((1 / 1 + 1 / 2) / 2)
+    assert test["hit@1"] == pytest.approx(0.5) and test["mrr@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert test["coverage@2"] == pytest.approx(2 / 6)
+    # Item 1 (head, 2 train interactions: cold) is user 2's only head item; it is not in the top 2.
+    assert test["slices"]["head"]["users"] == 1 and test["slices"]["head"]["recall@2"] == 0.0
+    assert test["slices"]["tail"]["users"] == 2 and test["slices"]["tail"]["recall@2"] == 1.0
+    assert test["slices"]["cold_start"]["interactions"] == 3
+    assert test["slices"]["torso"] == {"users": 0.0, "interactions": 0.0}
+    with pytest.raises(ValueError, match="model has 3 users x 5 items; the data has 3 x 6"):
+        evaluate(users, items[:5], data)
+
+
+def test_promotion_verdict() -> None:
+    blessed = {"ndcg@20": 0.1000, "recall@20": 0.2000}
+    ok = promotion_verdict({"ndcg@20": 0.0985, "recall@20": 0.2100}, blessed, tolerance=0.02)
+    assert ok.passed and ok.description.startswith(
+        "no regression: ndcg@20 0.0985 vs blessed 0.1000 (floor 0.0980)"
+    )
+    bad = promotion_verdict({"ndcg@20": 0.0979, "recall@20": 0.2100}, blessed, tolerance=0.02)
+    assert not bad.passed and bad.description.startswith("REGRESSION in ndcg@20: ")
+    assert bad.blessed == blessed and bad.candidate["ndcg@20"] == 0.0979
+    first = promotion_verdict({"ndcg@20": 0.05, "recall@20": 0.1}, None, tolerance=0.02)
+    assert first.passed and "no blessed report yet" in first.description
