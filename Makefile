@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models data data-movielens install lock clean
+.PHONY: run materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -67,6 +67,10 @@ bench-graphs: install
 
 bench-movielens: install
 	$(PY) -m benchmarks.movielens
+	$(PY) -m benchmarks.movielens gat
+
+bench-gat-scale: install
+	$(PY) -m benchmarks.gat_scale
 
 bench-models: install data
 	$(PY) -m benchmarks.models synthetic

@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.movielens import RECBOLE, fetch_ml100k
+from benchmarks.movielens import GAT_TARGET, RECBOLE, fetch_ml100k
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
-ML100K_TARGET = 0.142
 
 
 def materialize(workdir: Path, env: dict[str, str]) -> dict[str, float]:
@@ -145,7 +144,7 @@ def run(name: str) -> None:
         ]
     else:
         lines += [
-            f"Target, GAT test NDCG@20 >= {ML100K_TARGET}: {verdict(gat >= ML100K_TARGET)} ({gat:.4f}). "
+            f"Target, GAT test NDCG@20 >= {GAT_TARGET}: {verdict(gat >= GAT_TARGET)} ({gat:.4f}). "
             f"Popularity {test['popularity']:.4f} (RecBole {RECBOLE['Pop']}). RecBole on this split: "
             + ", ".join(f"{m} {v}" for m, v in RECBOLE.items())
             + ".",

@@ -45,6 +45,8 @@ def _describe(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+GAT_INPUTS = {"ii_edges_fused", "ii_edges_txt", "interaction_splits", "item_fused_embeddings"}
+GAT_INPUTS |= {"item_text_embeddings", "node_maps", "ui_edges"}
 EXPECTED_ASSETS = {
     "raw_metadata": ("raw", [], False),
     "raw_reviews": ("raw", [], False),
@@ -72,12 +74,7 @@ EXPECTED_ASSETS = {
     "popularity_model": ("models", ["interaction_splits", "node_maps"], False),
     "mf_model": ("models", ["interaction_splits", "node_maps"], False),
     "lightgcn_model": ("models", ["interaction_splits", "node_maps"], False),
-    "gat_model": (
-        "models",
-        ["ii_edges_fused", "ii_edges_txt", "interaction_splits", "item_fused_embeddings",
-         "item_text_embeddings", "node_maps", "ui_edges"],
-        False,
-    ),  # fmt: skip
+    "gat_model": ("models", sorted(GAT_INPUTS), False),
     "eval_report": ("models", ["gat_model", "lightgcn_model", "mf_model", "popularity_model"], False),
     "gat_ablation": ("models", ["gat_model"], False),
 }

@@ -141,3 +141,57 @@ def test_promotion_verdict() -> None:
     assert bad.blessed == blessed and bad.candidate["ndcg@20"] == 0.0979
     first = promotion_verdict({"ndcg@20": 0.05, "recall@20": 0.1}, None, tolerance=0.02)
     assert first.passed and "no blessed report yet" in first.description
+
+
+def test_sampler_draws_at_most_fanout_in_edges_per_node_and_relation() -> None:
+    import torch
+
+    from recsys_assets.core.gat import RATED_BY, RATES, SIMILAR
+    from recsys_assets.core.gat_sampling import in_edges, sample_subgraph
+
+    train, _ = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(_features()))
+    index = in_edges(graph)
+    # Every node's incoming edges, grouped: user 3 is reached from its 10 train items.
+    incoming = index[RATED_BY]
+    assert (
+        incoming.src[incoming.indptr[3] : incoming.indptr[4]].sort().values.tolist() == train.row(3).tolist()
+    )
+    seeds = {"user": torch.tensor([0, 1]), "item": torch.tensor([5])}
+    sub = sample_subgraph(graph, index, seeds, (4, 2), torch.Generator().manual_seed(0))
+    users, items = sub.nodes["user"], sub.nodes["item"]
+    assert set(seeds["user"].tolist()) <= set(users.tolist()) and 5 in items.tolist()
+    for relation, edges in sub.graph.edges.items():
+        src_kind, _, dst_kind = relation
+        global_src = sub.nodes[src_kind][edges[0]]
+        global_dst = sub.nodes[dst_kind][edges[1]]
+        # Every sampled edge exists in the full graph, with its attributes.
+        full = set(zip(graph.edges[relation][0].tolist(), graph.edges[relation][1].tolist(), strict=True))
+        assert set(zip(global_src.tolist(), global_dst.tolist(), strict=True)) <= full
+        assert len(sub.graph.attributes[relation]) == edges.shape[1]
+    # Hop 1 draws at most 4 item -> user edges for each seed user (each has 10); hop 2 samples
+    # only nodes not seen before, so no more edges into the seeds.
+    into_users = sub.nodes["user"][sub.graph.edges[RATED_BY][1]]
+    for user in (0, 1):
+        assert 1 <= int((into_users == user).sum()) <= 4
+    assert RATES in sub.graph.edges and SIMILAR in sub.graph.edges
+    assert len(items) < N_ITEMS  # a neighbourhood, not the graph
+
+
+def test_gat_trains_on_sampled_neighbourhoods() -> None:
+    from recsys_assets.core.early_stopping import validation_ndcg20
+    from recsys_assets.core.gat import _val_sample
+
+    config = GATConfig(**{**SMALL.to_dict(), "fanouts": [5, 3], "val_users": 100})
+    train, val, fit = _fit(config)
+    again = _fit(config)[2]
+    np.testing.assert_array_equal(fit.items, again.items)
+    assert fit.history[-1]["loss"] < fit.history[0]["loss"] and fit.best_val_ndcg20 > 0.3
+    # Early stopping watched 100 of the 200 validation users.
+    watched = _val_sample(val, config)
+    assert int((watched.lengths() > 0).sum()) == 100
+    assert fit.best_val_ndcg20 == pytest.approx(
+        validation_ndcg20(fit.users, fit.items, train, watched), abs=1e-6
+    )
+    with pytest.raises(ValueError, match=r"GAT fanouts \[5\]: expected one per layer \(2\)"):
+        GATConfig(fanouts=(5,))

@@ -55,6 +55,7 @@ def _shared(settings: Settings) -> dict[str, Any]:
             gat_loss=settings.gat_loss,  # type: ignore[arg-type]
             gat_heads=settings.gat_heads,
             gat_layers=settings.gat_layers,
+            gat_config=settings.gat_config,
             max_epochs=settings.max_epochs,
             promotion_tolerance=settings.promotion_tolerance,
         ),

@@ -18,6 +18,9 @@ class ModelConfig(ConfigurableResource):
     gat_hidden: int = Field(default=64, description="Width of every node state.")
     gat_dropout: float = Field(default=0.0, description="Dropout on attention coefficients.")
     gat_learning_rate: float = 1e-2
+    gat_config: dict[str, Any] = Field(
+        default_factory=dict, description="Any other GATConfig fields (e.g. temperature, negatives)."
+    )
     max_epochs: int = Field(default=200, description="Cap on training epochs of MF, LightGCN and the GAT.")
     promotion_tolerance: float = Field(
         default=0.02,
@@ -33,4 +36,5 @@ class ModelConfig(ConfigurableResource):
             "dropout": self.gat_dropout,
             "learning_rate": self.gat_learning_rate,
             "epochs": self.max_epochs,
+            **self.gat_config,
         }

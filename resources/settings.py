@@ -7,10 +7,11 @@ and the benchmarks read the same settings.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Environment = Literal["local", "gcp"]
 ENVIRONMENTS: tuple[Environment, ...] = ("local", "gcp")
@@ -36,6 +37,17 @@ def _float_env(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a number") from exc
+
+
+def _json_object_env(name: str) -> dict[str, Any]:
+    raw = _env(name, "{}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{name}={raw!r} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SettingsError(f"{name}={raw!r}: expected a JSON object")
+    return value
 
 
 def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -88,6 +100,8 @@ class Settings:
     gat_loss: str
     gat_heads: int
     gat_layers: int
+    #: Any other ``GATConfig`` fields, e.g. ``{"temperature": 0.2, "negatives": 512}``.
+    gat_config: dict[str, Any]
     #: Cap on training epochs (MF, LightGCN, GAT).
     max_epochs: int
     #: Relative drop of test NDCG@20 / Recall@20 below the blessed report that still passes.
@@ -152,6 +166,7 @@ class Settings:
             gat_loss=_choice_env("RECSYS_GAT_LOSS", "bpr", ("bpr", "bce", "softmax")),
             gat_heads=int(_choice_env("RECSYS_GAT_HEADS", "1", ("1", "2", "4", "8"))),
             gat_layers=int(_choice_env("RECSYS_GAT_LAYERS", "2", ("1", "2", "3"))),
+            gat_config=_json_object_env("RECSYS_GAT_CONFIG"),
             max_epochs=int(_float_env("RECSYS_MAX_EPOCHS", 200)),
             promotion_tolerance=_float_env("RECSYS_PROMOTION_TOLERANCE", 0.02),
         )

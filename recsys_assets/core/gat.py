@@ -17,8 +17,11 @@ of every layer's node states (as LightGCN averages its layers), and a user's sco
 item is the dot product of the two.
 
 Training: each step takes a batch of train (user, item) edges, draws ``negatives`` uniform
-random items per edge, runs the whole graph (full batch) and minimises BPR (or BCE) with an
-L2 penalty on the batch's input vectors. Validation NDCG@20 (full ranking) picks the best
+random items per edge, runs the whole graph (full batch; or, with ``fanouts``, the batch's
+sampled neighbourhood, ``core/gat_sampling.py``) and minimises BPR, BCE, or a sampled
+softmax (the positive against ``negatives`` items shared by the batch, over cosine scores
+divided by ``temperature``; the exported vectors are then unit length), with an L2 penalty
+on the batch's input vectors. Validation NDCG@20 (full ranking) picks the best
 epoch; training stops after ``patience`` evaluations without improvement. Seeded and
 deterministic on CPU.
 """
@@ -55,6 +58,10 @@ class GATConfig:
     edge_features: bool = True
     #: A learned per-item bias, exported as one more dimension (user side 1).
     item_bias: bool = False
+    #: Neighbours sampled per node, relation and hop (one entry per layer); empty: full batch.
+    fanouts: tuple[int, ...] = ()
+    #: Early stopping on a fixed random sample of this many validation users (0: all).
+    val_users: int = 0
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
     #: Negatives per positive (bpr, bce); for softmax, negatives shared by the whole batch.
     negatives: int = 1
@@ -69,6 +76,9 @@ class GATConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fanouts", tuple(int(f) for f in self.fanouts))  # JSON gives a list
+        if self.fanouts and len(self.fanouts) != self.layers:
+            raise ValueError(f"GAT fanouts {list(self.fanouts)}: expected one per layer ({self.layers})")
         if self.loss not in LOSSES:
             raise ValueError(f"GAT loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
         for name in ("hidden", "heads", "layers", "negatives", "batch_size", "epochs"):
@@ -163,17 +173,27 @@ class GATRecommender(nn.Module):
             for _ in range(config.layers)
         )
 
-    def inputs(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        item = self.item_projection(features)
-        if self.item_id is not None:
-            item = item + self.item_id.weight
-        return {"user": self.user.weight, "item": item}
+    def inputs(
+        self, features: torch.Tensor, nodes: dict[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        if nodes is None:
+            item = self.item_projection(features)
+            return {
+                "user": self.user.weight,
+                "item": item if self.item_id is None else item + self.item_id.weight,
+            }
+        item = self.item_projection(features[nodes["item"]])
+        return {
+            "user": self.user(nodes["user"]),
+            "item": item if self.item_id is None else item + self.item_id(nodes["item"]),
+        }
 
     def forward(
-        self, features: torch.Tensor, graph: Graph
+        self, features: torch.Tensor, graph: Graph, nodes: dict[str, torch.Tensor] | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(input states, final states) per node type."""
-        x = x0 = self.inputs(features)
+        """(input states, final states) per node type; over a sampled subgraph when ``nodes``
+        names its nodes' global ids."""
+        x = x0 = self.inputs(features, nodes)
         total = dict(x0)
         for conv in self.convs:
             edges = {r: graph.edges[r] for r in self.relations if r in graph.edges}
@@ -190,7 +210,8 @@ class GATRecommender(nn.Module):
         if self.item_bias is not None:
             # score = u . i + b_i, as a dot product of [u, 1] and [i, b_i]: served like the rest.
             out["user"] = torch.cat([out["user"], torch.ones_like(out["user"][:, :1])], 1)
-            out["item"] = torch.cat([out["item"], self.item_bias], 1)
+            bias = self.item_bias if nodes is None else self.item_bias[nodes["item"]]
+            out["item"] = torch.cat([out["item"], bias], 1)
         return x0, out
 
 
@@ -229,6 +250,18 @@ def embed(model: GATRecommender, features: torch.Tensor, graph: Graph) -> tuple[
     return out["user"].numpy().copy(), out["item"].numpy().copy()
 
 
+def _val_sample(val: Csr, config: GATConfig) -> Csr:
+    """``val`` restricted to ``config.val_users`` random users with validation items (seeded)."""
+    users = np.flatnonzero(val.lengths() > 0)
+    if not config.val_users or len(users) <= config.val_users:
+        return val
+    keep = np.zeros(len(val.indptr) - 1, dtype=bool)
+    keep[np.random.default_rng(config.seed).choice(users, config.val_users, replace=False)] = True
+    rows = np.repeat(np.arange(len(keep)), val.lengths())
+    mask = keep[rows]
+    return Csr.from_pairs(rows[mask], val.indices[mask], len(keep))
+
+
 @dataclass
 class GATFit(FitResult):
     model: GATRecommender | None = None
@@ -249,13 +282,16 @@ def train_gat(
         raise ValueError("no train interactions to fit the GAT on")
     if features.shape[0] != n_items:
         raise ValueError(f"item features have {features.shape[0]} rows for {n_items} items")
+    from recsys_assets.core.gat_sampling import in_edges, sample_subgraph
+
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     model = GATRecommender(n_users, n_items, x.shape[1], config, graph.edge_dims())
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     pair_users, pair_items = graph.edges[RATES]
-    stopping = EarlyStopping(train, val, config.patience, progress)
+    index = in_edges(graph) if config.fanouts else None
+    stopping = EarlyStopping(train, _val_sample(val, config), config.patience, progress)
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -266,7 +302,13 @@ def train_gat(
             u, i = pair_users[batch], pair_items[batch]
             shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
             j = torch.randint(0, n_items, shape, generator=generator)
-            x0, out = model(x, graph)
+            if index is None:
+                x0, out = model(x, graph)
+            else:
+                seeds = {"user": u, "item": torch.cat([i, j.reshape(-1)])}
+                sub = sample_subgraph(graph, index, seeds, config.fanouts, generator)
+                x0, out = model(x, sub.graph, sub.nodes)
+                u, i, j = sub.local("user", u), sub.local("item", i), sub.local("item", j)
             loss = _loss(out, x0, u, i, j, config)
             optimizer.zero_grad()
             loss.backward()

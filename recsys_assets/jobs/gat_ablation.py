@@ -17,7 +17,7 @@ from recsys_assets.core.evaluation import evaluate
 from recsys_assets.core.gat import GATConfig
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.jobs.pipes_io import JobResult, md, run_job
-from recsys_assets.jobs.train_model import fit_gat, load_gat_inputs, load_training_data
+from recsys_assets.jobs.train_model import fit_gat, load_gat_inputs, load_training_data, make_config
 
 
 def default_variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -44,7 +44,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
     for name, overrides in variants.items():
         settings = {**base, **overrides}
         features = settings.pop("features")
-        config = GATConfig(**settings)
+        config = make_config(GATConfig, settings, "gat")
         inputs = {
             "features_uri": params["features_uris"][features],
             "ui_edges_uri": params["ui_edges_uri"],

@@ -17,8 +17,8 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from recsys_assets.core.training_data import TrainingData, training_data
 from recsys_assets.jobs.pipes_io import Check, JobResult, json_value, md, run_job
 
 MODELS = ("popularity", "mf", "lightgcn", "gat")
+C = TypeVar("C")
 
 
 def load_training_data(params: dict[str, Any]) -> TrainingData:
@@ -111,6 +112,15 @@ def fit_gat(
     return Trained(fit.users, fit.items, config.to_dict(), fit, buffer.getvalue(), {"edges": edges})
 
 
+def make_config(cls: type[C], overrides: dict[str, Any], model: str) -> C:
+    """``cls(**overrides)``, naming any setting the model does not have."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{model} config: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return cls(**overrides)
+
+
 def train(
     model: str, data: TrainingData, params: dict[str, Any], progress: Callable[[dict[str, float]], None]
 ) -> Trained:
@@ -120,16 +130,16 @@ def train(
         users, items = popularity_vectors(data.train.indices, data.n_users, data.n_items)
         return Trained(users, items, {}, extra={"train_seconds": time.perf_counter() - start})
     if model == "mf":
-        mf = MFConfig(**overrides)
+        mf = make_config(MFConfig, overrides, model)
         fit = train_mf_bpr(data.train, data.val, data.n_items, mf, progress)
         return Trained(fit.users, fit.items, mf.to_dict(), fit)
     if model == "lightgcn":
-        lightgcn = LightGCNConfig(**overrides)
+        lightgcn = make_config(LightGCNConfig, overrides, model)
         fit = train_lightgcn(data.train, data.val, data.n_items, lightgcn, progress)
         return Trained(fit.users, fit.items, lightgcn.to_dict(), fit)
     if model == "gat":
         features, graph = load_gat_inputs(params, data)
-        return fit_gat(data, features, graph, GATConfig(**overrides), progress)
+        return fit_gat(data, features, graph, make_config(GATConfig, overrides, model), progress)
     raise ValueError(f"model {model!r}: expected one of {', '.join(MODELS)}")
 
 
