@@ -417,3 +417,41 @@ def test_blessing_then_a_regression_stops_downstream_assets(
         refused = bless.execute_in_process(instance=instance, raise_on_error=False)
     assert not refused.success
     assert "its promotion gate failed (REGRESSION in ndcg@20" in str(refused.all_events)
+
+
+def test_ablation_job_records_one_row_per_variant(materialized: dict[str, Any], tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    shutil.copytree(materialized["root"], root)
+    resources = {**materialized["resources"], "artifacts": ArtifactStore(root=str(root))}
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.gat_ablation], resources=resources, instance=instance)
+    ablation = _json(root / "eval" / "ablation.json")
+    names = [v["variant"] for v in ablation["variants"]]
+    assert names == ["base", "features=txt", "loss=bpr", "loss=bce", "heads=4", "layers=1", "layers=3",
+                     "no item-item edges", "no edge features"]  # fmt: skip
+    by_name = {v["variant"]: v for v in ablation["variants"]}
+    assert by_name["features=txt"]["features"] == "txt" and by_name["base"]["features"] == "fused"
+    assert by_name["loss=bpr"]["config"]["negatives"] == 1 and by_name["base"]["config"]["negatives"] == 512
+    assert (
+        by_name["layers=3"]["config"]["layers"] == 3
+        and not by_name["no edge features"]["config"]["edge_features"]
+    )
+    for variant in ablation["variants"]:
+        assert 0 < variant["test_ndcg@20"] <= 1 and variant["config"]["epochs"] == MODEL_CONFIG.max_epochs
+    (event,) = result.asset_materializations_for_node("gat_ablation")
+    table = event.metadata["ablation"].value
+    assert all(f"| {name} |" in table for name in names)
+    assert (
+        event.metadata["best_on_validation"].value
+        == max(ablation["variants"], key=lambda v: v["val_ndcg@20"])["variant"]
+    )
+
+
+def test_unknown_model_settings_are_named() -> None:
+    from recsys_assets.core.gat import GATConfig
+    from recsys_assets.jobs.train_model import make_config
+
+    with pytest.raises(
+        ValueError, match=r"gat config: unknown setting\(s\) \['tau'\]; known: \['batch_size'"
+    ):
+        make_config(GATConfig, {"tau": 0.2}, "gat")

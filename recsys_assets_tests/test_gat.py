@@ -71,6 +71,7 @@ def test_unreviewed_items_get_vectors_from_content_and_knn_edges() -> None:
     "change",
     [
         {"loss": "bce", "negatives": 4},
+        {"loss": "bpr", "item_bias": True},
         {"heads": 4, "layers": 3},
         {"layers": 1, "item_item": False},
         {"edge_features": False, "id_embedding": False},
@@ -84,7 +85,8 @@ def test_variants_train(change: dict) -> None:
 
 
 def test_config_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="GAT loss 'hinge': expected one of bpr, bce"):
+    assert GATConfig().negatives == 512 and GATConfig(loss="bpr").negatives == 1
+    with pytest.raises(ValueError, match="GAT loss 'hinge': expected one of bpr, bce, softmax"):
         GATConfig(loss="hinge")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="GAT layers must be >= 1, got 0"):
         GATConfig(layers=0)
@@ -195,3 +197,38 @@ def test_gat_trains_on_sampled_neighbourhoods() -> None:
     )
     with pytest.raises(ValueError, match=r"GAT fanouts \[5\]: expected one per layer \(2\)"):
         GATConfig(fanouts=(5,))
+
+
+DETERMINISM_SCRIPT = """
+import numpy as np
+from recsys_assets.core.gat import GATConfig, build_graph, csr_edges, train_gat
+from recsys_assets_tests.test_metrics import taste_groups
+train, val = taste_groups(2000, 10, 100, seed=0)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(1000, 32)).astype(np.float32)
+src, dst = np.repeat(np.arange(1000), 10), rng.integers(0, 1000, 10000)
+ii = {"src": src, "dst": np.where(dst == src, (dst + 1) % 1000, dst)}
+graph = build_graph(csr_edges(train), 2000, 1000, ii)
+fit = train_gat(train, val, x, graph, GATConfig(epochs=2, batch_size=4096))
+print(fit.items.tobytes().hex()[:64], repr(float(np.abs(fit.items).sum())), fit.best_val_ndcg20)
+"""
+
+
+def test_two_processes_with_one_seed_train_identical_models() -> None:
+    """Large enough for multi-threaded scatter kernels, which sum in a varying order unless
+    training runs with deterministic algorithms (two runs then differ in the 5th digit)."""
+    import os
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1] and runs[0].strip()

@@ -12,7 +12,7 @@ class ModelConfig(ConfigurableResource):
     gat_features: Literal["fused", "txt"] = Field(
         default="fused", description="Item input of the GAT: fused (text + image) or text embeddings."
     )
-    gat_loss: Literal["bpr", "bce", "softmax"] = "bpr"
+    gat_loss: Literal["bpr", "bce", "softmax"] = "softmax"
     gat_heads: int = Field(default=1, description="Attention heads per GATv2 layer (1, 4 or 8).")
     gat_layers: int = Field(default=2, description="GATv2 layers (1, 2 or 3).")
     gat_hidden: int = Field(default=64, description="Width of every node state.")

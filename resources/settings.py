@@ -163,7 +163,7 @@ class Settings:
             pipes_bucket=_env("RECSYS_PIPES_BUCKET", bucket),
             knn_k=int(_float_env("RECSYS_KNN_K", 20)),
             gat_features=_choice_env("RECSYS_GAT_FEATURES", "fused", ("fused", "txt")),
-            gat_loss=_choice_env("RECSYS_GAT_LOSS", "bpr", ("bpr", "bce", "softmax")),
+            gat_loss=_choice_env("RECSYS_GAT_LOSS", "softmax", ("bpr", "bce", "softmax")),
             gat_heads=int(_choice_env("RECSYS_GAT_HEADS", "1", ("1", "2", "4", "8"))),
             gat_layers=int(_choice_env("RECSYS_GAT_LAYERS", "2", ("1", "2", "3"))),
             gat_config=_json_object_env("RECSYS_GAT_CONFIG"),

@@ -1,15 +1,31 @@
 """What every embedding recommender's training loop shares: validation NDCG@20, early
-stopping on it, and the result it returns (best user and item vectors)."""
+stopping on it, the result it returns (best user and item vectors), and deterministic
+kernels."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from recsys_assets.core.metrics import Csr, dot_scorer, ranking_metrics, top_k
+
+
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Deterministic kernels while training: multi-threaded CPU scatter/index-add (message
+    passing, embedding gradients) otherwise sums in a varying order, so two runs of one seed
+    in two processes drift apart from the first epoch."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:

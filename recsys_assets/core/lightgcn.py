@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from recsys_assets.core.early_stopping import EarlyStopping, FitResult
+from recsys_assets.core.early_stopping import EarlyStopping, FitResult, deterministic_torch
 from recsys_assets.core.metrics import Csr
 
 
@@ -39,6 +39,7 @@ class LightGCNConfig:
         return asdict(self)
 
 
+@deterministic_torch()
 def train_lightgcn(
     train: Csr,
     val: Csr,

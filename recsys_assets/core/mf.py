@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from recsys_assets.core.early_stopping import EarlyStopping, FitResult
+from recsys_assets.core.early_stopping import EarlyStopping, FitResult, deterministic_torch
 from recsys_assets.core.metrics import Csr
 
 
@@ -35,6 +35,7 @@ class MFConfig:
         return asdict(self)
 
 
+@deterministic_torch()
 def train_mf_bpr(
     train: Csr,
     val: Csr,

@@ -14,7 +14,7 @@ from typing import Any
 
 from recsys_assets.core.artifacts import write_json
 from recsys_assets.core.evaluation import evaluate
-from recsys_assets.core.gat import GATConfig
+from recsys_assets.core.gat import LOSSES, GATConfig
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.jobs.pipes_io import JobResult, md, run_job
 from recsys_assets.jobs.train_model import fit_gat, load_gat_inputs, load_training_data, make_config
@@ -22,12 +22,12 @@ from recsys_assets.jobs.train_model import fit_gat, load_gat_inputs, load_traini
 
 def default_variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     other = "txt" if base["features"] == "fused" else "fused"
+    losses = [loss for loss in LOSSES if loss != base.get("loss", GATConfig.loss)]
     return {
         "base": {},
         f"features={other}": {"features": other},
-        f"loss={'bce' if base.get('loss', 'bpr') == 'bpr' else 'bpr'}": {
-            "loss": "bce" if base.get("loss", "bpr") == "bpr" else "bpr"
-        },
+        # ``negatives: 0`` picks the loss's own default count.
+        **{f"loss={loss}": {"loss": loss, "negatives": 0} for loss in losses},
         "heads=4": {"heads": 4},
         "layers=1": {"layers": 1},
         "layers=3": {"layers": 3},
