@@ -10,6 +10,7 @@ Every variant is chosen on validation like the model itself; test is reported be
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from recsys_assets.core.artifacts import write_json
@@ -36,6 +37,12 @@ def default_variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def log_epoch(pipes: Any, variant: str, record: dict[str, float]) -> None:
+    epoch, ndcg = int(record["epoch"]), record["val_ndcg@20"]
+    if epoch % 10 == 0:
+        pipes.log.info(f"ablation {variant} epoch {epoch}: val NDCG@20 {ndcg:.4f}")
+
+
 def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
     data = load_training_data(params)
     base = dict(params["base"])
@@ -52,7 +59,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         }
         pipes.log.info(f"ablation {name}: features {features}, {config.to_dict()}")
         x, graph = load_gat_inputs(inputs, data)
-        trained = fit_gat(data, x, graph, config, progress=None)
+        trained = fit_gat(data, x, graph, config, progress=partial(log_epoch, pipes, name))
         metrics = evaluate(trained.users, trained.items, data)
         assert trained.fit is not None
         rows.append(
