@@ -29,7 +29,7 @@ from benchmarks.results import machine, now, verdict, write_section
 CONFIG: dict[str, Any] = {
     "fanouts": [10, 5],
     "val_users": 5_000,
-    "epochs": 2,
+    "epochs": 1,
     "patience": 5,
     "batch_size": 8192,
 }

@@ -280,9 +280,11 @@ def train_gat(
     graph: Graph,
     config: GATConfig,
     progress: Callable[[dict[str, float]], None] | None = None,
+    step_progress: Callable[[int, int], None] | None = None,
 ) -> GATFit:
     """Fit on the graph's user-item edges (``train`` names the items to exclude when
-    validating); the returned model holds the weights of the best epoch."""
+    validating); the returned model holds the weights of the best epoch. ``progress`` gets
+    each epoch's record, ``step_progress(done, total)`` the steps within an epoch."""
     n_users, n_items = graph.n_users, graph.n_items
     if len(train.indices) == 0:
         raise ValueError("no train interactions to fit the GAT on")
@@ -320,6 +322,8 @@ def train_gat(
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(batch)
+            if step_progress:
+                step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
         if epoch % config.eval_every:
             continue
         users, items = embed(model, x, graph)

@@ -93,8 +93,9 @@ def fit_gat(
     graph: Graph,
     config: GATConfig,
     progress: Callable[[dict[str, float]], None] | None,
+    step_progress: Callable[[int, int], None] | None = None,
 ) -> Trained:
-    fit = train_gat(data.train, data.val, features, graph, config, progress)
+    fit = train_gat(data.train, data.val, features, graph, config, progress, step_progress)
     buffer = io.BytesIO()
     assert fit.model is not None
     torch.save(
@@ -122,7 +123,11 @@ def make_config(cls: type[C], overrides: dict[str, Any], model: str) -> C:
 
 
 def train(
-    model: str, data: TrainingData, params: dict[str, Any], progress: Callable[[dict[str, float]], None]
+    model: str,
+    data: TrainingData,
+    params: dict[str, Any],
+    progress: Callable[[dict[str, float]], None],
+    step_progress: Callable[[int, int], None] | None = None,
 ) -> Trained:
     overrides = params.get("config") or {}
     if model == "popularity":
@@ -139,7 +144,8 @@ def train(
         return Trained(fit.users, fit.items, lightgcn.to_dict(), fit)
     if model == "gat":
         features, graph = load_gat_inputs(params, data)
-        return fit_gat(data, features, graph, make_config(GATConfig, overrides, model), progress)
+        config = make_config(GATConfig, overrides, model)
+        return fit_gat(data, features, graph, config, progress, step_progress)
     raise ValueError(f"model {model!r}: expected one of {', '.join(MODELS)}")
 
 
@@ -156,6 +162,19 @@ def vectors_check(name: str, trained: Trained, data: TrainingData) -> Check:
         f"(expected {data.n_items} rows), {'all finite' if finite else 'NON-FINITE values'}",
         {"users": int(users.shape[0]), "items": int(items.shape[0]), "dim": int(items.shape[1])},
     )
+
+
+def step_logger(pipes: Any, model: str, every_seconds: float = 30.0) -> Callable[[int, int], None]:
+    """Within-epoch progress, logged only when an epoch is long (sampled training at scale)."""
+    last = [time.perf_counter()]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every_seconds:
+            last[0] = now
+            pipes.log.info(f"{model}: step {done:,} of {total:,} in this epoch")
+
+    return report
 
 
 def learning_curve(history: list[dict[str, float]], rows: int = 12) -> str:
@@ -176,7 +195,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         epoch, loss, ndcg = int(record["epoch"]), record["loss"], record["val_ndcg@20"]
         pipes.log.info(f"{model} epoch {epoch}: loss {loss:.4f}, val NDCG@20 {ndcg:.4f}")
 
-    trained = train(model, data, params, progress)
+    trained = train(model, data, params, progress, step_logger(pipes, model))
     fit = trained.fit
     seconds = fit.seconds if fit else float(trained.extra.get("train_seconds", 0.0))
     epochs = len(fit.history) if fit else 0
