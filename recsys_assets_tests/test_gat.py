@@ -232,3 +232,22 @@ def test_two_processes_with_one_seed_train_identical_models() -> None:
         for _ in range(2)
     ]
     assert runs[0] == runs[1] and runs[0].strip()
+
+
+@pytest.mark.parametrize("change", [{}, {"edge_features": False, "heads": 2, "item_bias": True}])
+def test_chunked_inference_equals_the_full_forward(change: dict) -> None:
+    import torch
+
+    from recsys_assets.core.gat import GATRecommender, embed
+
+    train, _ = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(_features()))
+    config = GATConfig(**{**SMALL.to_dict(), **change})
+    torch.manual_seed(0)
+    model = GATRecommender(USERS, N_ITEMS, 16, config, graph.edge_dims())
+    features = torch.from_numpy(_features())
+    full_users, full_items = embed(model, features, graph)
+    # 37 edges a chunk: every relation is cut into many chunks, some nodes alone in one.
+    users, items = embed(model, features, graph, max_edges=37)
+    np.testing.assert_allclose(users, full_users, atol=1e-5)
+    np.testing.assert_allclose(items, full_items, atol=1e-5)

@@ -208,6 +208,12 @@ class GATRecommender(nn.Module):
                 h = conv(x, edges)
             x = {kind: x[kind] + h[kind] if kind in h else x[kind] for kind in x}
             total = {kind: total[kind] + x[kind] for kind in x}
+        return x0, self._output(total, nodes)
+
+    def _output(
+        self, total: dict[str, torch.Tensor], nodes: dict[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        """The mean of the layers' states, normalised for softmax, with the bias column."""
         out = {kind: v / (len(self.convs) + 1) for kind, v in total.items()}
         if self.config.loss == "softmax":
             # Trained on cosine scores, so the exported vectors are unit length (dot = cosine).
@@ -217,7 +223,49 @@ class GATRecommender(nn.Module):
             out["user"] = torch.cat([out["user"], torch.ones_like(out["user"][:, :1])], 1)
             bias = self.item_bias if nodes is None else self.item_bias[nodes["item"]]
             out["item"] = torch.cat([out["item"], bias], 1)
-        return x0, out
+        return out
+
+    def forward_chunked(
+        self, features: torch.Tensor, graph: Graph, max_edges: int
+    ) -> dict[str, torch.Tensor]:
+        """``forward``'s final states over the whole graph, layer by layer, each relation's
+        destination nodes in chunks of at most ``max_edges`` incoming edges, so memory
+        follows the chunk rather than the graph (no autograd: for inference)."""
+        from recsys_assets.core.gat_sampling import in_edges
+
+        index = in_edges(graph)
+        x = x0 = self.inputs(features, None)
+        total = dict(x0)
+        for conv in self.convs:
+            h = {kind: torch.zeros_like(v) for kind, v in x.items()}
+            touched = set()
+            for relation in self.relations:
+                if relation not in graph.edges:
+                    continue
+                src_kind, _, dst_kind = relation
+                layer: Any = conv.convs[relation]  # type: ignore[index]  # PyG's ModuleDict takes edge types
+                incoming = index[relation]
+                n_dst, start = x[dst_kind].shape[0], 0
+                while start < n_dst:
+                    limit = incoming.indptr[start] + max_edges
+                    end = min(
+                        n_dst, max(start + 1, int(torch.searchsorted(incoming.indptr, limit, right=True)) - 1)
+                    )
+                    lo, hi = int(incoming.indptr[start]), int(incoming.indptr[end])
+                    degrees = incoming.indptr[start + 1 : end + 1] - incoming.indptr[start:end]
+                    dst = torch.repeat_interleave(torch.arange(end - start), degrees)
+                    edge_index = torch.stack([incoming.src[lo:hi], dst])
+                    extra = {}
+                    if self.config.edge_features:
+                        extra["edge_attr"] = graph.attributes[relation][incoming.edge_id[lo:hi]]
+                    h[dst_kind][start:end] += layer(
+                        (x[src_kind], x[dst_kind][start:end]), edge_index, **extra
+                    )
+                    start = end
+                touched.add(dst_kind)
+            x = {kind: x[kind] + h[kind] if kind in touched else x[kind] for kind in x}
+            total = {kind: total[kind] + x[kind] for kind in x}
+        return self._output(total, None)
 
 
 def _loss(
@@ -247,11 +295,20 @@ def _loss(
     return loss + config.l2 * penalty / len(u)
 
 
-def embed(model: GATRecommender, features: torch.Tensor, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+#: Above this many edges, inference runs layer by layer in chunks (``forward_chunked``).
+CHUNK_EDGES = 2_000_000
+
+
+def embed(
+    model: GATRecommender, features: torch.Tensor, graph: Graph, max_edges: int = CHUNK_EDGES
+) -> tuple[np.ndarray, np.ndarray]:
     """Final user and item vectors (no dropout)."""
     model.eval()
     with torch.no_grad():
-        _, out = model(features, graph)
+        if sum(e.shape[1] for e in graph.edges.values()) > max_edges:
+            out = model.forward_chunked(features, graph, max_edges)
+        else:
+            _, out = model(features, graph)
     return out["user"].numpy().copy(), out["item"].numpy().copy()
 
 
