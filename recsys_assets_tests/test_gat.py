@@ -171,13 +171,36 @@ def test_sampler_draws_at_most_fanout_in_edges_per_node_and_relation() -> None:
         full = set(zip(graph.edges[relation][0].tolist(), graph.edges[relation][1].tolist(), strict=True))
         assert set(zip(global_src.tolist(), global_dst.tolist(), strict=True)) <= full
         assert len(sub.graph.attributes[relation]) == edges.shape[1]
-    # Hop 1 draws at most 4 item -> user edges for each seed user (each has 10); hop 2 samples
-    # only nodes not seen before, so no more edges into the seeds.
-    into_users = sub.nodes["user"][sub.graph.edges[RATED_BY][1]]
-    for user in (0, 1):
-        assert 1 <= int((into_users == user).sum()) <= 4
     assert RATES in sub.graph.edges and SIMILAR in sub.graph.edges
     assert len(items) < N_ITEMS  # a neighbourhood, not the graph
+
+
+def test_sampler_keeps_small_neighbourhoods_whole_and_draws_from_large_ones() -> None:
+    import torch
+
+    from recsys_assets.core.gat import RATED_BY
+    from recsys_assets.core.gat_sampling import in_edges, sample_subgraph
+
+    train, _ = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS)
+    index = in_edges(graph)
+    every_user = {"user": torch.arange(USERS), "item": torch.tensor([0])}
+
+    def items_per_user(fanout: int) -> np.ndarray:
+        sub = sample_subgraph(graph, index, every_user, (fanout,), torch.Generator().manual_seed(0))
+        edges = sub.graph.edges[RATED_BY]
+        users, items = sub.nodes["user"][edges[1]].numpy(), sub.nodes["item"][edges[0]].numpy()
+        for user in range(USERS):  # only the user's own train items
+            assert set(items[users == user]) <= set(train.row(user).tolist())
+        return np.bincount(users, minlength=USERS)
+
+    # Every user has 10 train items: a fanout of 20 keeps all of them.
+    assert (items_per_user(20) == 10).all()
+    # A fanout of 4 draws 4 of the 10 with replacement and drops repeats: 10 (1 - 0.9^4) = 3.44
+    # distinct items on average, never more than 4.
+    drawn = items_per_user(4)
+    assert drawn.max() == 4 and drawn.min() >= 1
+    assert drawn.mean() == pytest.approx(3.44, abs=0.15)
 
 
 def test_gat_trains_on_sampled_neighbourhoods() -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from torch import nn
 
 from recsys_assets.core.early_stopping import EarlyStopping, FitResult, deterministic_torch
 from recsys_assets.core.metrics import Csr
+
+if TYPE_CHECKING:
+    from recsys_assets.core.gat_sampling import InEdges, Relation
 
 RATES = ("user", "rates", "item")
 RATED_BY = ("item", "rated_by", "user")
@@ -103,6 +106,9 @@ class Graph:
     n_items: int
     edges: dict[tuple[str, str, str], torch.Tensor]
     attributes: dict[tuple[str, str, str], torch.Tensor]
+
+    def n_edges(self) -> int:
+        return sum(int(e.shape[1]) for e in self.edges.values())
 
     def edge_dims(self) -> dict[tuple[str, str, str], int]:
         return {r: int(a.shape[1]) for r, a in self.attributes.items()}
@@ -226,14 +232,12 @@ class GATRecommender(nn.Module):
         return out
 
     def forward_chunked(
-        self, features: torch.Tensor, graph: Graph, max_edges: int
+        self, features: torch.Tensor, graph: Graph, max_edges: int, index: dict[Relation, InEdges]
     ) -> dict[str, torch.Tensor]:
         """``forward``'s final states over the whole graph, layer by layer, each relation's
-        destination nodes in chunks of at most ``max_edges`` incoming edges, so memory
-        follows the chunk rather than the graph (no autograd: for inference)."""
-        from recsys_assets.core.gat_sampling import in_edges
-
-        index = in_edges(graph)
+        destination nodes (grouped by ``index``, see ``gat_sampling.in_edges``) in chunks of
+        at most ``max_edges`` incoming edges, so memory follows the chunk rather than the
+        graph (no autograd: for inference)."""
         x = x0 = self.inputs(features, None)
         total = dict(x0)
         for conv in self.convs:
@@ -300,13 +304,20 @@ CHUNK_EDGES = 2_000_000
 
 
 def embed(
-    model: GATRecommender, features: torch.Tensor, graph: Graph, max_edges: int = CHUNK_EDGES
+    model: GATRecommender,
+    features: torch.Tensor,
+    graph: Graph,
+    max_edges: int = CHUNK_EDGES,
+    index: dict[Relation, InEdges] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final user and item vectors (no dropout)."""
+    """Final user and item vectors (no dropout); ``index`` (``gat_sampling.in_edges``), when
+    the caller already has it, spares regrouping the edges of a chunked pass."""
+    from recsys_assets.core.gat_sampling import in_edges
+
     model.eval()
     with torch.no_grad():
-        if sum(e.shape[1] for e in graph.edges.values()) > max_edges:
-            out = model.forward_chunked(features, graph, max_edges)
+        if graph.n_edges() > max_edges:
+            out = model.forward_chunked(features, graph, max_edges, index or in_edges(graph))
         else:
             _, out = model(features, graph)
     return out["user"].numpy().copy(), out["item"].numpy().copy()
@@ -355,7 +366,9 @@ def train_gat(
     model = GATRecommender(n_users, n_items, x.shape[1], config, graph.edge_dims())
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     pair_users, pair_items = graph.edges[RATES]
-    index = in_edges(graph) if config.fanouts else None
+    # Grouped by destination once: the sampler and chunked inference both read it.
+    grouped = in_edges(graph) if config.fanouts or graph.n_edges() > CHUNK_EDGES else None
+    index = grouped if config.fanouts else None
     stopping = EarlyStopping(train, _val_sample(val, config), config.patience, progress)
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, config.epochs + 1):
@@ -383,7 +396,7 @@ def train_gat(
                 step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
         if epoch % config.eval_every:
             continue
-        users, items = embed(model, x, graph)
+        users, items = embed(model, x, graph, index=grouped)
         previous_best = stopping.best.best_epoch
         stop = stopping.evaluate(epoch, total / len(order), users, items)
         if stopping.best.best_epoch != previous_best:

@@ -35,7 +35,7 @@ from recsys_assets.core.artifacts import (
 )
 from recsys_assets.core.early_stopping import FitResult
 from recsys_assets.core.gat import GATConfig, Graph, build_graph, train_gat
-from recsys_assets.core.graphs import NodeMaps
+from recsys_assets.core.graphs import NodeMaps, edge_problems
 from recsys_assets.core.lightgcn import LightGCNConfig, train_lightgcn
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.mf import MFConfig, train_mf_bpr
@@ -70,8 +70,7 @@ def load_gat_inputs(params: dict[str, Any], data: TrainingData) -> tuple[np.ndar
     for name, edges, n_src in (("ui_edges_uri", ui, data.n_users), ("ii_edges_uri", ii, data.n_items)):
         if (
             edges is not None
-            and len(edges["src"])
-            and (int(edges["src"].max()) >= n_src or int(edges["dst"].max()) >= data.n_items)
+            and edge_problems(edges["src"], edges["dst"], n_src, data.n_items, False).out_of_range
         ):
             raise ValueError(f"{params[name]}: node index out of range for {n_src} x {data.n_items} nodes")
     return features, build_graph(ui, data.n_users, data.n_items, ii)
