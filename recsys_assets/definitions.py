@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from recsys_assets.assets import catalogue, embeddings, graphs, models
+from recsys_assets.assets import catalogue, embeddings, graphs, models, serving
 from resources.environments import build_resources
 
 all_assets_job = define_asset_job(
@@ -40,6 +40,8 @@ defs = Definitions(
         models.gat_model,
         models.eval_report,
         models.gat_ablation,
+        serving.item_embeddings_export,
+        serving.faiss_index,
     ],
     jobs=[all_assets_job, gat_ablation_job, models.bless_eval_report],
     resources=build_resources(),

@@ -77,6 +77,8 @@ EXPECTED_ASSETS = {
     "gat_model": ("models", sorted(GAT_INPUTS), False),
     "eval_report": ("models", ["gat_model", "lightgcn_model", "mf_model", "popularity_model"], False),
     "gat_ablation": ("models", ["gat_model"], False),
+    "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
+    "faiss_index": ("serving", ["item_embeddings_export"], False),
 }
 BLOCKING = [
     "interactions_ids_not_null",

@@ -1,4 +1,4 @@
-"""The embedding, graph and model assets end to end: job modules through the local Pipes client."""
+"""The embedding, graph, model and serving assets end to end: job modules through the local Pipes client."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance, Definitions, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue, embeddings, graphs, models
+from recsys_assets.assets import catalogue, embeddings, graphs, models, serving
 from recsys_assets.core.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from resources.embeddings import ArtifactStore, EmbeddingConfig
 from resources.environments import artifact_io_managers
@@ -24,6 +24,7 @@ from resources.graph_config import GraphConfig
 from resources.job_runners import LocalJobRunner
 from resources.model_config import ModelConfig
 from resources.raw_data import QualityPolicy, RawDataSource
+from resources.serving_config import ServingConfig
 
 SMALL = {"n_items": 400, "n_users": 200, "n_reviews": 4_000, "n_reviewed_items": 260}
 ASSETS = [
@@ -45,6 +46,8 @@ ASSETS = [
     models.lightgcn_model,
     models.gat_model,
     models.eval_report,
+    serving.item_embeddings_export,
+    serving.faiss_index,
 ]
 MODEL_CONFIG = ModelConfig(max_epochs=15)
 
@@ -105,6 +108,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "job_runner": LocalJobRunner(env=env),
         "graph_config": GraphConfig(),
         "model_config": MODEL_CONFIG,
+        "serving_config": ServingConfig(),
     }
     job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
@@ -123,6 +127,7 @@ def materialized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 "item_fused_embeddings",
                 "eval_report",
                 "gat_model",
+                "faiss_index",
             )
             for m in result.asset_materializations_for_node(name)
         }
@@ -333,6 +338,8 @@ def test_gat_checkpoint_reproduces_its_exported_vectors(materialized: dict[str, 
     model.load_state_dict(saved["state_dict"])
     meta = _json(root / "models" / "gat" / "meta.json")
     assert meta["features"] == "fused" and saved["feature_dim"] == 128
+    # The recency readout chosen on validation is saved with the weights.
+    assert float(model.readout) == meta["recency_readout"] in config.recency_readout
     assert meta["edges"] == {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
     features = torch.from_numpy(np.load(root / "embeddings" / "fused.npy"))
     users, items = embed(model, features, graph)
@@ -367,11 +374,40 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     assert all(f"| {name} |" in table for name in report["models"])
 
 
+def test_serving_bundle_holds_the_promoted_model_and_loads(materialized: dict[str, Any]) -> None:
+    from recsys_assets.core.serving_index import load_bundle
+
+    root: Path = materialized["root"]
+    manifest = _json(root / "serving" / "manifest.json")
+    bundle = load_bundle(str(root / "serving" / "manifest.json"))
+    assert bundle.version == manifest["version"] and manifest["model"]["name"] == "gat"
+    report = _json(root / "eval" / "eval.json")
+    assert manifest["eval"]["test"]["ndcg@20"] == report["models"]["gat"]["test"]["ndcg@20"]
+    np.testing.assert_array_equal(bundle.items, np.load(root / "models" / "gat" / "items.npy"))
+    np.testing.assert_array_equal(bundle.users, np.load(root / "models" / "gat" / "users.npy"))
+    maps = _json(root / "graphs" / "node_maps.json")
+    assert bundle.item_ids == maps["items"] and bundle.user_ids == maps["users"]
+    catalogue_items = pd.read_parquet(root / "items.parquet")
+    assert bundle.titles == catalogue_items["title"].fillna("").tolist()
+    # Train histories: exactly each user's train items.
+    splits = pd.read_parquet(root / "splits" / "interactions.parquet")
+    train = splits[splits["split"] == "train"]
+    user = maps["users"][7]
+    expected = sorted(maps["items"].index(i) for i in train.loc[train["user_id"] == user, "item_id"])
+    assert sorted(bundle.history(7).tolist()) == expected
+    # Popularity: the most reviewed train item first.
+    counts = train["item_id"].value_counts()
+    assert bundle.item_ids[bundle.popular[0]] in counts[counts == counts.max()].index
+    # 400 items: below exact_below, so exact search (recall 1).
+    assert manifest["index"]["kind"] == "flat" and manifest["index"]["recall@20"] == 1.0
+    metadata = materialized["metadata"]["faiss_index"]
+    assert metadata["recall@20_vs_exact"].value == 1.0 and metadata["version"].value == bundle.version
+    assert "| flat |" in metadata["single_query_latency"].value
+
+
 def test_blessing_then_a_regression_stops_downstream_assets(
     materialized: dict[str, Any], tmp_path: Path
 ) -> None:
-    from dagster import asset
-
     root = tmp_path / "artifacts"
     shutil.copytree(materialized["root"], root)
     resources = {**materialized["resources"], "artifacts": ArtifactStore(root=str(root))}
@@ -388,17 +424,14 @@ def test_blessing_then_a_regression_stops_downstream_assets(
         and blessed["models"] == _json(root / "eval" / "eval.json")["models"]
     )
 
-    @asset(deps=[models.eval_report])
-    def serving_stand_in() -> None:
-        """Stands for the serving assets, which run only when the gate passes."""
-
+    published = _json(root / "serving" / "manifest.json")
     # A blessed report 10% better than the candidate: the gate fails and blocks downstream.
     gat_test = blessed["models"]["gat"]["test"]
     gat_test["ndcg@20"] *= 1.1
     (root / "eval" / "blessed.json").write_text(json.dumps(blessed))
     with DagsterInstance.ephemeral() as instance:
         result = materialize(
-            [models.eval_report, serving_stand_in],
+            [models.eval_report, serving.item_embeddings_export, serving.faiss_index],
             resources=resources,
             instance=instance,
             raise_on_error=False,
@@ -412,6 +445,14 @@ def test_blessing_then_a_regression_stops_downstream_assets(
     assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
         "eval_report"
     ]
+    # The API keeps the last good version: the manifest is untouched.
+    assert _json(root / "serving" / "manifest.json") == published
+    # A later run of the export alone (the gate is not re-evaluated there) refuses too.
+    with DagsterInstance.ephemeral() as instance:
+        later = materialize([serving.item_embeddings_export], resources=resources, instance=instance,
+                            raise_on_error=False)  # fmt: skip
+    assert not later.success
+    assert "the promotion gate failed (REGRESSION in ndcg@20" in str(later.all_events)
     # A failed report is not blessed without force.
     with DagsterInstance.ephemeral() as instance:
         refused = bless.execute_in_process(instance=instance, raise_on_error=False)
@@ -428,14 +469,17 @@ def test_ablation_job_records_one_row_per_variant(materialized: dict[str, Any], 
     ablation = _json(root / "eval" / "ablation.json")
     names = [v["variant"] for v in ablation["variants"]]
     assert names == ["base", "features=txt", "loss=bpr", "loss=bce", "heads=4", "layers=1", "layers=3",
-                     "no item-item edges", "no edge features"]  # fmt: skip
+                     "no item-item edges", "no edge features", "no recency readout"]  # fmt: skip
     by_name = {v["variant"]: v for v in ablation["variants"]}
     assert by_name["features=txt"]["features"] == "txt" and by_name["base"]["features"] == "fused"
-    assert by_name["loss=bpr"]["config"]["negatives"] == 1 and by_name["base"]["config"]["negatives"] == 512
+    assert by_name["loss=bpr"]["config"]["negatives"] == 16 and by_name["base"]["config"]["negatives"] == 512
     assert (
         by_name["layers=3"]["config"]["layers"] == 3
         and not by_name["no edge features"]["config"]["edge_features"]
     )
+    off = by_name["no recency readout"]
+    assert off["config"]["recency_readout"] == [0.0] and off["recency_readout"] == 0.0
+    assert by_name["base"]["recency_readout"] in (0.0, 1.0, 2.0)
     for variant in ablation["variants"]:
         assert 0 < variant["test_ndcg@20"] <= 1 and variant["config"]["epochs"] == MODEL_CONFIG.max_epochs
     (event,) = result.asset_materializations_for_node("gat_ablation")

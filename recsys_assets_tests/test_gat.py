@@ -85,7 +85,9 @@ def test_variants_train(change: dict) -> None:
 
 
 def test_config_rejects_bad_values() -> None:
-    assert GATConfig().negatives == 512 and GATConfig(loss="bpr").negatives == 1
+    assert GATConfig().negatives == 512 and GATConfig(loss="bpr").negatives == 16
+    with pytest.raises(ValueError, match=r"GAT recency_readout \[0.0, -1.0\]: expected weights >= 0"):
+        GATConfig(recency_readout=(0, -1))
     with pytest.raises(ValueError, match="GAT loss 'hinge': expected one of bpr, bce, softmax"):
         GATConfig(loss="hinge")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="GAT layers must be >= 1, got 0"):
@@ -269,8 +271,69 @@ def test_chunked_inference_equals_the_full_forward(change: dict) -> None:
     torch.manual_seed(0)
     model = GATRecommender(USERS, N_ITEMS, 16, config, graph.edge_dims())
     features = torch.from_numpy(_features())
+    model.readout.fill_(1.5)  # the recency readout takes part in both passes
     full_users, full_items = embed(model, features, graph)
     # 37 edges a chunk: every relation is cut into many chunks, some nodes alone in one.
     users, items = embed(model, features, graph, max_edges=37)
     np.testing.assert_allclose(users, full_users, atol=1e-5)
     np.testing.assert_allclose(items, full_items, atol=1e-5)
+
+
+def test_recent_item_mean_weights_a_users_items_by_recency_by_hand() -> None:
+    import torch
+
+    from recsys_assets.core.gat import recent_item_mean, with_readout
+
+    # User 0 rated item 0 first (recency 0) and item 1 last (recency 1); user 1 rated item 2;
+    # user 2 rated nothing.
+    ui = {"src": np.array([0, 0, 1]), "dst": np.array([0, 1, 2]), "recency": np.array([0.0, 1.0, 1.0])}
+    graph = build_graph(ui, 3, 3)
+    items = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]])
+    # decay ln 4: item 0 weighs exp(ln 4 * (0 - 1)) = 1/4, item 1 weighs 1.
+    pooled = recent_item_mean(items, graph, float(np.log(4.0)))
+    np.testing.assert_allclose(pooled.numpy(), [[0.2, 0.8], [3.0, 4.0], [0.0, 0.0]], atol=1e-6)
+    users = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_allclose(
+        with_readout(users, pooled, 2.0, unit=False).numpy(), [[1.4, 1.6], [6.0, 9.0], [1.0, 0.0]], atol=1e-6
+    )
+    unit = with_readout(users, pooled, 2.0, unit=True).numpy()
+    np.testing.assert_allclose(unit[1], np.array([6.0, 9.0]) / np.hypot(6.0, 9.0), atol=1e-6)
+
+
+def test_recency_readout_is_chosen_on_validation_when_tastes_move() -> None:
+    """Each user reviewed 8 items of one group, then 3 of the next; validation holds more of the
+    next group. Training has no notion of order, so only the readout can follow the move."""
+    rng = np.random.default_rng(0)
+    src, dst, recency, val_src, val_dst = [], [], [], [], []
+    for user in range(USERS):
+        old, new = user % GROUPS, (user + 1) % GROUPS
+        old_items = rng.choice(PER_GROUP, 8, replace=False) + old * PER_GROUP
+        new_items = rng.permutation(PER_GROUP)[:8] + new * PER_GROUP
+        history = np.concatenate([old_items, new_items[:3]])
+        src += [user] * len(history)
+        dst += history.tolist()
+        recency += np.linspace(0.0, 1.0, len(history)).tolist()
+        val_src += [user] * 5
+        val_dst += new_items[3:].tolist()
+    ui = {"src": np.array(src), "dst": np.array(dst), "recency": np.array(recency, np.float32)}
+    train = Csr.from_pairs(ui["src"], ui["dst"], USERS)
+    val = Csr.from_pairs(np.array(val_src), np.array(val_dst), USERS)
+    x = _features()
+    graph = build_graph(ui, USERS, N_ITEMS, _content_knn(x))
+    without = train_gat(train, val, x, graph, GATConfig(**{**SMALL.to_dict(), "recency_readout": (0.0,)}))
+    fit = train_gat(
+        train, val, x, graph, GATConfig(**{**SMALL.to_dict(), "recency_readout": (0.0, 1.0, 2.0)})
+    )
+    assert without.readout == 0.0 and fit.readout in (1.0, 2.0)
+    assert fit.best_val_ndcg20 > without.best_val_ndcg20 + 0.05, (
+        fit.best_val_ndcg20,
+        without.best_val_ndcg20,
+    )
+    # The chosen weight travels with the weights: the model re-exports the same vectors.
+    import torch
+
+    from recsys_assets.core.gat import embed
+
+    assert fit.model is not None and float(fit.model.readout) == fit.readout
+    users, _ = embed(fit.model, torch.from_numpy(x), graph)
+    np.testing.assert_allclose(users, fit.users, atol=1e-6)

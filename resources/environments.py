@@ -15,6 +15,7 @@ from resources.io_managers import ArtifactIOManagerFactory, FormatName
 from resources.job_runners import LocalJobRunner, VertexJobRunner
 from resources.model_config import ModelConfig
 from resources.raw_data import QualityPolicy, RawDataSource
+from resources.serving_config import ServingConfig
 from resources.settings import Settings
 
 #: Resource key of the IO manager for each artifact format; ``io_manager`` is parquet.
@@ -58,6 +59,10 @@ def _shared(settings: Settings) -> dict[str, Any]:
             gat_config=settings.gat_config,
             max_epochs=settings.max_epochs,
             promotion_tolerance=settings.promotion_tolerance,
+        ),
+        "serving_config": ServingConfig(
+            index_kind=settings.index_kind,  # type: ignore[arg-type]  # validated by Settings
+            min_recall=settings.min_index_recall,
         ),
         "embedding_config": EmbeddingConfig(
             text_model=settings.text_model,

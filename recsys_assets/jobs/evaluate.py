@@ -80,6 +80,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
                     "epochs_run",
                     "best_epoch",
                     "best_val_ndcg@20",
+                    "recency_readout",
                 )
             },
             "config": meta.get("config", {}),

@@ -34,6 +34,7 @@ def default_variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "layers=3": {"layers": 3},
         "no item-item edges": {"item_item": False},
         "no edge features": {"edge_features": False},
+        "no recency readout": {"recency_readout": [0.0]},
     }
 
 
@@ -68,6 +69,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
                 "features": features,
                 "config": config.to_dict(),
                 "best_epoch": trained.fit.best_epoch,
+                "recency_readout": trained.extra["recency_readout"],
                 "train_seconds": round(trained.fit.seconds, 3),
                 **{f"val_{m}": metrics["val"][m] for m in ("ndcg@20", "recall@20")},
                 **{f"test_{m}": metrics["test"][m] for m in ("ndcg@20", "recall@20", "ndcg@10", "recall@10")},
@@ -78,7 +80,16 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         )
     write_json(params["output_uri"], {"data": data.summary(), "variants": rows, "run_id": run_id})
     table = markdown_table(
-        ["variant", "features", "val NDCG@20", "test NDCG@20", "test Recall@20", "best epoch", "train s"],
+        [
+            "variant",
+            "features",
+            "val NDCG@20",
+            "test NDCG@20",
+            "test Recall@20",
+            "best epoch",
+            "readout",
+            "train s",
+        ],
         [
             [
                 r["variant"],
@@ -87,6 +98,7 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
                 f"{r['test_ndcg@20']:.4f}",
                 f"{r['test_recall@20']:.4f}",
                 r["best_epoch"],
+                f"{r['recency_readout']:g}",
                 f"{r['train_seconds']:.1f}",
             ]
             for r in rows

@@ -109,7 +109,8 @@ def fit_gat(
         buffer,
     )
     edges = {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
-    return Trained(fit.users, fit.items, config.to_dict(), fit, buffer.getvalue(), {"edges": edges})
+    extra = {"edges": edges, "recency_readout": fit.readout}
+    return Trained(fit.users, fit.items, config.to_dict(), fit, buffer.getvalue(), extra)
 
 
 def make_config(cls: type[C], overrides: dict[str, Any], model: str) -> C:
@@ -232,6 +233,8 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         "config": json_value(trained.config) if trained.config else None,
         "learning_curve": md(learning_curve(fit.history)) if fit and fit.history else None,
     }
+    if "recency_readout" in meta:
+        metadata["recency_readout"] = meta["recency_readout"]
     return JobResult(metadata, [vectors_check(f"{params['check']}_vectors", trained, data)])
 
 
