@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale data data-movielens install lock clean
+.PHONY: run serve materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,15 @@ data-movielens: install
 	$(PY) -c "from benchmarks.movielens import fetch_ml100k; print(fetch_ml100k())" | tail -1 \
 	  | xargs -I{} $(PY) -m recsys_assets.core.movielens {} data/raw/ml-100k
 
+# The API (port 8000) runs beside the Dagster UI (port 3000) and stops with it.
 run: materialize
+	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 & api=$$!; \
+	trap 'kill $$api' EXIT INT TERM; \
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+
+# The API alone, over the last published serving version (data/artifacts/serving/manifest.json).
+serve: install
+	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile

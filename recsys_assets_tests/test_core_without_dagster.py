@@ -34,6 +34,9 @@ def test_core_runs_without_dagster(tmp_path: Path) -> None:
         for name in names:
             importlib.import_module(f"recsys_assets.core.{{name}}")
         import resources.settings
+        # The API runs in its own container, without Dagster.
+        import serving.app
+        serving.app.create_app(serving.settings.ServingSettings(manifest_uri="missing.json", log_sink="none"))
         from recsys_assets.core.staging import stage_items
         staged = stage_items({str(meta)!r}, "2014", workers=1)
         assert staged.items["item_id"].tolist() == ["A1"]
@@ -60,6 +63,8 @@ def test_core_runs_without_dagster(tmp_path: Path) -> None:
         "gat_sampling",
         "evaluation",
         "movielens",
+        "serving_index",
+        "warehouse_tables",
     ):
         assert f"'{module}'" in done.stdout
 

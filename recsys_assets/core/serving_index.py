@@ -243,10 +243,13 @@ class Bundle:
     popular: np.ndarray
     user_index: dict[str, int] = field(default_factory=dict)
     item_index: dict[str, int] = field(default_factory=dict)
+    #: Train interactions per item (the popularity fallback's score).
+    popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
+        self.popularity = np.bincount(self.history_items, minlength=len(self.item_ids))
 
     def history(self, user: int) -> np.ndarray:
         return self.history_items[self.history_indptr[user] : self.history_indptr[user + 1]]

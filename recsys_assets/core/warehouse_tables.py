@@ -1,0 +1,81 @@
+"""The warehouse tables the API writes and monitoring reads, defined once.
+
+DuckDB (local) and BigQuery (gcp) DDL are both generated from these definitions, and the
+Terraform schemas are checked against them, so the three never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: BigQuery type -> DuckDB type.
+DUCKDB_TYPES = {
+    "STRING": "VARCHAR",
+    "INT64": "BIGINT",
+    "FLOAT64": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATE": "DATE",
+    "JSON": "JSON",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    mode: str = "NULLABLE"  # NULLABLE, REQUIRED or REPEATED (a list)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    #: BigQuery: the DATE or TIMESTAMP column partitioned by day, and the clustering columns.
+    partition: str
+    cluster: tuple[str, ...] = ()
+    description: str = ""
+
+    def duckdb_ddl(self) -> str:
+        columns = []
+        for c in self.columns:
+            kind = DUCKDB_TYPES[c.type] + ("[]" if c.mode == "REPEATED" else "")
+            columns.append(f"{c.name} {kind}" + (" NOT NULL" if c.mode == "REQUIRED" else ""))
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)})"
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+RECOMMENDATION_REQUESTS = Table(
+    "recommendation_requests",
+    (
+        Column("request_id", "STRING", "REQUIRED", "The id returned to the caller (feedback refers to it)."),
+        Column("ts", "TIMESTAMP", "REQUIRED", "When the request was answered (UTC)."),
+        Column("user_id", "STRING", "REQUIRED"),
+        Column("strategy", "STRING", "REQUIRED", "user, recent_items or popular."),
+        Column("model_version", "STRING", "REQUIRED", "The serving version (manifest) that answered."),
+        Column("k", "INT64", "REQUIRED"),
+        Column("items", "STRING", "REPEATED", "Recommended item ids, best first."),
+        Column("scores", "FLOAT64", "REPEATED", "Their scores, in the same order."),
+        Column("latency_ms", "FLOAT64", "REQUIRED", "Time spent answering, in milliseconds."),
+    ),
+    partition="ts",
+    cluster=("strategy", "model_version"),
+    description="Every answered recommendation request (written by the API).",
+)
+FEEDBACK_EVENTS = Table(
+    "feedback_events",
+    (
+        Column("request_id", "STRING", "REQUIRED"),
+        Column("ts", "TIMESTAMP", "REQUIRED"),
+        Column("user_id", "STRING", "REQUIRED"),
+        Column("item_id", "STRING", "REQUIRED"),
+        Column("event", "STRING", "REQUIRED", "impression, click or purchase."),
+    ),
+    partition="ts",
+    cluster=("event",),
+    description="Impressions, clicks and purchases reported for served recommendations.",
+)
+TABLES = {t.name: t for t in (RECOMMENDATION_REQUESTS, FEEDBACK_EVENTS)}

@@ -1,0 +1,245 @@
+"""The recommendation API: ``create_app()`` builds a Litestar app over the published serving
+version, watching its manifest for new ones, logging every request to the warehouse.
+
+    uvicorn --factory serving.app:create_app
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+import anyio.to_thread
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from recsys_assets.core.serving_index import Bundle
+from serving import recommender
+from serving.index_state import IndexState
+from serving.metrics import Metrics
+from serving.request_log import BigQuerySink, DuckDBSink, RequestLog, Sink
+from serving.schemas import (
+    Accepted,
+    FeedbackRequest,
+    Health,
+    ItemsResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+)
+from serving.settings import ServingSettings
+
+log = logging.getLogger("serving")
+#: Request bodies are small JSON documents; anything larger is refused with 413.
+MAX_BODY_BYTES = 64 * 1024
+KQuery = Annotated[int, QueryParameter(ge=1, le=100, description="How many items (1-100).")]
+
+
+class NotReady(HTTPException):
+    status_code = HTTP_503_SERVICE_UNAVAILABLE
+
+
+def _bundle(state: State) -> Bundle:
+    bundle: Bundle | None = state.index.bundle
+    if bundle is None:
+        raise NotReady(detail="no serving version loaded yet")
+    return bundle
+
+
+def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[ScoredItem]:
+    return [
+        ScoredItem(bundle.item_ids[i], round(s, 6), bundle.titles[i])
+        for i, s in zip(items, scores, strict=True)
+    ]
+
+
+@post("/recommend", status_code=200)
+async def recommend(data: JSONBody[RecommendRequest], state: State) -> RecommendResponse:
+    """Top-k items for a user: their own vector, else the mean of their recent items, else popularity."""
+    start = time.perf_counter()
+    bundle = _bundle(state)
+    ranked = await anyio.to_thread.run_sync(
+        recommender.recommend, bundle, data.user_id, data.k, data.recent_items, data.exclude_items
+    )
+    request_id = uuid.uuid4().hex
+    state.metrics.strategies.labels(ranked.strategy).inc()
+    items = _scored(bundle, ranked.items, ranked.scores)
+    state.request_log.append(
+        "recommendation_requests",
+        {
+            "request_id": request_id,
+            "ts": datetime.now(UTC),
+            "user_id": data.user_id,
+            "strategy": ranked.strategy,
+            "model_version": bundle.version,
+            "k": data.k,
+            "items": [i.item_id for i in items],
+            "scores": [i.score for i in items],
+            "latency_ms": (time.perf_counter() - start) * 1000,
+        },
+    )
+    return RecommendResponse(
+        request_id,
+        data.user_id,
+        ranked.strategy,
+        bundle.version,
+        items,
+        ranked.unknown_items,
+    )
+
+
+@get("/items/{item_id:str}/similar")
+async def similar_items(item_id: FromPath[str], state: State, k: KQuery = 20) -> ItemsResponse:
+    """Items nearest to one item in the model's space (404 for an item the version does not know)."""
+    bundle = _bundle(state)
+    row = bundle.item_index.get(item_id)
+    if row is None:
+        raise NotFoundException(detail=f"item {item_id!r} is not in serving version {bundle.version}")
+    items, scores = await anyio.to_thread.run_sync(recommender.similar, bundle, row, k)
+    return ItemsResponse(bundle.version, _scored(bundle, items, scores))
+
+
+@get("/popular")
+async def popular_items(state: State, k: KQuery = 20) -> ItemsResponse:
+    """The most reviewed items in the model's training data (score = train interactions)."""
+    bundle = _bundle(state)
+    items, scores = recommender.popular(bundle, k, set())
+    return ItemsResponse(bundle.version, _scored(bundle, items, scores))
+
+
+@post("/feedback", status_code=HTTP_202_ACCEPTED)
+async def feedback(data: JSONBody[FeedbackRequest], state: State) -> Accepted:
+    """Record an impression, click or purchase of a served item (logged for monitoring)."""
+    state.request_log.append(
+        "feedback_events",
+        {"request_id": data.request_id, "ts": datetime.now(UTC), "user_id": data.user_id,
+         "item_id": data.item_id, "event": data.event},
+    )  # fmt: skip
+    return Accepted("accepted")
+
+
+@get("/healthz")
+async def healthz() -> Health:
+    """The process is alive."""
+    return Health("ok")
+
+
+@get("/readyz")
+async def readyz(state: State) -> Response[Health]:
+    """200 once a serving version is loaded, else 503."""
+    bundle: Bundle | None = state.index.bundle
+    if bundle is None:
+        return Response(Health("no serving version loaded"), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(Health("ready", bundle.version))
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4", include_in_schema=False)
+async def metrics(state: State) -> bytes:
+    """Prometheus metrics."""
+    return bytes(state.metrics.render())
+
+
+@post("/admin/reload", status_code=200)
+async def admin_reload(request: Request[Any, Any, State], state: State) -> Health:
+    """Check the manifest now (requires the admin API key in ``X-API-Key``)."""
+    key = state.settings.admin_api_key
+    if not key:
+        raise NotFoundException(detail="the admin API is disabled (set RECSYS_ADMIN_API_KEY)")
+    if request.headers.get("x-api-key") != key:
+        raise NotAuthorizedException(detail="a valid X-API-Key header is required")
+    outcome = await state.index.refresh()
+    bundle = state.index.bundle
+    return Health(outcome, bundle.version if bundle else None)
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Counts every routed request by route template and status, and times it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            metrics: Metrics = scope["litestar_app"].state.metrics
+            route = scope.get("path_template", "unmatched")
+            method = cast("HTTPScope", scope)["method"]
+            metrics.requests.labels(route, method, str(status[0])).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+    return middleware
+
+
+def make_sink(settings: ServingSettings) -> Sink | None:
+    if settings.log_sink == "none":
+        return None
+    if settings.log_sink == "duckdb":
+        return DuckDBSink(settings.duckdb_path)
+    from google.cloud import bigquery
+
+    return BigQuerySink(bigquery.Client(project=settings.bq_project), settings.bq_dataset)
+
+
+def create_app(settings: ServingSettings | None = None, sink: Sink | None = None) -> Litestar:
+    """The API over ``settings`` (default: from the environment); ``sink`` overrides the
+    warehouse the settings name (tests pass one pointed at an emulator)."""
+    settings = settings or ServingSettings.from_env()
+    app_metrics = Metrics()
+    index = IndexState(settings.manifest_uri, app_metrics)
+    request_log = RequestLog(
+        sink if sink is not None else make_sink(settings), app_metrics, settings.log_batch_rows,
+        settings.log_flush_s, settings.log_buffer_rows,
+    )  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await index.refresh()
+        watcher = asyncio.create_task(index.watch(settings.reload_interval_s))
+        request_log.start()
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            if not await request_log.close():
+                log.error("shutting down with %s log rows unwritten",
+                          {k: len(v) for k, v in request_log.buffers.items()})  # fmt: skip
+
+    return Litestar(
+        route_handlers=[
+            recommend,
+            similar_items,
+            popular_items,
+            feedback,
+            healthz,
+            readyz,
+            metrics,
+            admin_reload,
+        ],
+        state=State(
+            {"settings": settings, "metrics": app_metrics, "index": index, "request_log": request_log}
+        ),
+        lifespan=[lifespan],
+        middleware=[metrics_middleware],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="recsys recommendations", version="1.0.0"),
+    )

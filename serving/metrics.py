@@ -1,0 +1,49 @@
+"""Prometheus metrics of one app instance (its own registry, so tests and apps do not mix)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recsys_http_requests", "HTTP requests by route and status.", ["route", "method", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "recsys_http_request_seconds", "Time to answer, by route.", ["route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )  # fmt: skip
+        self.strategies = Counter(
+            "recsys_recommendations", "Recommendations by strategy.", ["strategy"], registry=self.registry
+        )
+        self.model = Gauge(
+            "recsys_model_info", "The serving version in use (value 1).", ["version"], registry=self.registry
+        )
+        self.reloads = Counter(
+            "recsys_index_reloads", "Attempts to load a new version, by outcome.", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.log_buffered = Gauge(
+            "recsys_log_buffered_rows", "Log rows waiting to be written.", ["table"], registry=self.registry
+        )
+        self.log_written = Counter(
+            "recsys_log_written_rows", "Log rows written to the warehouse.", ["table"], registry=self.registry
+        )
+        self.log_dropped = Counter(
+            "recsys_log_dropped_rows", "Log rows dropped because the buffer was full.", ["table"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.log_failures = Counter(
+            "recsys_log_write_failures", "Failed warehouse writes (rows kept for retry).", ["table"],
+            registry=self.registry,
+        )  # fmt: skip
+
+    def set_version(self, version: str) -> None:
+        self.model.clear()
+        self.model.labels(version).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

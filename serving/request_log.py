@@ -1,0 +1,135 @@
+"""Request and feedback logs, written to the warehouse in batches off the request path.
+
+Handlers only append a row to an in-memory buffer. A background task writes batches (in a
+worker thread) to DuckDB locally or BigQuery in gcp. When a write fails the batch goes back
+to the front of the buffer and is retried after a back-off, so an outage loses nothing until
+the buffer is full; beyond ``buffer_rows`` the oldest rows are dropped and counted
+(``recsys_log_dropped_rows``), which bounds memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from recsys_assets.core.warehouse_tables import TABLES, Table
+from serving.metrics import Metrics
+
+log = logging.getLogger("serving.request_log")
+
+
+class Sink(Protocol):
+    def write(self, table: Table, rows: list[dict[str, Any]]) -> None: ...
+
+
+class DuckDBSink:
+    """Appends to a DuckDB file, opening it per batch so other processes (the monitoring
+    assets) can open it between batches."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._created: set[str] = set()
+
+    def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        import duckdb
+        import pyarrow as pa
+
+        batch = pa.Table.from_pylist(rows)  # noqa: F841  # read by name in the SQL below
+        with duckdb.connect(self.path) as con:
+            if table.name not in self._created:
+                con.execute(table.duckdb_ddl())
+                self._created.add(table.name)
+            columns = ", ".join(table.column_names())
+            con.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM batch")
+
+
+class BigQuerySink:
+    """Streams rows with ``insert_rows_json`` into ``project.dataset.table`` (the tables are
+    created by Terraform from the same definitions)."""
+
+    def __init__(self, client: Any, dataset: str):
+        self.client = client
+        self.dataset = dataset
+
+    def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        target = f"{self.client.project}.{self.dataset}.{table.name}"
+        payload = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
+        errors = self.client.insert_rows_json(target, payload)
+        if errors:
+            raise RuntimeError(f"BigQuery refused rows of {target}: {errors[:3]}")
+
+
+class RequestLog:
+    def __init__(
+        self, sink: Sink | None, metrics: Metrics, batch_rows: int, flush_s: float, buffer_rows: int
+    ):
+        self.sink, self.metrics = sink, metrics
+        self.batch_rows, self.flush_s, self.buffer_rows = batch_rows, flush_s, buffer_rows
+        self.buffers: dict[str, deque[dict[str, Any]]] = {name: deque() for name in TABLES}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = dict.fromkeys(TABLES, 0)
+        self.written = dict.fromkeys(TABLES, 0)
+
+    def append(self, table: str, row: dict[str, Any]) -> None:
+        if self.sink is None:
+            return
+        buffer = self.buffers[table]
+        if len(buffer) >= self.buffer_rows:
+            buffer.popleft()
+            self.dropped[table] += 1
+            self.metrics.log_dropped.labels(table).inc()
+        buffer.append(row)
+        if len(buffer) >= self.batch_rows:
+            self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write what is buffered, batch by batch; False when a write failed (rows kept)."""
+        assert self.sink is not None
+        for name, buffer in self.buffers.items():
+            while buffer:
+                batch = [buffer.popleft() for _ in range(min(self.batch_rows, len(buffer)))]
+                try:
+                    await anyio.to_thread.run_sync(self.sink.write, TABLES[name], batch)
+                except Exception as error:  # any warehouse failure: keep the rows, retry later
+                    log.warning("writing %d %s rows failed, will retry: %s", len(batch), name, error)
+                    self.metrics.log_failures.labels(name).inc()
+                    room = self.buffer_rows - len(buffer)
+                    if room < len(batch):
+                        self.dropped[name] += len(batch) - room
+                        self.metrics.log_dropped.labels(name).inc(len(batch) - room)
+                    buffer.extendleft(reversed(batch[len(batch) - room :] if room < len(batch) else batch))
+                    return False
+                self.written[name] += len(batch)
+                self.metrics.log_written.labels(name).inc(len(batch))
+            self.metrics.log_buffered.labels(name).set(len(buffer))
+        return True
+
+    def start(self) -> None:
+        if self.sink is not None:
+            self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> bool:
+        """Let a write in flight finish, then write what is left; False if rows remain."""
+        if self._task is None:
+            return True
+        self._stopping = True
+        self._wake.set()
+        await self._task
+        return await self.flush()
+
+    async def _run(self) -> None:
+        backoff = self.flush_s
+        while not self._stopping:
+            # Wake on a full batch or after the flush interval, whichever comes first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            ok = await self.flush()
+            backoff = self.flush_s if ok else min(backoff * 2, 30.0)
