@@ -77,3 +77,51 @@ def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         yield root, f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def bigquery_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A BigQuery client on a real BigQuery REST API (bqemulator, DuckDB-backed) on loopback,
+    started here; project ``test-project``."""
+    import subprocess
+    import sys
+    import time
+
+    import duckdb
+    from duckdb_extensions import import_extension
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    # The emulator loads DuckDB's spatial extension; install it from its PyPI wheel (offline)
+    # into a private extension folder, where the emulator's own INSTALL then finds it.
+    home = tmp_path_factory.mktemp("bq_home")
+    env = {**os.environ, "HOME": str(home)}
+    con = duckdb.connect(config={"extension_directory": str(home / ".duckdb" / "extensions")})
+    import_extension("spatial", con=con)
+    con.close()
+    rest, grpc = free_port(), free_port()
+    log = (home / "bqemulator.log").open("w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("bqemulator")), "start", "--rest-host", "127.0.0.1",
+         "--rest-port", str(rest), "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc), "--ephemeral",
+         "--project", "test-project"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, (home / "bqemulator.log").read_text()
+        try:
+            socket.create_connection(("127.0.0.1", rest), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "bqemulator did not start"
+            time.sleep(0.1)
+    yield bigquery.Client(
+        project="test-project",
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{rest}"),
+    )
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()

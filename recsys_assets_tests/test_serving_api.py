@@ -362,3 +362,41 @@ def test_manifest_is_json_with_every_file(tmp_path: Path) -> None:
     publish_version(tmp_path, "v1")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["version"] == "v1" and len(manifest["files"]) == 6
+
+
+async def test_requests_and_feedback_are_logged_to_bigquery(tmp_path: Path, bigquery_client: Any) -> None:
+    from recsys_assets.core.warehouse_tables import TABLES
+    from serving.request_log import BigQuerySink
+
+    bigquery_client.create_dataset("serving_logs", exists_ok=True)
+    for table in TABLES.values():
+        table.create_in_bigquery(bigquery_client, "serving_logs")
+    created = bigquery_client.get_table("test-project.serving_logs.recommendation_requests")
+    assert created.time_partitioning.field == "ts" and created.clustering_fields == [
+        "strategy",
+        "model_version",
+    ]
+    publish_version(tmp_path, "v1")
+    app = create_app(settings(tmp_path), sink=BigQuerySink(bigquery_client, "serving_logs"))
+    async with AsyncTestClient(app=app) as client:
+        first = (await client.post("/recommend", json={"user_id": "u2", "k": 2})).json()
+        await client.post("/recommend", json={"user_id": "nobody", "k": 1, "recent_items": ["I001"]})
+        event = {"request_id": first["request_id"], "user_id": "u2", "item_id": "I044", "event": "purchase"}
+        assert (await client.post("/feedback", json=event)).status_code == 202
+    rows = [
+        dict(r)
+        for r in bigquery_client.query(
+            "SELECT user_id, strategy, model_version, k, items, scores "
+            "FROM serving_logs.recommendation_requests ORDER BY ts"
+        ).result()
+    ]
+    assert [(r["user_id"], r["strategy"], r["model_version"], r["k"]) for r in rows] == [
+        ("u2", "user", "v1", 2),
+        ("nobody", "recent_items", "v1", 1),
+    ]
+    assert rows[0]["items"] == [i["item_id"] for i in first["items"]]
+    assert rows[0]["scores"] == pytest.approx([i["score"] for i in first["items"]])
+    events = bigquery_client.query(
+        "SELECT request_id, item_id, event FROM serving_logs.feedback_events"
+    ).result()
+    assert [tuple(r.values()) for r in events] == [(first["request_id"], "I044", "purchase")]

@@ -7,6 +7,7 @@ Terraform schemas are checked against them, so the three never drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: BigQuery type -> DuckDB type.
 DUCKDB_TYPES = {
@@ -46,6 +47,28 @@ class Table:
 
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def bigquery_schema(self) -> list[dict[str, str]]:
+        """The BigQuery schema in its JSON form (what ``bq`` and Terraform's ``schema`` take)."""
+        return [
+            {"name": c.name, "type": c.type, "mode": c.mode, "description": c.description} for c in self.columns
+        ]
+
+    def create_in_bigquery(self, client: Any, dataset: str) -> None:
+        """Create the table (day-partitioned and clustered) if it does not exist; in production
+        Terraform creates it from the same schema."""
+        from google.cloud import bigquery
+
+        table = bigquery.Table(
+            f"{client.project}.{dataset}.{self.name}",
+            schema=[bigquery.SchemaField.from_api_repr(f) for f in self.bigquery_schema()],
+        )
+        table.time_partitioning = bigquery.TimePartitioning(
+            type_=bigquery.TimePartitioningType.DAY, field=self.partition
+        )
+        table.clustering_fields = list(self.cluster) or None
+        table.description = self.description
+        client.create_table(table, exists_ok=True)
 
 
 RECOMMENDATION_REQUESTS = Table(
