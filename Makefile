@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run serve materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale data data-movielens install lock clean
+.PHONY: run serve materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -78,6 +78,11 @@ bench-movielens: install
 
 bench-gat-scale: install
 	$(PY) -m benchmarks.gat_scale
+
+# Needs wrk (Debian package): installed here when apt-get is usable.
+bench-serving: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m benchmarks.serving
 
 bench-models: install data
 	$(PY) -m benchmarks.models synthetic

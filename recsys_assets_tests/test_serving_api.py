@@ -400,3 +400,20 @@ async def test_requests_and_feedback_are_logged_to_bigquery(tmp_path: Path, bigq
         "SELECT request_id, item_id, event FROM serving_logs.feedback_events"
     ).result()
     assert [tuple(r.values()) for r in events] == [(first["request_id"], "I044", "purchase")]
+
+
+async def test_concurrent_searches_share_one_faiss_call_per_index() -> None:
+    from serving.search_batcher import SearchBatcher
+
+    items, _ = _vectors()
+    first = build_index(items, IndexConfig()).index
+    second = build_index(items[::-1].copy(), IndexConfig()).index  # a reload can mix versions
+    batcher = SearchBatcher(max_batch=32)
+    jobs = [(first if i % 2 else second, items[i], 3 + i % 4) for i in range(40)]
+    got = await asyncio.gather(*(batcher.search(index, q, n) for index, q, n in jobs))
+    for (index, q, n), (scores, rows) in zip(jobs, got, strict=True):
+        want_scores, want_rows = index.search(q[None, :], n)
+        assert rows.tolist() == want_rows[0].tolist()
+        np.testing.assert_allclose(scores, want_scores[0], rtol=1e-6)
+    # 40 queries, at most 32 a batch: two batches, each one FAISS call per index.
+    assert batcher.searched == 40 and batcher.batches == 2

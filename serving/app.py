@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
-import anyio.to_thread
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
@@ -38,6 +37,7 @@ from serving.schemas import (
     RecommendResponse,
     ScoredItem,
 )
+from serving.search_batcher import SearchBatcher
 from serving.settings import ServingSettings
 
 log = logging.getLogger("serving")
@@ -64,14 +64,26 @@ def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[Score
     ]
 
 
+async def _rank(state: State, bundle: Bundle, planned: recommender.Plan) -> recommender.Ranked:
+    """``recommender.ranking`` with its searches batched off the event loop."""
+    batcher: SearchBatcher = state.batcher
+    steps = recommender.ranking(bundle, planned)
+    try:
+        query, n = next(steps)
+        while True:
+            query, n = steps.send(await batcher.search(bundle.index, query, n))
+    except StopIteration as done:
+        ranked: recommender.Ranked = done.value
+        return ranked
+
+
 @post("/recommend", status_code=200)
 async def recommend(data: JSONBody[RecommendRequest], state: State) -> RecommendResponse:
     """Top-k items for a user: their own vector, else the mean of their recent items, else popularity."""
     start = time.perf_counter()
     bundle = _bundle(state)
-    ranked = await anyio.to_thread.run_sync(
-        recommender.recommend, bundle, data.user_id, data.k, data.recent_items, data.exclude_items
-    )
+    planned = recommender.plan(bundle, data.user_id, data.k, data.recent_items, data.exclude_items)
+    ranked = await _rank(state, bundle, planned)
     request_id = uuid.uuid4().hex
     state.metrics.strategies.labels(ranked.strategy).inc()
     items = _scored(bundle, ranked.items, ranked.scores)
@@ -106,8 +118,8 @@ async def similar_items(item_id: FromPath[str], state: State, k: KQuery = 20) ->
     row = bundle.item_index.get(item_id)
     if row is None:
         raise NotFoundException(detail=f"item {item_id!r} is not in serving version {bundle.version}")
-    items, scores = await anyio.to_thread.run_sync(recommender.similar, bundle, row, k)
-    return ItemsResponse(bundle.version, _scored(bundle, items, scores))
+    ranked = await _rank(state, bundle, recommender.similar_plan(bundle, row, k))
+    return ItemsResponse(bundle.version, _scored(bundle, ranked.items, ranked.scores))
 
 
 @get("/popular")
@@ -236,7 +248,13 @@ def create_app(settings: ServingSettings | None = None, sink: Sink | None = None
             admin_reload,
         ],
         state=State(
-            {"settings": settings, "metrics": app_metrics, "index": index, "request_log": request_log}
+            {
+                "settings": settings,
+                "metrics": app_metrics,
+                "index": index,
+                "request_log": request_log,
+                "batcher": SearchBatcher(),
+            }
         ),
         lifespan=[lifespan],
         middleware=[metrics_middleware],

@@ -1,14 +1,18 @@
-"""Recommendations over a loaded serving bundle: pure functions, no web framework.
+"""Recommendations over a loaded serving version: pure functions, no web framework.
 
 Strategies, in order: a known user is scored with their own vector; an unknown user with
-recent items known to the bundle gets the normalised mean of those items' vectors; anyone
+recent items known to the version gets the normalised mean of those items' vectors; anyone
 else gets the most popular items. A user's train history, their recent items and the items
 they exclude are never recommended.
+
+A request is planned (``plan``: strategy, query vector, exclusions), searched (the API
+batches the searches of concurrent requests, ``serving.search_batcher``), and the hits
+filtered (``take``); ``recommend`` does all three at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -20,6 +24,22 @@ Strategy = Literal["user", "recent_items", "popular"]
 USER: Final = "user"
 RECENT: Final = "recent_items"
 POPULAR: Final = "popular"
+#: (scores, rows) of one query, best first, as ``faiss.Index.search`` returns them for one row.
+Hits = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Plan:
+    strategy: Strategy
+    #: The query vector (float32, 1-d); None for the popularity fallback.
+    query: np.ndarray | None
+    excluded: set[int]
+    k: int
+    #: Ids the request named that the version does not know (reported, never silently dropped).
+    unknown_items: list[str] = field(default_factory=list)
+
+    def first_fetch(self) -> int:
+        return self.k + len(self.excluded)
 
 
 @dataclass
@@ -27,7 +47,6 @@ class Ranked:
     items: list[int]
     scores: list[float]
     strategy: Strategy
-    #: Ids the request named that the bundle does not know (reported, never silently dropped).
     unknown_items: list[str] = field(default_factory=list)
 
 
@@ -42,30 +61,39 @@ def _known(bundle: Bundle, ids: Iterable[str]) -> tuple[list[int], list[str]]:
     return known, unknown
 
 
-def search(bundle: Bundle, query: np.ndarray, k: int, excluded: set[int]) -> tuple[list[int], list[float]]:
-    """The top ``k`` items by inner product with ``query``, skipping ``excluded``; asks the
-    index for more until ``k`` remain (or the catalogue is exhausted)."""
-    total = bundle.index.ntotal
-    fetch = k + len(excluded)
-    query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-    while True:
-        n = min(fetch, total)
-        scores, rows = bundle.index.search(query, n)
-        items, kept = [], []
-        for row, score in zip(rows[0].tolist(), scores[0].tolist(), strict=True):
-            if row >= 0 and row not in excluded:
-                items.append(row)
-                kept.append(score)
-                if len(items) == k:
-                    return items, kept
-        if n >= total:
-            return items, kept
-        fetch *= 2
+def plan(bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_items: list[str]) -> Plan:
+    recent, unknown_recent = _known(bundle, recent_items)
+    exclude, unknown_exclude = _known(bundle, exclude_items)
+    excluded = set(recent) | set(exclude)
+    unknown = unknown_recent + unknown_exclude
+    user = bundle.user_index.get(user_id)
+    if user is not None:
+        excluded.update(bundle.history(user).tolist())
+        return Plan(USER, bundle.users[user], excluded, k, unknown)
+    if recent:
+        # The source project's cold-user approach: the normalised mean of their items' vectors.
+        mean = bundle.items[recent].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm > 0:
+            return Plan(RECENT, (mean / norm).astype(np.float32), excluded, k, unknown)
+    return Plan(POPULAR, None, excluded, k, unknown)
+
+
+def take(hits: Hits, k: int, excluded: set[int]) -> tuple[list[int], list[float]]:
+    """The first ``k`` hits not excluded."""
+    items, kept = [], []
+    for row, score in zip(hits[1].tolist(), hits[0].tolist(), strict=True):
+        if row >= 0 and row not in excluded:
+            items.append(row)
+            kept.append(score)
+            if len(items) == k:
+                break
+    return items, kept
 
 
 def popular(bundle: Bundle, k: int, excluded: set[int]) -> tuple[list[int], list[float]]:
     items: list[int] = []
-    for row in bundle.popular.tolist():
+    for row in bundle.popular[: k + len(excluded)].tolist():
         if row not in excluded:
             items.append(row)
             if len(items) == k:
@@ -73,25 +101,41 @@ def popular(bundle: Bundle, k: int, excluded: set[int]) -> tuple[list[int], list
     return items, [float(bundle.popularity[row]) for row in items]
 
 
+#: ``ranking`` yields (query, n) searches and is sent their hits; it returns the result.
+Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
+
+
+def ranking(bundle: Bundle, planned: Plan) -> Ranking:
+    """Search until ``k`` items survive the exclusions (or the catalogue is exhausted); the
+    caller runs each search it yields, in whatever way suits it (see ``recommend``)."""
+    if planned.query is None:
+        return Ranked(*popular(bundle, planned.k, planned.excluded), planned.strategy, planned.unknown_items)
+    total, fetch = bundle.index.ntotal, planned.first_fetch()
+    while True:
+        n = min(fetch, total)
+        items, scores = take((yield planned.query, n), planned.k, planned.excluded)
+        if len(items) == planned.k or n >= total:
+            return Ranked(items, scores, planned.strategy, planned.unknown_items)
+        fetch *= 2
+
+
+def run_sync(steps: Ranking, bundle: Bundle) -> Ranked:
+    """Drive ``ranking`` with direct index searches."""
+    try:
+        query, n = next(steps)
+        while True:
+            scores, rows = bundle.index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), n)
+            query, n = steps.send((scores[0], rows[0]))
+    except StopIteration as done:
+        result: Ranked = done.value
+        return result
+
+
 def recommend(
     bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_items: list[str]
 ) -> Ranked:
-    recent, unknown_recent = _known(bundle, recent_items)
-    exclude, unknown_exclude = _known(bundle, exclude_items)
-    excluded = set(recent) | set(exclude)
-    user = bundle.user_index.get(user_id)
-    unknown = unknown_recent + unknown_exclude
-    if user is not None:
-        excluded.update(bundle.history(user).tolist())
-        return Ranked(*search(bundle, bundle.users[user], k, excluded), USER, unknown)
-    if recent:
-        # The source project's cold-user approach: the normalised mean of their items' vectors.
-        mean = bundle.items[recent].mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        if norm > 0:
-            return Ranked(*search(bundle, mean / norm, k, excluded), RECENT, unknown)
-    return Ranked(*popular(bundle, k, excluded), POPULAR, unknown)
+    return run_sync(ranking(bundle, plan(bundle, user_id, k, recent_items, exclude_items)), bundle)
 
 
-def similar(bundle: Bundle, item: int, k: int) -> tuple[list[int], list[float]]:
-    return search(bundle, bundle.items[item], k, {item})
+def similar_plan(bundle: Bundle, item: int, k: int) -> Plan:
+    return Plan(USER, bundle.items[item], {item}, k)
