@@ -51,7 +51,8 @@ class Table:
     def bigquery_schema(self) -> list[dict[str, str]]:
         """The BigQuery schema in its JSON form (what ``bq`` and Terraform's ``schema`` take)."""
         return [
-            {"name": c.name, "type": c.type, "mode": c.mode, "description": c.description} for c in self.columns
+            {"name": c.name, "type": c.type, "mode": c.mode, "description": c.description}
+            for c in self.columns
         ]
 
     def create_in_bigquery(self, client: Any, dataset: str) -> None:
