@@ -76,7 +76,7 @@ def item_embeddings_export(context: AssetExecutionContext, artifacts: ArtifactSt
             f"{len(maps.items)} items in node_maps.json; rematerialize the model"
         )
     history = _history(artifacts, maps)
-    version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run_id[:8]}"
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run.run_id[:8]}"
     files = export_files(
         item_vectors, users, maps.users, maps.items, _titles(artifacts, maps), history.indptr, history.indices
     )
