@@ -39,7 +39,9 @@ class DuckDBSink:
         import duckdb
         import pyarrow as pa
 
-        batch = pa.Table.from_pylist(rows)  # noqa: F841  # read by name in the SQL below
+        names = table.column_names()
+        # Column by column: much cheaper than pyarrow's row-wise from_pylist.
+        batch = pa.table({name: [row[name] for row in rows] for name in names})  # noqa: F841  # read in SQL
         with duckdb.connect(self.path) as con:
             if table.name not in self._created:
                 con.execute(table.duckdb_ddl())
