@@ -92,11 +92,15 @@ class RequestLog:
             self._wake.set()
 
     async def flush(self) -> bool:
-        """Write what is buffered, batch by batch; False when a write failed (rows kept)."""
+        """Write what was buffered when called, batch by batch; False when a write failed
+        (rows kept). Rows that arrive meanwhile wait for the next flush: chasing them would
+        keep the writer busy with many tiny batches, each paying a write's fixed cost."""
         assert self.sink is not None
         for name, buffer in self.buffers.items():
-            while buffer:
-                batch = [buffer.popleft() for _ in range(min(self.batch_rows, len(buffer)))]
+            left = len(buffer)
+            while left and buffer:
+                batch = [buffer.popleft() for _ in range(min(self.batch_rows, left, len(buffer)))]
+                left -= len(batch)
                 try:
                     await anyio.to_thread.run_sync(self.sink.write, TABLES[name], batch)
                 except Exception as error:  # any warehouse failure: keep the rows, retry later

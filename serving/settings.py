@@ -34,7 +34,7 @@ class ServingSettings:
     bq_dataset: str = "recsys"
     #: Rows written per batch, seconds between flushes, and the most rows held while the
     #: warehouse is unreachable (beyond it the oldest are dropped and counted).
-    log_batch_rows: int = 500
+    log_batch_rows: int = 5_000
     log_flush_s: float = 1.0
     log_buffer_rows: int = 100_000
 
