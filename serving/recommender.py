@@ -5,9 +5,9 @@ recent items known to the version gets the normalised mean of those items' vecto
 else gets the most popular items. A user's train history, their recent items and the items
 they exclude are never recommended.
 
-A request is planned (``plan``: strategy, query vector, exclusions), searched (the API
-batches the searches of concurrent requests, ``serving.search_batcher``), and the hits
-filtered (``take``); ``recommend`` does all three at once.
+A request is planned (``plan``: strategy, query vector, exclusions), then ``ranking`` asks for
+the searches it needs (the API batches those of concurrent requests,
+``serving.search_batcher``) and filters their hits (``take``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
 
 def ranking(bundle: Bundle, planned: Plan) -> Ranking:
     """Search until ``k`` items survive the exclusions (or the catalogue is exhausted); the
-    caller runs each search it yields, in whatever way suits it (see ``recommend``)."""
+    caller runs each search it yields, in whatever way suits it (the API batches them)."""
     if planned.query is None:
         return Ranked(*popular(bundle, planned.k, planned.excluded), planned.strategy, planned.unknown_items)
     total, fetch = bundle.index.ntotal, planned.first_fetch()
@@ -117,24 +117,6 @@ def ranking(bundle: Bundle, planned: Plan) -> Ranking:
         if len(items) == planned.k or n >= total:
             return Ranked(items, scores, planned.strategy, planned.unknown_items)
         fetch *= 2
-
-
-def run_sync(steps: Ranking, bundle: Bundle) -> Ranked:
-    """Drive ``ranking`` with direct index searches."""
-    try:
-        query, n = next(steps)
-        while True:
-            scores, rows = bundle.index.search(np.ascontiguousarray(query[None, :], dtype=np.float32), n)
-            query, n = steps.send((scores[0], rows[0]))
-    except StopIteration as done:
-        result: Ranked = done.value
-        return result
-
-
-def recommend(
-    bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_items: list[str]
-) -> Ranked:
-    return run_sync(ranking(bundle, plan(bundle, user_id, k, recent_items, exclude_items)), bundle)
 
 
 def similar_plan(bundle: Bundle, item: int, k: int) -> Plan:

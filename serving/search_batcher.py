@@ -59,7 +59,7 @@ class SearchBatcher:
 def _search_batch(batch: list[tuple[Any, np.ndarray, int, Any]]) -> list[Hits]:
     """One FAISS call per index in the batch (a reload can put two versions in one batch),
     each at the largest ``n`` asked, trimmed back per query."""
-    results: list[Hits | None] = [None] * len(batch)
+    results: dict[int, Hits] = {}
     groups: dict[int, list[int]] = {}
     for position, (index, *_) in enumerate(batch):
         groups.setdefault(id(index), []).append(position)
@@ -71,4 +71,4 @@ def _search_batch(batch: list[tuple[Any, np.ndarray, int, Any]]) -> list[Hits]:
         for row, p in enumerate(positions):
             want = batch[p][2]
             results[p] = (scores[row, :want], rows[row, :want])
-    return [r for r in results if r is not None]
+    return [results[p] for p in range(len(batch))]

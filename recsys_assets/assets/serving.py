@@ -16,17 +16,18 @@ from recsys_assets.assets.models import eval_report
 from recsys_assets.core.artifacts import read_json, read_npy, read_parquet, write_json
 from recsys_assets.core.graphs import NodeMaps
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.metrics import Csr
 from recsys_assets.core.serving_index import (
     MANIFEST,
     build_index,
     export_files,
     index_bytes,
     measure,
+    promoted_release,
     publish,
     version_uri,
     write_files,
 )
+from recsys_assets.core.training_data import training_data
 from resources.embeddings import ArtifactStore
 from resources.serving_config import ServingConfig
 
@@ -46,28 +47,12 @@ def _titles(artifacts: ArtifactStore, maps: NodeMaps) -> list[str]:
     return catalogue["title"].fillna("").astype(str).tolist()
 
 
-def _history(artifacts: ArtifactStore, maps: NodeMaps) -> Csr:
-    uri = artifacts.uri("splits", "interactions.parquet")
-    splits = read_parquet(uri, columns=["user_id", "item_id", "split"])
-    train = splits[splits["split"] == "train"]
-    return Csr.from_pairs(
-        maps.user_index(train["user_id"]), maps.item_index(train["item_id"]), len(maps.users)
-    )
-
-
 @asset(group_name=GROUP, deps=[eval_report, node_maps, interaction_splits, "items"], kinds={"numpy"})
 def item_embeddings_export(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     """The promoted model's user and item vectors with ids, titles, train histories and popularity."""
-    report = read_json(artifacts.uri("eval", "eval.json"))
-    candidate = report["candidate"]
-    promotion = report.get("promotion", {})
-    if not promotion.get("passed", False):
-        # The blocking gate stops this asset in the run that evaluated; this covers a later run.
-        raise ValueError(
-            f"{artifacts.uri('eval', 'eval.json')}: the promotion gate failed "
-            f"({promotion.get('description', 'no verdict recorded')}); nothing is exported"
-        )
-    model_uri = report["models"][candidate]["uri"]
+    report_uri = artifacts.uri("eval", "eval.json")
+    release = promoted_release(read_json(report_uri), report_uri)
+    candidate, model_uri = release["model"]["name"], release["model"]["uri"]
     users, item_vectors = read_npy(f"{model_uri}/users.npy"), read_npy(f"{model_uri}/items.npy")
     maps = NodeMaps.from_json(read_json(artifacts.uri("graphs", "node_maps.json")))
     if item_vectors.shape[0] != len(maps.items) or users.shape[0] != len(maps.users):
@@ -75,28 +60,16 @@ def item_embeddings_export(context: AssetExecutionContext, artifacts: ArtifactSt
             f"{model_uri}: {users.shape[0]} x {item_vectors.shape[0]} vectors for {len(maps.users)} users x "
             f"{len(maps.items)} items in node_maps.json; rematerialize the model"
         )
-    history = _history(artifacts, maps)
+    splits_uri = artifacts.uri("splits", "interactions.parquet")
+    splits = read_parquet(splits_uri, columns=["user_id", "item_id", "split"])
+    history = training_data(splits, maps, splits_uri).train
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run.run_id[:8]}"
     files = export_files(
         item_vectors, users, maps.users, maps.items, _titles(artifacts, maps), history.indptr, history.indices
     )
     root = artifacts.uri(SERVING)
     write_files(root, version, files)
-    test = report["models"][candidate]["test"]
-    pending = {
-        "version": version,
-        "model": {
-            "name": candidate,
-            "uri": model_uri,
-            "run_id": report["models"][candidate].get("run_id"),
-            "config": report["models"][candidate].get("config", {}),
-        },
-        "eval": {
-            "report_run_id": report.get("run_id"),
-            "test": {k: test[k] for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10") if k in test},
-        },
-        "code_version": report.get("versions", {}).get("code"),
-    }
+    pending = {"version": version, **release}
     write_json(artifacts.uri(SERVING, PENDING), pending)
     norms = np.linalg.norm(item_vectors, axis=1)
     context.log.info(f"exported {candidate} vectors as serving version {version}")
@@ -108,7 +81,7 @@ def item_embeddings_export(context: AssetExecutionContext, artifacts: ArtifactSt
             "items": len(maps.items),
             "dim": int(item_vectors.shape[1]),
             "item_norm_min_max": [float(norms.min()), float(norms.max())],
-            "test_ndcg@20": float(test["ndcg@20"]),
+            "test_ndcg@20": float(release["eval"]["test"]["ndcg@20"]),
             "uri": version_uri(root, version, ""),
         }
     )

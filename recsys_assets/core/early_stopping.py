@@ -57,9 +57,13 @@ class EarlyStopping:
         self.waited = 0
         self.started = time.perf_counter()
 
-    def evaluate(self, epoch: int, loss: float, users: np.ndarray, items: np.ndarray) -> bool:
-        """Record this epoch; True when training should stop."""
-        ndcg = validation_ndcg20(users, items, self.train, self.val)
+    def evaluate(
+        self, epoch: int, loss: float, users: np.ndarray, items: np.ndarray, ndcg: float | None = None
+    ) -> bool:
+        """Record this epoch (``ndcg``: its validation NDCG@20 when the caller has already
+        computed it); True when training should stop."""
+        if ndcg is None:
+            ndcg = validation_ndcg20(users, items, self.train, self.val)
         record = {"epoch": float(epoch), "loss": loss, "val_ndcg@20": ndcg}
         self.best.history.append(record)
         if self.progress:

@@ -403,15 +403,16 @@ def _readout_on_validation(
     index: dict[Relation, InEdges] | None,
     train: Csr,
     val: Csr,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float | None]:
     """The model's vectors with the recency readout weight that scores best on ``val``
-    (stored in ``model.readout``); one forward pass for all the weights tried."""
+    (stored in ``model.readout``), and that score (None when only 0 is tried: not computed);
+    one forward pass for all the weights tried."""
     config = model.config
     users, items = embed(model, x, graph, index=index, readout=False)
     weights = config.recency_readout
     if weights == (0.0,):
         model.readout.fill_(0.0)
-        return users, items
+        return users, items, None
     pooled = recent_item_mean(torch.from_numpy(items), graph, config.recency_decay)
     candidates = []
     for weight in weights:
@@ -419,7 +420,7 @@ def _readout_on_validation(
         candidates.append((validation_ndcg20(scored, items, train, val), -weight, scored))
     best = max(candidates, key=lambda c: c[:2])  # ties: the smaller weight
     model.readout.fill_(-best[1])
-    return best[2], items
+    return best[2], items, best[0]
 
 
 @dataclass
@@ -485,9 +486,9 @@ def train_gat(
                 step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
         if epoch % config.eval_every:
             continue
-        users, items = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
+        users, items, ndcg = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
         previous_best = stopping.best.best_epoch
-        stop = stopping.evaluate(epoch, total / len(order), users, items)
+        stop = stopping.evaluate(epoch, total / len(order), users, items, ndcg)
         if stopping.best.best_epoch != previous_best:
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         if stop:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recsys_assets.core.artifacts import join, read_bytes, write_bytes, write_json
+from recsys_assets.core.popularity import popularity_scores
 
 MANIFEST = "manifest.json"
 FILES = ("items.npy", "users.npy", "index.faiss", "ids.json", "history.npz", "popular.npy")
@@ -146,9 +147,9 @@ def index_bytes(built: BuiltIndex) -> bytes:
 
 
 def popular_items(train_items: np.ndarray, n_items: int) -> np.ndarray:
-    """Item indices by train interactions, descending; ties by index ascending."""
-    counts = np.bincount(train_items, minlength=n_items)
-    return np.lexsort((np.arange(n_items), -counts)).astype(np.int32)
+    """Item indices in the popularity baseline's order (train interactions descending, ties
+    by index ascending)."""
+    return np.argsort(-popularity_scores(train_items, n_items), kind="stable").astype(np.int32)
 
 
 def _sha256(data: bytes) -> str:
@@ -186,6 +187,35 @@ def export_files(
         "ids.json": json.dumps({"users": user_ids, "items": item_ids, "titles": titles}).encode(),
         "history.npz": history.getvalue(),
         "popular.npy": _npy(popular_items(history_items, len(items))),
+    }
+
+
+def promoted_release(report: dict[str, Any], report_uri: str) -> dict[str, Any]:
+    """What a serving version records of the model it serves, from ``eval.json``: the
+    candidate, its run and config, its test metrics, the code version. Refuses a report whose
+    promotion gate failed (the blocking check stops the export in the run that evaluated;
+    this covers a later run)."""
+    promotion = report.get("promotion", {})
+    if not promotion.get("passed", False):
+        raise ValueError(
+            f"{report_uri}: the promotion gate failed "
+            f"({promotion.get('description', 'no verdict recorded')}); nothing is exported"
+        )
+    candidate = report["candidate"]
+    model = report["models"][candidate]
+    test = model["test"]
+    return {
+        "model": {
+            "name": candidate,
+            "uri": model["uri"],
+            "run_id": model.get("run_id"),
+            "config": model.get("config", {}),
+        },
+        "eval": {
+            "report_run_id": report.get("run_id"),
+            "test": {k: test[k] for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10") if k in test},
+        },
+        "code_version": report.get("versions", {}).get("code"),
     }
 
 
