@@ -49,9 +49,11 @@ run: materialize
 	trap 'kill $$api' EXIT INT TERM; \
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
 
-# The API alone, over the last published serving version (data/artifacts/serving/manifest.json).
+# The API alone, over the last published serving version (data/artifacts/serving/manifest.json);
+# API_WORKERS=N runs N processes (one per core serves the most; see the README).
+API_WORKERS ?= 1
 serve: install
-	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000
+	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "data" / "bench" / "serving"
 USERS, DIM, RECENT, K = 20_000, 128, 5, 20
 CONNECTIONS = (16, 64)
-DURATION_S, ROUNDS = 15, 2
+DURATION_S, WARMUP_S, ROUNDS = 15, 5, 2
 TARGET_RPS_RATIO, TARGET_P99_RATIO = 1.5, 2 / 3
 
 
@@ -101,14 +101,22 @@ def free_port() -> int:
 
 
 def start(factory: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A uvicorn server, returned once every worker has loaded the version (each loads its own:
+    measuring while one still loads would time a smaller server)."""
     port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("uvicorn")), "--factory", factory, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env={**os.environ, **env}, cwd=ROOT,
-    )  # fmt: skip
+    log = WORKDIR / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("uvicorn")), "--factory", factory, "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(workers), "--log-level", "info", "--no-access-log"],
+            env={**os.environ, **env}, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
+    while log.read_text(errors="replace").count("Application startup complete") < workers:
+        assert process.poll() is None, f"{factory} exited: {log.read_text(errors='replace')[-2000:]}"
+        assert time.monotonic() < deadline, f"{factory} did not start"
+        time.sleep(0.5)
     while True:
         try:
             body = json.dumps({"user_id": "x", "recent_items": ["B000000001"]})
@@ -124,22 +132,31 @@ def start(factory: str, env: dict[str, str], workers: int) -> tuple[subprocess.P
         time.sleep(0.5)
 
 
-def wrk(url: str, connections: int, script: Path) -> dict[str, float]:
+def wrk(url: str, connections: int, script: Path, seconds: int = DURATION_S) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{DURATION_S}s", "--latency", "-s", str(script),
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
          f"{url}/recommend"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     assert p99 is not None, out
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
     return {
         "rps": rps,
+        "requests": requests,
         "p99_ms": float(p99.group(1)) * scale,
         "errors": float(errors.group(1)) if errors else 0.0,
     }
+
+
+def logged_rows(path: Path) -> int:
+    from recsys_assets.core.warehouse_tables import connect_duckdb
+
+    with connect_duckdb(str(path), read_only=True) as con:
+        return int(con.execute("SELECT count(*) FROM recommendation_requests").fetchone()[0])
 
 
 def main() -> None:
@@ -148,36 +165,47 @@ def main() -> None:
     root = WORKDIR / "version"
     manifest = build_version(root)
     script = bodies(WORKDIR / "bodies.lua")
-    workers = int(os.environ.get("BENCH_WORKERS", "1"))
+    # Ours runs one uvicorn worker per core, as the README recommends on one machine. The
+    # peer is the source project's single process, and also runs with as many workers as
+    # ours, so the table shows both comparisons.
+    workers = int(os.environ.get("BENCH_WORKERS", str(len(os.sched_getaffinity(0)))))
+    warehouse = WORKDIR / "warehouse.duckdb"
     env = {"RECSYS_SERVING_MANIFEST": str(root / "manifest.json"), "RECSYS_LOG_SINK": "duckdb",
-           "RECSYS_WAREHOUSE_DUCKDB": str(WORKDIR / "warehouse.duckdb"), "OMP_NUM_THREADS": "1"}  # fmt: skip
-    (WORKDIR / "warehouse.duckdb").unlink(missing_ok=True)
+           "RECSYS_WAREHOUSE_DUCKDB": str(warehouse), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    warehouse.unlink(missing_ok=True)
+    peer, ours, peer_n = "peer, 1 worker", f"ours, {workers} workers", f"peer, {workers} workers"
     servers = {
-        "peer (FastAPI)": "benchmarks.serving_peer:create_app",
-        "ours (Litestar)": "serving.app:create_app",
+        peer: ("benchmarks.serving_peer:create_app", 1),
+        ours: ("serving.app:create_app", workers),
+        peer_n: ("benchmarks.serving_peer:create_app", workers),
     }
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    served = 0
     for _ in range(ROUNDS):
         for connections in CONNECTIONS:
-            for name, factory in servers.items():
-                process, url = start(factory, env, workers)
+            for name, (factory, n) in servers.items():
+                process, url = start(factory, env, n)
                 try:
-                    wrk(url, connections, script)  # warm-up, not counted
+                    warm = wrk(url, connections, script, WARMUP_S)  # not counted
                     results.setdefault((name, connections), []).append(wrk(url, connections, script))
                 finally:
                     process.terminate()
                     process.wait(timeout=60)
+                if name == ours:
+                    served += int(warm["requests"] + results[(name, connections)][-1]["requests"])
                 print(name, connections, results[(name, connections)][-1], file=sys.stderr, flush=True)
+    rows_logged = logged_rows(warehouse)
     best = {key: max(runs, key=lambda r: r["rps"]) for key, runs in results.items()}
     rows, ok = [], True
     for connections in CONNECTIONS:
-        peer, ours = best[("peer (FastAPI)", connections)], best[("ours (Litestar)", connections)]
-        ratio = ours["rps"] / peer["rps"]
-        ok &= ratio >= TARGET_RPS_RATIO
-        for name, r in (("peer (FastAPI)", peer), ("ours (Litestar)", ours)):
+        base = best[(peer, connections)]
+        ok &= best[(ours, connections)]["rps"] / base["rps"] >= TARGET_RPS_RATIO
+        for name in servers:
+            r = best[(name, connections)]
             rows.append([name, connections, f"{r['rps']:,.0f}", f"{r['p99_ms']:.1f}", int(r["errors"]),
-                         f"{r['rps'] / peer['rps']:.2f}x"])  # fmt: skip
-    p99_ratio = best[("ours (Litestar)", 16)]["p99_ms"] / best[("peer (FastAPI)", 16)]["p99_ms"]
+                         f"{r['rps'] / base['rps']:.2f}x"])  # fmt: skip
+    p99_ratio = best[(ours, 16)]["p99_ms"] / best[(peer, 16)]["p99_ms"]
+    same = [best[(ours, c)]["rps"] / best[(peer_n, c)]["rps"] for c in CONNECTIONS]
     index = manifest["index"]
     lines = [
         "## Serving: our API vs a FastAPI peer",
@@ -187,19 +215,25 @@ def main() -> None:
         f"- machine: {machine()}",
         f"- version: {ITEMS:,} x {DIM} items, HNSW {index['params']} (recall@20 vs exact "
         f"{index['recall@20']:.3f}, built in {index['build_seconds']:.0f} s); {USERS:,} users",
-        f"- load: wrk, 2 threads, {DURATION_S} s per run after a warm-up run, {ROUNDS} rounds alternating "
-        f"peer and ours, best round shown; bodies: an unknown user with {RECENT} recent items, k = {K}; "
-        f"uvicorn with {workers} worker(s) each; our request logging on (DuckDB)",
+        f"- load: wrk, 2 threads, {DURATION_S} s per run after a {WARMUP_S} s warm-up, {ROUNDS} rounds "
+        f"alternating the servers, best round shown; bodies: an unknown user with {RECENT} recent items, "
+        f"k = {K}; uvicorn; `OMP_NUM_THREADS=1`, `OPENBLAS_CORETYPE` not set",
+        f"- our request logging on (DuckDB): {rows_logged:,} rows logged for the {served:,} requests "
+        "wrk counted (the rest are the start-up probes)",
         "",
-        markdown_table(["server", "connections", "requests/s", "p99 ms", "non-2xx", "vs peer"], rows),
+        markdown_table(
+            ["server", "connections", "requests/s", "p99 ms", "non-2xx", "vs peer, 1 worker"], rows
+        ),
         "",
         f"Single-query search latency: HNSW median {index['latency_ms']['median']:.3f} ms, p99 "
         f"{index['latency_ms']['p99']:.3f} ms; exact (flat) median "
         f"{index['latency_ms']['exact_median']:.2f} ms, p99 {index['latency_ms']['exact_p99']:.2f} ms.",
         "",
-        f"Targets: requests/s >= {TARGET_RPS_RATIO}x the peer at 16 and 64 connections: {verdict(ok)}; "
-        f"p99 at 16 connections <= 2/3 of the peer's: {verdict(p99_ratio <= TARGET_P99_RATIO)} "
-        f"(ratio {p99_ratio:.2f}).",
+        f"Targets (against the peer as the issue defines it, the source project's single process): "
+        f"requests/s >= {TARGET_RPS_RATIO}x at 16 and 64 connections: {verdict(ok)}; p99 at 16 "
+        f"connections <= 2/3 of the peer's: {verdict(p99_ratio <= TARGET_P99_RATIO)} "
+        f"(ratio {p99_ratio:.2f}). "
+        f"Against the peer with as many workers: {same[0]:.2f}x at 16 and {same[1]:.2f}x at 64 connections.",
     ]
     write_section("serving", lines)
     print("\n".join(lines))

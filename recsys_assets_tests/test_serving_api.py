@@ -195,6 +195,7 @@ async def test_health_readiness_and_metrics(client: AsyncTestClient) -> None:
     assert 'recsys_recommendations_total{strategy="user"} 1.0' in text
     assert 'recsys_model_info{version="v1"} 1.0' in text
     assert 'recsys_http_request_seconds_bucket{le="0.001",route="/recommend"}' in text
+    assert "recsys_search_batch_queries_count 1.0" in text  # the one search, one batch
     schema = (await client.get("/schema/openapi.json")).json()
     assert {"/recommend", "/items/{item_id}/similar", "/popular", "/feedback", "/healthz", "/readyz"} <= set(
         schema["paths"]
@@ -346,9 +347,10 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("RECSYS_ARTIFACTS_ROOT", "gs://bucket/recsys")
     monkeypatch.setenv("RECSYS_RELOAD_INTERVAL_S", "2.5")
     monkeypatch.setenv("RECSYS_ENV", "gcp")
+    monkeypatch.setenv("RECSYS_SEARCH_THREADS", "3")
     got = ServingSettings.from_env()
     assert got.manifest_uri == "gs://bucket/recsys/serving/manifest.json" and got.reload_interval_s == 2.5
-    assert got.log_sink == "bigquery"
+    assert got.log_sink == "bigquery" and got.search_threads == 3 and got.log_flush_s == 5.0
     monkeypatch.setenv("RECSYS_LOG_SINK", "kafka")
     with pytest.raises(ValueError, match="RECSYS_LOG_SINK='kafka': expected duckdb, bigquery or none"):
         ServingSettings.from_env()
@@ -417,3 +419,82 @@ async def test_concurrent_searches_share_one_faiss_call_per_index() -> None:
         np.testing.assert_allclose(scores, want_scores[0], rtol=1e-6)
     # 40 queries, at most 32 a batch: two batches, each one FAISS call per index.
     assert batcher.searched == 40 and batcher.batches == 2
+
+
+async def test_batches_run_on_as_many_threads_as_allowed() -> None:
+    """Two batches in flight at once: each search waits at a two-party barrier, which only
+    releases when the second batch is searching beside the first."""
+    import threading
+
+    from serving.search_batcher import SearchBatcher
+
+    items, _ = _vectors()
+    real = build_index(items, IndexConfig()).index
+    barrier = threading.Barrier(2, timeout=3)
+
+    class MeetingIndex:
+        def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            barrier.wait()  # raises BrokenBarrierError after 3 s if the batches ran one by one
+            return real.search(queries, n)  # type: ignore[no-any-return]
+
+    index = MeetingIndex()
+    batcher = SearchBatcher(max_batch=2, concurrency=2)
+    got = await asyncio.gather(*(batcher.search(index, items[i], 3) for i in range(4)))
+    assert [rows[0] for _, rows in got] == [0, 1, 2, 3] and batcher.batches == 2
+    assert batcher.searched == 4 and not batcher._tasks  # finished tasks are released
+
+    one = SearchBatcher(max_batch=2, concurrency=1)
+    barrier.reset()
+    with pytest.raises(threading.BrokenBarrierError):  # one thread: the second batch never starts
+        await asyncio.gather(*(one.search(index, items[i], 3) for i in range(4)))
+
+
+def _hold_lock(path: Path, seconds: float) -> Any:
+    """Another process holding the DuckDB file (DuckDB's lock is per process)."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import duckdb, time\ncon = duckdb.connect({str(path)!r})\n"
+        f"print('held', flush=True)\ntime.sleep({seconds})"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_duckdb_waits_for_another_writer_then_names_the_file(tmp_path: Path) -> None:
+    import time
+
+    from recsys_assets.core.warehouse_tables import connect_duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    holder = _hold_lock(path, 1.0)
+    start = time.monotonic()
+    with connect_duckdb(str(path), wait_s=30) as con:  # waits for the holder to exit
+        assert con.execute("SELECT 1").fetchone() == (1,)
+    assert time.monotonic() - start > 0.3
+    holder.wait(timeout=10)
+
+    holder = _hold_lock(path, 30.0)
+    try:
+        with pytest.raises(duckdb.IOException, match=r"Could not set lock on file .*warehouse\.duckdb"):
+            connect_duckdb(str(path), wait_s=0.3)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_the_duckdb_sink_recreates_a_table_whose_file_was_replaced(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from recsys_assets.core.warehouse_tables import TABLES
+
+    path = tmp_path / "warehouse.duckdb"
+    sink = DuckDBSink(str(path))
+    row = {"request_id": "r", "ts": datetime.now(UTC), "user_id": "u", "item_id": "i", "event": "click"}
+    sink.write(TABLES["feedback_events"], [row] * 600)  # more than one Arrow chunk
+    path.unlink()
+    sink.write(TABLES["feedback_events"], [row])
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*), min(event) FROM feedback_events").fetchone() == (1, "click")

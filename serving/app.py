@@ -58,10 +58,7 @@ def _bundle(state: State) -> Bundle:
 
 
 def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[ScoredItem]:
-    return [
-        ScoredItem(bundle.item_ids[i], round(s, 6), bundle.titles[i])
-        for i, s in zip(items, scores, strict=True)
-    ]
+    return [ScoredItem(bundle.item_ids[i], s, bundle.titles[i]) for i, s in zip(items, scores, strict=True)]
 
 
 async def _rank(state: State, bundle: Bundle, planned: recommender.Plan) -> recommender.Ranked:
@@ -253,7 +250,9 @@ def create_app(settings: ServingSettings | None = None, sink: Sink | None = None
                 "metrics": app_metrics,
                 "index": index,
                 "request_log": request_log,
-                "batcher": SearchBatcher(),
+                "batcher": SearchBatcher(
+                    concurrency=settings.search_threads or None, observe=app_metrics.search_batch.observe
+                ),
             }
         ),
         lifespan=[lifespan],

@@ -19,6 +19,10 @@ class Metrics:
         self.strategies = Counter(
             "recsys_recommendations", "Recommendations by strategy.", ["strategy"], registry=self.registry
         )
+        self.search_batch = Histogram(
+            "recsys_search_batch_queries", "Queries per FAISS call (concurrent requests batched).",
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64),
+        )  # fmt: skip
         self.model = Gauge(
             "recsys_model_info", "The serving version in use (value 1).", ["version"], registry=self.registry
         )

@@ -35,8 +35,13 @@ class ServingSettings:
     #: Rows written per batch, seconds between flushes, and the most rows held while the
     #: warehouse is unreachable (beyond it the oldest are dropped and counted).
     log_batch_rows: int = 5_000
-    log_flush_s: float = 1.0
+    #: Each DuckDB write costs ~45 ms whatever its size (open, checkpoint on close), so
+    #: fewer, larger writes: monitoring reads days, not seconds.
+    log_flush_s: float = 5.0
     log_buffer_rows: int = 100_000
+    #: FAISS calls in flight at once, each in its own thread; 0: one per core. Set it to the
+    #: CPU quota where the process sees more cores than it may use (containers).
+    search_threads: int = 0
 
     @classmethod
     def from_env(cls) -> ServingSettings:
@@ -57,4 +62,5 @@ class ServingSettings:
             log_batch_rows=int(_float("RECSYS_LOG_BATCH_ROWS", cls.log_batch_rows)),
             log_flush_s=_float("RECSYS_LOG_FLUSH_S", cls.log_flush_s),
             log_buffer_rows=int(_float("RECSYS_LOG_BUFFER_ROWS", cls.log_buffer_rows)),
+            search_threads=int(_float("RECSYS_SEARCH_THREADS", cls.search_threads)),
         )

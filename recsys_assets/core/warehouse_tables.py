@@ -6,8 +6,13 @@ Terraform schemas are checked against them, so the three never drift apart.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
+
+#: How long ``connect_duckdb`` waits for another process's lock on the file by default.
+DUCKDB_LOCK_WAIT_S = 30.0
 
 #: BigQuery type -> DuckDB type.
 DUCKDB_TYPES = {
@@ -103,3 +108,23 @@ FEEDBACK_EVENTS = Table(
     description="Impressions, clicks and purchases reported for served recommendations.",
 )
 TABLES = {t.name: t for t in (RECOMMENDATION_REQUESTS, FEEDBACK_EVENTS)}
+
+
+def connect_duckdb(path: str, read_only: bool = False, wait_s: float = DUCKDB_LOCK_WAIT_S) -> Any:
+    """Open the local warehouse, waiting while another process holds its lock.
+
+    DuckDB lets one process at a time open a file for writing, and none to read meanwhile:
+    API workers each append a batch now and then, and the monitoring assets read between
+    them. Writers hold the file for milliseconds, so a short wait with jitter resolves a
+    conflict; past ``wait_s`` the error names the file and the holder DuckDB reports.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
