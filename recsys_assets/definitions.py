@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from recsys_assets.assets import catalogue, embeddings, graphs, models, serving
+from recsys_assets.assets import catalogue, embeddings, graphs, models, monitoring, serving
 from resources.environments import build_resources
 
 all_assets_job = define_asset_job(
     "all_assets",
-    # The ablation trains several GATs; it is its own job, run when someone asks for it.
-    selection=AssetSelection.all() - AssetSelection.assets(models.gat_ablation),
+    # The ablation trains several GATs; it is its own job, run when someone asks for it. The
+    # daily drift metrics have their own schedule (and partitions unlike the monthly ones).
+    selection=AssetSelection.all()
+    - AssetSelection.assets(models.gat_ablation)
+    - AssetSelection.groups(monitoring.GROUP),
     description="Materialize the whole graph (run with a partition range for partitioned assets).",
 )
 gat_ablation_job = define_asset_job(
@@ -42,6 +45,7 @@ defs = Definitions(
         models.gat_ablation,
         serving.item_embeddings_export,
         serving.faiss_index,
+        monitoring.drift_metrics,
     ],
     jobs=[all_assets_job, gat_ablation_job, models.bless_eval_report],
     resources=build_resources(),

@@ -32,6 +32,11 @@ print(json.dumps({
     "pools": {k.to_user_string(): sorted(graph.get(k).pools or []) for k in graph.get_all_asset_keys()},
     "job_runner": type(resources["job_runner"]).__name__,
     "image_encoder": resources["embedding_config"].image_encoder,
+    "warehouse": resources["warehouse"].kind,
+    "all_assets_has_drift": any(
+        k.to_user_string() == "drift_metrics"
+        for k in defs.resolve_job_def("all_assets").asset_layer.executable_asset_keys
+    ),
 }))
 """
 
@@ -79,6 +84,7 @@ EXPECTED_ASSETS = {
     "gat_ablation": ("models", ["gat_model"], False),
     "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
     "faiss_index": ("serving", ["item_embeddings_export"], False),
+    "drift_metrics": ("monitoring", ["faiss_index", "item_text_embeddings", "items"], True),
 }
 BLOCKING = [
     "interactions_ids_not_null",
@@ -122,6 +128,8 @@ def test_definitions_load(env: str) -> None:
     assert described["pools"]["item_image_embeddings"] == described["pools"]["gat_model"] == ["gpu"]
     assert described["job_runner"] == {"local": "LocalJobRunner", "gcp": "VertexJobRunner"}[env]
     assert described["image_encoder"] == {"local": "efficientnet-lite0", "gcp": "clip"}[env]
+    assert described["warehouse"] == {"local": "duckdb", "gcp": "bigquery"}[env]
+    assert described["all_assets_has_drift"] is False  # daily partitions: its own schedule
     (root,) = described["io_roots"]
     if env == "gcp":
         assert root == "gs://my-bucket/recsys"

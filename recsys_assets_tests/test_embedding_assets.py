@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -499,3 +500,68 @@ def test_unknown_model_settings_are_named() -> None:
         ValueError, match=r"gat config: unknown setting\(s\) \['tau'\]; known: \['batch_size'"
     ):
         make_config(GATConfig, {"tau": 0.2}, "gat")
+
+
+def test_drift_metrics_materialize_a_day_of_logs_idempotently(
+    materialized: dict[str, Any], tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from recsys_assets.assets import monitoring
+    from recsys_assets.core.serving_index import load_bundle
+    from recsys_assets.core.warehouse_tables import LOG_TABLES
+    from resources.warehouse import DriftConfig, WarehouseResource
+    from serving.request_log import DuckDBSink
+
+    root: Path = materialized["root"]
+    bundle = load_bundle(str(root / "serving" / "manifest.json"))
+    day = dt.date(2026, 11, 20)
+    ts = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    path = tmp_path / "warehouse.duckdb"
+    sink = DuckDBSink(str(path))
+    served = bundle.item_ids[:30]
+    sink.write(LOG_TABLES["recommendation_requests"], [
+        {"request_id": f"r{i}", "ts": ts, "user_id": bundle.user_ids[i], "strategy": "user",
+         "model_version": bundle.version, "k": 3, "items": served[i : i + 3], "scores": [3.0, 2.0, 1.0],
+         "latency_ms": 2.0}
+        for i in range(10)
+    ])  # fmt: skip
+    # Clicks by known users on their own train items, and 5 by a stranger on an item never trained on.
+    counts = np.bincount(bundle.history_items, minlength=len(bundle.item_ids))
+    untrained = int(np.flatnonzero(counts == 0)[0])
+    events = [
+        {"request_id": f"r{u}", "ts": ts, "user_id": bundle.user_ids[u],
+         "item_id": bundle.item_ids[int(bundle.history(u)[0])], "event": "click"}
+        for u in range(15)
+    ] + [{"request_id": "r0", "ts": ts, "user_id": "stranger", "item_id": bundle.item_ids[untrained],
+          "event": "click"}] * 5  # fmt: skip
+    sink.write(LOG_TABLES["feedback_events"], events)
+    resources = {
+        "artifacts": materialized["resources"]["artifacts"],
+        "warehouse": WarehouseResource(kind="duckdb", duckdb_path=str(path)),
+        "drift_config": DriftConfig(thresholds={"unseen_user_share": 0.2}),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(2):  # the second run replaces the first one's rows
+            result = materialize(
+                [monitoring.drift_metrics], resources=resources, instance=instance, partition_key=str(day)
+            )
+            assert result.success
+    metadata = result.asset_materializations_for_node("drift_metrics")[0].metadata
+    assert metadata["model_version"].value == bundle.version
+    breached = metadata["breached"].value
+    assert (
+        "unseen_user_share" in breached and "unseen_item_share" not in breached
+    )  # 0.25: above 0.2, below 0.3
+    assert "| unseen_user_share | 0.2500 | 0.2 | breach |" in metadata["metrics"].value
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = dict(con.execute(
+            "SELECT metric_name, value FROM drift_metrics WHERE metric_date = DATE '2026-11-20'"
+        ).fetchall())  # fmt: skip
+    assert len(rows) == 11
+    assert rows["unseen_user_share"] == pytest.approx(0.25) and rows["unseen_item_share"] == pytest.approx(
+        0.25
+    )
+    assert rows["fallback_rate"] == 0.0 and rows["catalogue_coverage"] == pytest.approx(
+        12 / len(bundle.item_ids)
+    )

@@ -367,11 +367,11 @@ def test_manifest_is_json_with_every_file(tmp_path: Path) -> None:
 
 
 async def test_requests_and_feedback_are_logged_to_bigquery(tmp_path: Path, bigquery_client: Any) -> None:
-    from recsys_assets.core.warehouse_tables import TABLES
+    from recsys_assets.core.warehouse_tables import LOG_TABLES
     from serving.request_log import BigQuerySink
 
     bigquery_client.create_dataset("serving_logs", exists_ok=True)
-    for table in TABLES.values():
+    for table in LOG_TABLES.values():
         table.create_in_bigquery(bigquery_client, "serving_logs")
     created = bigquery_client.get_table("test-project.serving_logs.recommendation_requests")
     assert created.time_partitioning.field == "ts" and created.clustering_fields == [
@@ -488,13 +488,13 @@ def test_duckdb_waits_for_another_writer_then_names_the_file(tmp_path: Path) -> 
 def test_the_duckdb_sink_recreates_a_table_whose_file_was_replaced(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from recsys_assets.core.warehouse_tables import TABLES
+    from recsys_assets.core.warehouse_tables import LOG_TABLES
 
     path = tmp_path / "warehouse.duckdb"
     sink = DuckDBSink(str(path))
     row = {"request_id": "r", "ts": datetime.now(UTC), "user_id": "u", "item_id": "i", "event": "click"}
-    sink.write(TABLES["feedback_events"], [row] * 600)  # more than one Arrow chunk
+    sink.write(LOG_TABLES["feedback_events"], [row] * 600)  # more than one Arrow chunk
     path.unlink()
-    sink.write(TABLES["feedback_events"], [row])
+    sink.write(LOG_TABLES["feedback_events"], [row])
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*), min(event) FROM feedback_events").fetchone() == (1, "click")

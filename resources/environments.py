@@ -17,6 +17,7 @@ from resources.model_config import ModelConfig
 from resources.raw_data import QualityPolicy, RawDataSource
 from resources.serving_config import ServingConfig
 from resources.settings import Settings
+from resources.warehouse import DriftConfig, WarehouseResource
 
 #: Resource key of the IO manager for each artifact format; ``io_manager`` is parquet.
 IO_MANAGER_KEYS: dict[FormatName, str] = {
@@ -64,6 +65,10 @@ def _shared(settings: Settings) -> dict[str, Any]:
             index_kind=settings.index_kind,  # type: ignore[arg-type]  # validated by Settings
             min_recall=settings.min_index_recall,
         ),
+        "drift_config": DriftConfig(
+            thresholds={k: float(v) for k, v in settings.drift_thresholds.items()},
+            retrain_min_interval_h=settings.retrain_min_interval_h,
+        ),
         "embedding_config": EmbeddingConfig(
             text_model=settings.text_model,
             text_backend=settings.text_backend,  # type: ignore[arg-type]  # validated by Settings
@@ -80,6 +85,7 @@ def local_resources(settings: Settings) -> dict[str, Any]:
         **artifact_io_managers(settings.artifacts_root),
         **_shared(settings),
         "job_runner": LocalJobRunner(),
+        "warehouse": WarehouseResource(kind="duckdb", duckdb_path=settings.warehouse_duckdb),
     }
 
 
@@ -96,6 +102,12 @@ def gcp_resources(settings: Settings) -> dict[str, Any]:
             image_uri=settings.vertex_image,
             service_account=settings.vertex_service_account,
             pipes_bucket=settings.pipes_bucket,
+        ),
+        "warehouse": WarehouseResource(
+            kind="bigquery",
+            project=settings.gcp_project,
+            dataset=settings.bq_dataset,
+            api_endpoint=settings.bq_endpoint,
         ),
     }
 

@@ -109,6 +109,16 @@ class Settings:
     #: Item index of the serving bundle: auto, flat, hnsw or ivf; and the recall floor.
     index_kind: str
     min_index_recall: float
+    #: The local warehouse file (request logs, drift metrics); the API writes the same file.
+    warehouse_duckdb: str
+    #: BigQuery API endpoint override (an emulator); empty: Google's.
+    bq_endpoint: str
+    #: First day (``YYYY-MM-DD``) of the ``drift_metrics`` partitions.
+    drift_start: str
+    #: Per-metric threshold overrides, e.g. ``{"category_psi": 0.1}``.
+    drift_thresholds: dict[str, Any]
+    #: Fewest hours between two retrains requested by the drift sensor.
+    retrain_min_interval_h: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -174,4 +184,9 @@ class Settings:
             promotion_tolerance=_float_env("RECSYS_PROMOTION_TOLERANCE", 0.02),
             index_kind=_choice_env("RECSYS_INDEX_KIND", "auto", ("auto", "flat", "hnsw", "ivf")),
             min_index_recall=_float_env("RECSYS_MIN_INDEX_RECALL", 0.9),
+            warehouse_duckdb=_env("RECSYS_WAREHOUSE_DUCKDB", str(PROJECT_ROOT / "data" / "warehouse.duckdb")),
+            bq_endpoint=_env("RECSYS_BQ_ENDPOINT", ""),
+            drift_start=_env("RECSYS_DRIFT_START", "2026-01-01"),
+            drift_thresholds=_json_object_env("RECSYS_DRIFT_THRESHOLDS"),
+            retrain_min_interval_h=_float_env("RECSYS_RETRAIN_MIN_INTERVAL_H", 24.0),
         )

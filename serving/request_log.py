@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from recsys_assets.core.warehouse_tables import TABLES, Table, connect_duckdb
+from recsys_assets.core.warehouse_tables import LOG_TABLES, Table, connect_duckdb
 from serving.metrics import Metrics
 
 log = logging.getLogger("serving.request_log")
@@ -79,12 +79,12 @@ class RequestLog:
     ):
         self.sink, self.metrics = sink, metrics
         self.batch_rows, self.flush_s, self.buffer_rows = batch_rows, flush_s, buffer_rows
-        self.buffers: dict[str, deque[dict[str, Any]]] = {name: deque() for name in TABLES}
+        self.buffers: dict[str, deque[dict[str, Any]]] = {name: deque() for name in LOG_TABLES}
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self.dropped = dict.fromkeys(TABLES, 0)
-        self.written = dict.fromkeys(TABLES, 0)
+        self.dropped = dict.fromkeys(LOG_TABLES, 0)
+        self.written = dict.fromkeys(LOG_TABLES, 0)
 
     def append(self, table: str, row: dict[str, Any]) -> None:
         if self.sink is None:
@@ -109,7 +109,7 @@ class RequestLog:
                 batch = [buffer.popleft() for _ in range(min(self.batch_rows, left, len(buffer)))]
                 left -= len(batch)
                 try:
-                    await anyio.to_thread.run_sync(self.sink.write, TABLES[name], batch)
+                    await anyio.to_thread.run_sync(self.sink.write, LOG_TABLES[name], batch)
                 except Exception as error:  # any warehouse failure: keep the rows, retry later
                     log.warning("writing %d %s rows failed, will retry: %s", len(batch), name, error)
                     self.metrics.log_failures.labels(name).inc()

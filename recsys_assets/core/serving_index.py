@@ -296,6 +296,20 @@ def read_manifest(manifest_uri: str) -> dict[str, Any]:
     return manifest
 
 
+def read_version_file(manifest: dict[str, Any], name: str, manifest_uri: str) -> bytes:
+    """One file of the manifest's version, its checksum verified (``BundleError`` otherwise)."""
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise BundleError(f"{manifest_uri}: version {manifest['version']} lists no {name}")
+    try:
+        data = read_bytes(entry["uri"])
+    except OSError as error:
+        raise BundleError(f"{entry['uri']}: cannot read: {error}") from error
+    if _sha256(data) != entry["sha256"]:
+        raise BundleError(f"{entry['uri']}: checksum mismatch (corrupt or replaced after publishing)")
+    return data
+
+
 def load_bundle(manifest_uri: str) -> Bundle:
     """Read and verify the version the manifest names; raise ``BundleError`` naming the file
     and the problem when anything is missing, corrupt or inconsistent."""
@@ -303,17 +317,7 @@ def load_bundle(manifest_uri: str) -> Bundle:
 
     manifest = read_manifest(manifest_uri)
     version = str(manifest["version"])
-    data: dict[str, bytes] = {}
-    for name in FILES:
-        entry = manifest["files"].get(name)
-        if entry is None:
-            raise BundleError(f"{manifest_uri}: version {version} lists no {name}")
-        try:
-            data[name] = read_bytes(entry["uri"])
-        except OSError as error:
-            raise BundleError(f"{entry['uri']}: cannot read: {error}") from error
-        if _sha256(data[name]) != entry["sha256"]:
-            raise BundleError(f"{entry['uri']}: checksum mismatch (corrupt or replaced after publishing)")
+    data = {name: read_version_file(manifest, name, manifest_uri) for name in FILES}
     try:
         items = np.load(io.BytesIO(data["items.npy"]), allow_pickle=False)
         users = np.load(io.BytesIO(data["users.npy"]), allow_pickle=False)

@@ -107,7 +107,26 @@ FEEDBACK_EVENTS = Table(
     cluster=("event",),
     description="Impressions, clicks and purchases reported for served recommendations.",
 )
-TABLES = {t.name: t for t in (RECOMMENDATION_REQUESTS, FEEDBACK_EVENTS)}
+DRIFT_METRICS = Table(
+    "drift_metrics",
+    (
+        Column("metric_date", "DATE", "REQUIRED", "The day the metric describes (UTC)."),
+        Column("metric_name", "STRING", "REQUIRED", "See recsys_assets/core/drift.py for each formula."),
+        Column("value", "FLOAT64", "NULLABLE", "Empty when the day had no data for it."),
+        Column("threshold", "FLOAT64", "REQUIRED"),
+        Column("status", "STRING", "REQUIRED", "ok, breach or no_data."),
+        Column("model_version", "STRING", "REQUIRED", "The serving version the day was compared with."),
+        Column("details", "JSON", "NULLABLE", "Inputs and intermediate values behind the metric."),
+        Column("computed_at", "TIMESTAMP", "REQUIRED"),
+    ),
+    partition="metric_date",
+    cluster=("metric_name", "status"),
+    description="One row per drift metric and day (written by the drift_metrics asset).",
+)
+#: What the API writes.
+LOG_TABLES = {t.name: t for t in (RECOMMENDATION_REQUESTS, FEEDBACK_EVENTS)}
+#: Every warehouse table (Terraform creates these in BigQuery).
+TABLES = {**LOG_TABLES, DRIFT_METRICS.name: DRIFT_METRICS}
 
 
 def connect_duckdb(path: str, read_only: bool = False, wait_s: float = DUCKDB_LOCK_WAIT_S) -> Any:
