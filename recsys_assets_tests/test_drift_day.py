@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ import pytest
 
 from recsys_assets.core import drift
 from recsys_assets.core.drift_day import TrainingWindow, day_metrics, leaf_category
-from recsys_assets.core.warehouse import DuckDBWarehouse
-from recsys_assets.core.warehouse_tables import DRIFT_METRICS, LOG_TABLES
-from serving.request_log import DuckDBSink
+from recsys_assets.core.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
+from recsys_assets.core.warehouse_tables import DRIFT_METRICS, LOG_TABLES, TABLES
+from serving.request_log import BigQuerySink, DuckDBSink
 
 DAY = dt.date(2026, 11, 20)
 
@@ -48,10 +49,7 @@ def window() -> TrainingWindow:
     )
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    path = str(tmp_path / "warehouse.duckdb")
-    sink = DuckDBSink(path)
+def _write_logs(sink: Any) -> None:
     trailing = DAY - dt.timedelta(days=5)
     requests = [_request(trailing, ["I0"], top / 10) for top in range(1, 11)]  # top scores 0.1 .. 1.0
     requests += [
@@ -68,14 +66,32 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     events += [_event(trailing, "u0", "I0", "impression")] * 20 + [_event(trailing, "u0", "I0", "click")] * 2
     events += [_event(DAY + dt.timedelta(days=1), "u5", "I3", "click")] * 50
     sink.write(LOG_TABLES["feedback_events"], events)
-    return DuckDBWarehouse(path)
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
+    """The same crafted logs in a DuckDB file, or in BigQuery (bqemulator, started by the
+    session fixture), each in its own dataset."""
+    if request.param == "duckdb":
+        path = str(tmp_path / "warehouse.duckdb")
+        _write_logs(DuckDBSink(path))
+        return DuckDBWarehouse(path)
+    # bqemulator refuses the client's generic "*/*" upload part of a load job (DESIGN.md).
+    monkeypatch.setattr("google.cloud.bigquery.client._GENERIC_CONTENT_TYPE", "application/octet-stream")
+    client = request.getfixturevalue("bigquery_client")
+    dataset = f"drift_{uuid.uuid4().hex[:8]}"
+    client.create_dataset(dataset)
+    for table in TABLES.values():
+        table.create_in_bigquery(client, dataset)
+    _write_logs(BigQuerySink(client, dataset))
+    return BigQueryWarehouse(client, dataset)
 
 
 def _by_name(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {row["metric_name"]: row for row in frame.to_dict("records")}
 
 
-def test_each_metric_on_crafted_logs(warehouse: DuckDBWarehouse, window: TrainingWindow) -> None:
+def test_each_metric_on_crafted_logs(warehouse: Warehouse, window: TrainingWindow) -> None:
     got = _by_name(day_metrics(warehouse, window, DAY))
     assert set(got) == set(drift.METRICS)
     value = {name: row["value"] for name, row in got.items()}
@@ -117,7 +133,7 @@ def test_each_metric_on_crafted_logs(warehouse: DuckDBWarehouse, window: Trainin
 
 
 def test_thresholds_are_configurable_and_an_empty_day_has_no_data(
-    warehouse: DuckDBWarehouse, window: TrainingWindow
+    warehouse: Warehouse, window: TrainingWindow
 ) -> None:
     got = _by_name(day_metrics(warehouse, window, DAY, {"unseen_item_share": 0.6}))
     assert got["unseen_item_share"]["threshold"] == 0.6 and got["unseen_item_share"]["status"] == "ok"
@@ -126,7 +142,7 @@ def test_thresholds_are_configurable_and_an_empty_day_has_no_data(
     assert all(row["value"] is None or math.isnan(row["value"]) for row in empty.values())
 
 
-def test_rerunning_a_day_replaces_its_rows(warehouse: DuckDBWarehouse, window: TrainingWindow) -> None:
+def test_rerunning_a_day_replaces_its_rows(warehouse: Warehouse, window: TrainingWindow) -> None:
     other = dt.date(2026, 11, 19)
     warehouse.replace_day(DRIFT_METRICS, other, day_metrics(warehouse, window, other))
     for _ in range(2):
@@ -134,10 +150,8 @@ def test_rerunning_a_day_replaces_its_rows(warehouse: DuckDBWarehouse, window: T
     counts = warehouse.query(
         "SELECT metric_date, COUNT(*) AS n FROM {drift_metrics} GROUP BY metric_date ORDER BY metric_date"
     )
-    assert counts.to_dict("records") == [
-        {"metric_date": pd.Timestamp(other), "n": len(drift.METRICS)},
-        {"metric_date": pd.Timestamp(DAY), "n": len(drift.METRICS)},
-    ]
+    days = [(pd.Timestamp(r["metric_date"]).date(), r["n"]) for r in counts.to_dict("records")]
+    assert days == [(other, len(drift.METRICS)), (DAY, len(drift.METRICS))]
     sql = "SELECT value FROM {drift_metrics} WHERE metric_date = @day AND metric_name = 'ctr'"
     one = warehouse.query(sql, {"day": DAY})
     assert one["value"].tolist() == [pytest.approx(0.3)]

@@ -117,33 +117,33 @@ EVENTS_SQL = (
 )
 #: Each request's top score (the served-score distribution), by dialect.
 TOP_SCORE = {"duckdb": "scores[1]", "bigquery": "scores[SAFE_OFFSET(0)]"}
-DECILE_EDGES = {
-    "duckdb": "quantile_cont({x}, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])",
-    "bigquery": "APPROX_QUANTILES({x}, 10)",
-}
+
+
+def _top_scores(warehouse: Warehouse) -> str:
+    """Each request's top score in a window, as a subquery."""
+    return (
+        f"(SELECT {TOP_SCORE[warehouse.dialect]} AS s FROM {{recommendation_requests}} "
+        "WHERE ts >= @start AND ts < @end) AS top"
+    )
 
 
 def _score_edges(warehouse: Warehouse, day: dt.date) -> list[float]:
-    top = TOP_SCORE[warehouse.dialect]
+    """Decile edges of the trailing window's top scores: the smallest score of deciles 2-10
+    (NTILE, plain SQL in both dialects; bqemulator returned no APPROX_QUANTILES of a derived
+    value)."""
     sql = (
-        f"SELECT {DECILE_EDGES[warehouse.dialect].format(x=top)} AS edges FROM {{recommendation_requests}} "
-        f"WHERE ts >= @start AND ts < @end AND {top} IS NOT NULL"
+        "SELECT tile, MIN(s) AS edge FROM (SELECT s, NTILE(10) OVER (ORDER BY s) AS tile "
+        f"FROM {_top_scores(warehouse)} WHERE s IS NOT NULL) AS tiles WHERE tile > 1 GROUP BY tile"
     )
-    edges = warehouse.query(sql, _trailing(day))["edges"].iloc[0]
-    if not isinstance(edges, list | tuple | np.ndarray):  # no requests in the trailing window
-        return []
-    values = [float(e) for e in edges]
-    if warehouse.dialect == "bigquery":  # APPROX_QUANTILES also returns the min and the max
-        values = values[1:-1]
-    return sorted(set(values))
+    edges = warehouse.query(sql, _trailing(day))["edge"]
+    return sorted({float(e) for e in edges})
 
 
 def _score_histogram(warehouse: Warehouse, edges: list[float], bounds: dict[str, dt.datetime]) -> np.ndarray:
-    top = TOP_SCORE[warehouse.dialect]
-    cases = " ".join(f"WHEN {top} < {edge!r} THEN {i}" for i, edge in enumerate(edges))
+    cases = " ".join(f"WHEN s < {edge!r} THEN {i}" for i, edge in enumerate(edges))
     sql = (
-        f"SELECT CASE {cases} ELSE {len(edges)} END AS bin, COUNT(*) AS n FROM {{recommendation_requests}} "
-        f"WHERE ts >= @start AND ts < @end AND {top} IS NOT NULL GROUP BY bin"
+        f"SELECT CASE {cases} ELSE {len(edges)} END AS bin, COUNT(*) AS n FROM {_top_scores(warehouse)} "
+        "WHERE s IS NOT NULL GROUP BY bin"
     )
     counts = np.zeros(len(edges) + 1)
     for row in warehouse.query(sql, bounds).itertuples():
