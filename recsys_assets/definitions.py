@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from recsys_assets import automation
 from recsys_assets.assets import catalogue, embeddings, graphs, models, monitoring, serving
 from resources.environments import build_resources
 
@@ -47,6 +48,14 @@ defs = Definitions(
         serving.faiss_index,
         monitoring.drift_metrics,
     ],
-    jobs=[all_assets_job, gat_ablation_job, models.bless_eval_report],
+    jobs=[
+        all_assets_job,
+        gat_ablation_job,
+        models.bless_eval_report,
+        automation.drift_job,
+        automation.retrain_job,
+    ],
+    schedules=[automation.drift_schedule],
+    sensors=[automation.drift_retrain_sensor],
     resources=build_resources(),
 )

@@ -33,6 +33,13 @@ print(json.dumps({
     "job_runner": type(resources["job_runner"]).__name__,
     "image_encoder": resources["embedding_config"].image_encoder,
     "warehouse": resources["warehouse"].kind,
+    "automation": {
+        **{s.name: s.default_status.value for s in defs.schedules},
+        **{s.name: s.default_status.value for s in defs.sensors},
+    },
+    "retrain": sorted(
+        k.to_user_string() for k in defs.resolve_job_def("retrain").asset_layer.executable_asset_keys
+    ),
     "all_assets_has_drift": any(
         k.to_user_string() == "drift_metrics"
         for k in defs.resolve_job_def("all_assets").asset_layer.executable_asset_keys
@@ -122,7 +129,15 @@ def test_definitions_load(env: str) -> None:
     assert all(v["description"] for v in described["assets"].values())
     assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
     assert described["blocking"] == sorted(BLOCKING)
-    assert described["jobs"] == ["all_assets", "bless_eval_report", "gat_ablation"]
+    assert described["jobs"] == [
+        "all_assets", "bless_eval_report", "drift_metrics_daily", "gat_ablation", "retrain"
+    ]  # fmt: skip
+    on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
+    assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
+    assert described["retrain"] == sorted(
+        k for k, v in EXPECTED_ASSETS.items() if v[0] in ("embeddings", "graphs", "models", "serving")
+        and k != "gat_ablation"
+    )
     # Only the accelerator steps occupy the GPU pool.
     assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings", "gat_model"}
     assert described["pools"]["item_image_embeddings"] == described["pools"]["gat_model"] == ["gpu"]

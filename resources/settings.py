@@ -119,6 +119,8 @@ class Settings:
     drift_thresholds: dict[str, Any]
     #: Fewest hours between two retrains requested by the drift sensor.
     retrain_min_interval_h: float
+    #: The drift schedule and sensor: ``auto`` (on in gcp, off locally), ``on`` or ``off``.
+    drift_automation: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -189,4 +191,5 @@ class Settings:
             drift_start=_env("RECSYS_DRIFT_START", "2026-01-01"),
             drift_thresholds=_json_object_env("RECSYS_DRIFT_THRESHOLDS"),
             retrain_min_interval_h=_float_env("RECSYS_RETRAIN_MIN_INTERVAL_H", 24.0),
+            drift_automation=_choice_env("RECSYS_DRIFT_AUTOMATION", "auto", ("auto", "on", "off")),
         )

@@ -1,0 +1,76 @@
+"""Drift automation: a daily schedule that computes yesterday's drift metrics, and a sensor that
+retrains when they breach a threshold.
+
+Both are on by default in ``gcp`` and off locally (turn them on in the UI's Automation tab, or
+set ``RECSYS_DRIFT_AUTOMATION=on``); ``dagster dev`` runs the daemon that evaluates them.
+"""
+
+import datetime as dt
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    sensor,
+)
+
+from recsys_assets.assets import embeddings, graphs, models, monitoring, serving
+from recsys_assets.core.retrain_policy import NEW_ROWS_SQL, Cursor, decide
+from resources.settings import Settings
+from resources.warehouse import DriftConfig, WarehouseResource
+
+drift_job = define_asset_job(
+    "drift_metrics_daily",
+    selection=AssetSelection.assets(monitoring.drift_metrics),
+    partitions_def=monitoring.drift_days,
+    description="Compute one day of drift metrics.",
+)
+retrain_job = define_asset_job(
+    "retrain",
+    # Embeddings -> graphs -> models -> eval -> index; the promotion gate still guards serving.
+    selection=AssetSelection.groups(embeddings.GROUP, graphs.GROUP, models.GROUP, serving.GROUP)
+    - AssetSelection.assets(models.gat_ablation),
+    description="Rematerialize embeddings, graphs, models, eval and the serving index (drift retrain).",
+)
+
+
+def _automation_on() -> bool:
+    settings = Settings.from_env()
+    return settings.drift_automation == "on" or (
+        settings.drift_automation == "auto" and settings.env == "gcp"
+    )
+
+
+drift_schedule = build_schedule_from_partitioned_job(
+    drift_job,
+    hour_of_day=1,
+    default_status=DefaultScheduleStatus.RUNNING if _automation_on() else DefaultScheduleStatus.STOPPED,
+)
+
+
+@sensor(
+    job=retrain_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING if _automation_on() else DefaultSensorStatus.STOPPED,
+)
+def drift_retrain_sensor(
+    context: SensorEvaluationContext, warehouse: WarehouseResource, drift_config: DriftConfig
+) -> SensorResult:
+    """Requests one retrain run when a drift metric breaches its threshold (at most one per interval)."""
+    cursor = Cursor.parse(context.cursor)
+    rows = warehouse.client().query(NEW_ROWS_SQL, {"since": cursor.since})
+    decision = decide(
+        rows, cursor, dt.datetime.now(dt.UTC), dt.timedelta(hours=drift_config.retrain_min_interval_h)
+    )
+    if decision.run_key is None:
+        context.log.info(decision.skip_reason)
+        return SensorResult(skip_reason=decision.skip_reason, cursor=decision.cursor.dump())
+    context.log.info(f"requesting retrain {decision.run_key}: {decision.tags}")
+    return SensorResult(
+        run_requests=[RunRequest(run_key=decision.run_key, tags=decision.tags)], cursor=decision.cursor.dump()
+    )
