@@ -135,8 +135,9 @@ def test_definitions_load(env: str) -> None:
     on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
     assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
     assert described["retrain"] == sorted(
-        k for k, v in EXPECTED_ASSETS.items() if v[0] in ("embeddings", "graphs", "models", "serving")
-        and k != "gat_ablation"
+        k
+        for k, v in EXPECTED_ASSETS.items()
+        if v[0] in ("embeddings", "graphs", "models", "serving") and k != "gat_ablation"
     )
     # Only the accelerator steps occupy the GPU pool.
     assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings", "gat_model"}
