@@ -173,3 +173,22 @@ def test_thresholds_for_unknown_metrics_are_refused() -> None:
     with pytest.raises(ValueError, match=r"drift thresholds for unknown metrics \['psi_of_nothing'\]"):
         DriftConfig(thresholds={"psi_of_nothing": 0.1})
     assert DriftConfig(thresholds={"ctr": 0.01}).thresholds == {"ctr": 0.01}
+
+
+def test_the_last_days_as_a_table_and_a_plot(warehouse: Warehouse, window: TrainingWindow) -> None:
+    import io
+
+    from PIL import Image
+
+    from recsys_assets.core.drift_report import HISTORY_SQL, history_plot, history_table
+
+    for day in (DAY - dt.timedelta(days=1), DAY):
+        warehouse.replace_day(DRIFT_METRICS, day, day_metrics(warehouse, window, day))
+    history = warehouse.query(HISTORY_SQL, {"first": DAY - dt.timedelta(days=30), "last": DAY})
+    assert len(history) == 2 * len(drift.METRICS)
+    table = history_table(history).splitlines()
+    assert table[0].startswith("| day | category_psi | popularity_psi |") and len(table) == 4
+    assert table[2] == "| 2026-11-19 |" + "  |" * len(drift.METRICS)  # no traffic that day
+    assert "| **0.500** |" in table[3] and "| 0.250 |" in table[3]  # unseen items breach; fallback does not
+    image = Image.open(io.BytesIO(history_plot(history)))
+    assert image.format == "PNG" and image.size == (16 * 80, int(2.6 * 3 * 80))

@@ -554,6 +554,11 @@ def test_drift_metrics_materialize_a_day_of_logs_idempotently(
         "unseen_user_share" in breached and "unseen_item_share" not in breached
     )  # 0.25: above 0.2, below 0.3
     assert "| unseen_user_share | 0.2500 | 0.2 | breach |" in metadata["metrics"].value
+    assert metadata["last_30_days"].value.splitlines()[2].startswith("| 2026-11-20 |")
+    assert metadata["last_30_days_plot"].value.startswith(
+        "![drift over the last 30 days](data:image/png;base64,"
+    )
+    assert Path(metadata["plot_uri"].value).read_bytes()[:4] == b"\x89PNG"
     with duckdb.connect(str(path), read_only=True) as con:
         rows = dict(con.execute(
             "SELECT metric_name, value FROM drift_metrics WHERE metric_date = DATE '2026-11-20'"

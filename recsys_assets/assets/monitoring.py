@@ -1,6 +1,7 @@
 """The monitoring family: daily drift of interactions, new items and served traffic against the
 serving model's training window, written to the warehouse's ``drift_metrics`` table."""
 
+import base64
 import datetime as dt
 
 import pandas as pd
@@ -8,7 +9,9 @@ from dagster import AssetExecutionContext, DailyPartitionsDefinition, Materializ
 
 from recsys_assets.assets.embeddings import ITEMS, item_text_embeddings
 from recsys_assets.assets.serving import SERVING, faiss_index
+from recsys_assets.core.artifacts import write_bytes
 from recsys_assets.core.drift_day import day_metrics, load_training_window
+from recsys_assets.core.drift_report import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.serving_index import MANIFEST
 from recsys_assets.core.warehouse_tables import DRIFT_METRICS
@@ -44,6 +47,10 @@ def drift_metrics(
     # Delete + insert of the day: rerunning a partition replaces its rows.
     client.replace_day(DRIFT_METRICS, day, rows)
     breached = rows.loc[rows["status"] == "breach", "metric_name"].tolist()
+    history = client.query(HISTORY_SQL, {"first": day - dt.timedelta(days=HISTORY_DAYS), "last": day})
+    plot = history_plot(history)
+    plot_uri = artifacts.uri("monitoring", f"drift_{day}.png")
+    write_bytes(plot_uri, plot)
     context.log.info(
         f"{day}: {len(rows)} drift metrics vs serving version {window.version}; "
         f"breached: {breached or 'none'}"
@@ -54,6 +61,12 @@ def drift_metrics(
             "model_version": window.version,
             "breached": MetadataValue.json(breached),
             "metrics": MetadataValue.md(_day_table(rows)),
+            f"last_{HISTORY_DAYS}_days": MetadataValue.md(history_table(history)),
+            f"last_{HISTORY_DAYS}_days_plot": MetadataValue.md(
+                f"![drift over the last {HISTORY_DAYS} days](data:image/png;base64,"
+                f"{base64.b64encode(plot).decode()})"
+            ),
+            "plot_uri": plot_uri,
         }
     )
 
