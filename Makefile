@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run serve materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving data data-movielens install lock clean
+.PHONY: run serve materialize ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,7 +63,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -85,6 +85,9 @@ bench-gat-scale: install
 bench-serving: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m benchmarks.serving
+
+bench-drift: install
+	$(PY) -m benchmarks.drift
 
 bench-models: install data
 	$(PY) -m benchmarks.models synthetic

@@ -12,10 +12,11 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
+    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
-    build_schedule_from_partitioned_job,
     define_asset_job,
+    schedule,
     sensor,
 )
 
@@ -46,11 +47,16 @@ def _automation_on() -> bool:
     )
 
 
-drift_schedule = build_schedule_from_partitioned_job(
-    drift_job,
-    hour_of_day=1,
+@schedule(
+    job=drift_job,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING if _automation_on() else DefaultScheduleStatus.STOPPED,
 )
+def drift_metrics_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    """Yesterday's drift metrics, at 01:00 UTC (the API's last log rows of the day are written by then)."""
+    day = (context.scheduled_execution_time - dt.timedelta(days=1)).date()
+    return RunRequest(run_key=f"drift-metrics-{day}", partition_key=str(day))
 
 
 @sensor(

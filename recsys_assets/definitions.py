@@ -55,7 +55,7 @@ defs = Definitions(
         automation.drift_job,
         automation.retrain_job,
     ],
-    schedules=[automation.drift_schedule],
+    schedules=[automation.drift_metrics_daily_schedule],
     sensors=[automation.drift_retrain_sensor],
     resources=build_resources(),
 )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dagster import SensorResult, build_sensor_context
 
-from recsys_assets.automation import drift_retrain_sensor, drift_schedule
+from recsys_assets.automation import drift_metrics_daily_schedule, drift_retrain_sensor
 from recsys_assets.core.retrain_policy import Cursor
 from recsys_assets.core.warehouse import DuckDBWarehouse
 from recsys_assets.core.warehouse_tables import DRIFT_METRICS
@@ -101,10 +101,16 @@ def test_one_retrain_per_breach_and_the_cursor_advances(tmp_path: Path) -> None:
 def test_the_schedule_materializes_yesterday(tmp_path: Path) -> None:
     from dagster import build_schedule_context
 
-    context = build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 23, 1, tzinfo=dt.UTC))
-    (request,) = list(drift_schedule.evaluate_tick(context).run_requests or [])
-    assert request.partition_key == "2026-11-22"
-    assert drift_schedule.cron_schedule == "0 1 * * *"
+    from recsys_assets.definitions import defs
+
+    context = build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 11, 23, 1, tzinfo=dt.UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    # Evaluated as the daemon does, which checks the partition key against the job's partitions.
+    (request,) = list(drift_metrics_daily_schedule.evaluate_tick(context).run_requests or [])
+    assert request.partition_key == "2026-11-22" and request.run_key == "drift-metrics-2026-11-22"
+    assert drift_metrics_daily_schedule.cron_schedule == "0 1 * * *"
 
 
 def test_a_cursor_round_trips() -> None:

@@ -20,7 +20,11 @@ from resources.settings import Settings
 from resources.warehouse import DriftConfig, WarehouseResource
 
 GROUP = "monitoring"
-drift_days = DailyPartitionsDefinition(start_date=Settings.from_env().drift_start, timezone="UTC")
+#: Days up to today: today's partition computes the day so far (on demand; the schedule
+#: materializes yesterday's once it is complete).
+drift_days = DailyPartitionsDefinition(
+    start_date=Settings.from_env().drift_start, timezone="UTC", end_offset=1
+)
 
 
 @asset(

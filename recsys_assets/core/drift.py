@@ -167,10 +167,11 @@ def nearest_similarity(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def nn_similarity_ks(
-    train: np.ndarray, new: np.ndarray, sample: int = 5_000, seed: int = 0
+    train: np.ndarray, new: np.ndarray, sample: int = 2_000, seed: int = 0
 ) -> tuple[float | None, dict[str, Any]]:
     """KS statistic between new items' nearest-training-item similarity and training items'
-    nearest-other-training-item similarity (training sampled to ``sample`` rows)."""
+    nearest-other-training-item similarity. Each side is sampled to ``sample`` rows (exact
+    search against all training items costs rows x training items x dim)."""
     from scipy.stats import ks_2samp
 
     if len(new) == 0 or len(train) < 2:
@@ -179,11 +180,13 @@ def nn_similarity_ks(
     pick = np.sort(rng.choice(len(train), min(sample, len(train)), replace=False))
     # The sampled rows are in ``train``: each one's match with itself does not count.
     reference = _nearest_other(train, pick)
+    if len(new) > sample:
+        new = new[np.sort(rng.choice(len(new), sample, replace=False))]
     observed = nearest_similarity(new, train)
     result = ks_2samp(observed, reference)
     return float(result.statistic), {
         "p_value": float(result.pvalue),
-        "new_items": len(new),
+        "compared": [len(observed), len(reference)],
         "new_median": float(np.median(observed)),
         "train_median": float(np.median(reference)),
     }
