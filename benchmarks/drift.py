@@ -23,6 +23,7 @@ import numpy as np
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.drift_day import TrainingWindow, day_metrics
 from recsys_assets.core.drift_report import HISTORY_SQL, history_plot, history_table
+from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.warehouse import DuckDBWarehouse
 from recsys_assets.core.warehouse_tables import DRIFT_METRICS, LOG_TABLES, connect_duckdb
 
@@ -108,16 +109,14 @@ def main() -> None:
         [r.metric_name, "" if r.value is None or np.isnan(r.value) else f"{r.value:.4f}", r.status]
         for r in rows.itertuples()
     ]
-    from recsys_assets.core.markdown import markdown_table
-
     lines = [
         "## Drift metrics: one day of 1M requests and 100k feedback events (DuckDB)",
         "",
         "- command: `make bench-drift` (`python -m benchmarks.drift`)",
         f"- date: {now()}",
         f"- machine: {machine()}",
-        f"- data: the day {REQUESTS:,} requests x {K} items and {EVENTS:,} feedback events; the 7 days before "
-        f"as many again; training window {ITEMS:,} items ({TRAINED:,} trained), {USERS:,} users, "
+        f"- data: the day {REQUESTS:,} requests x {K} items and {EVENTS:,} feedback events; the 7 days "
+        f"before as many again; training window {ITEMS:,} items ({TRAINED:,} trained), {USERS:,} users, "
         f"{TRAIN_EDGES:,} interactions, {DIM}-d text",
         "- timed: `day_metrics` + the day's delete/insert + the 30-day history table and plot (the asset "
         "minus loading the training window from artifacts); two runs, the second replacing the first's rows",
