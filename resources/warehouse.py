@@ -9,7 +9,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
 from recsys_assets.core.drift import METRICS
-from recsys_assets.core.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse
+from recsys_assets.core.warehouse import BigQueryWarehouse, DuckDBWarehouse, Warehouse, bigquery_client
 
 
 class WarehouseResource(ConfigurableResource):
@@ -22,20 +22,7 @@ class WarehouseResource(ConfigurableResource):
     def client(self) -> Warehouse:
         if self.kind == "duckdb":
             return DuckDBWarehouse(self.duckdb_path)
-        from google.cloud import bigquery
-
-        if self.api_endpoint:
-            # An emulator takes no credentials.
-            from google.auth.credentials import AnonymousCredentials
-
-            client = bigquery.Client(
-                project=self.project,
-                credentials=AnonymousCredentials(),
-                client_options={"api_endpoint": self.api_endpoint},
-            )
-        else:
-            client = bigquery.Client(project=self.project)
-        return BigQueryWarehouse(client, self.dataset)
+        return BigQueryWarehouse(bigquery_client(self.project, self.api_endpoint), self.dataset)
 
 
 class DriftConfig(ConfigurableResource):

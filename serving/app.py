@@ -24,6 +24,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABL
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from recsys_assets.core.serving_index import Bundle
+from recsys_assets.core.warehouse import bigquery_client
 from serving import recommender
 from serving.index_state import IndexState
 from serving.metrics import Metrics
@@ -204,9 +205,7 @@ def make_sink(settings: ServingSettings) -> Sink | None:
         return None
     if settings.log_sink == "duckdb":
         return DuckDBSink(settings.duckdb_path)
-    from google.cloud import bigquery
-
-    return BigQuerySink(bigquery.Client(project=settings.bq_project), settings.bq_dataset)
+    return BigQuerySink(bigquery_client(settings.bq_project, settings.bq_endpoint), settings.bq_dataset)
 
 
 def create_app(settings: ServingSettings | None = None, sink: Sink | None = None) -> Litestar:

@@ -32,6 +32,8 @@ class ServingSettings:
     duckdb_path: str = str(PROJECT_ROOT / "data" / "warehouse.duckdb")
     bq_project: str = "recsys-project"
     bq_dataset: str = "recsys"
+    #: A BigQuery endpoint override (an emulator); empty: Google's.
+    bq_endpoint: str = ""
     #: Rows written per batch, seconds between flushes, and the most rows held while the
     #: warehouse is unreachable (beyond it the oldest are dropped and counted).
     log_batch_rows: int = 5_000
@@ -59,6 +61,7 @@ class ServingSettings:
             duckdb_path=env("RECSYS_WAREHOUSE_DUCKDB") or cls.duckdb_path,
             bq_project=env("RECSYS_GCP_PROJECT") or cls.bq_project,
             bq_dataset=env("RECSYS_BQ_DATASET") or cls.bq_dataset,
+            bq_endpoint=env("RECSYS_BQ_ENDPOINT") or cls.bq_endpoint,
             log_batch_rows=int(_float("RECSYS_LOG_BATCH_ROWS", cls.log_batch_rows)),
             log_flush_s=_float("RECSYS_LOG_FLUSH_S", cls.log_flush_s),
             log_buffer_rows=int(_float("RECSYS_LOG_BUFFER_ROWS", cls.log_buffer_rows)),

@@ -31,6 +31,21 @@ class Warehouse(Protocol):
         ...
 
 
+def bigquery_client(project: str, endpoint: str = "") -> Any:
+    """A BigQuery client; ``endpoint`` points it at an emulator, which takes no credentials."""
+    from google.cloud import bigquery
+
+    if not endpoint:
+        return bigquery.Client(project=project)
+    from google.auth.credentials import AnonymousCredentials
+
+    return bigquery.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
+
+
 class DuckDBWarehouse:
     dialect: Dialect = "duckdb"
 
