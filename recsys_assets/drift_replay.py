@@ -114,6 +114,8 @@ def _wait_for(url: str, predicate: Any, what: str, timeout: float = 120.0) -> di
 
 
 def _logged_clicks(path: str, day: dt.date) -> int:
+    if not Path(path).is_file():  # the API creates it with its first batch
+        return 0
     with connect_duckdb(path, read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "feedback_events" not in tables:
