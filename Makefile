@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run serve materialize drift-demo ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: run serve materialize drift-demo terraform-schemas ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ data: $(SMALL)/manifest.json
 
 materialize: install data $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m recsys_assets.materialize
+
+# BigQuery schemas Terraform reads, from recsys_assets/core/warehouse_tables.py.
+terraform-schemas: install
+	$(PY) -m recsys_assets.core.warehouse_tables terraform/schemas
 
 # Drift end to end: replay shifted traffic through the API, drift metrics, sensor, retrain,
 # the API on the new version (recsys_assets/drift_replay.py).

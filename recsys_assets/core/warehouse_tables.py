@@ -147,3 +147,25 @@ def connect_duckdb(path: str, read_only: bool = False, wait_s: float = DUCKDB_LO
             if "lock" not in str(error).lower() or time.monotonic() >= deadline:
                 raise
             time.sleep(random.uniform(0.005, 0.05))
+
+
+def write_bigquery_schemas(folder: str) -> list[str]:
+    """Each table's BigQuery schema as ``<folder>/<table>.json``, the files Terraform reads
+    (``make terraform-schemas``; a test fails when they differ from these definitions)."""
+    import json
+    from pathlib import Path
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in TABLES.values():
+        path = out / f"{table.name}.json"
+        path.write_text(json.dumps(table.bigquery_schema(), indent=2) + "\n")
+        written.append(str(path))
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("\n".join(write_bigquery_schemas(sys.argv[1] if len(sys.argv) > 1 else "terraform/schemas")))

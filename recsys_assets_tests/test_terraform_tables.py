@@ -1,0 +1,51 @@
+"""The BigQuery tables Terraform creates match the code's table definitions: schema files,
+partitioning, clustering and descriptions (parsed with python-hcl2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+from recsys_assets.core.warehouse_tables import TABLES
+
+TERRAFORM = Path(__file__).resolve().parent.parent / "terraform"
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    return value
+
+
+def _tables() -> dict[str, dict[str, Any]]:
+    parsed = hcl2.load((TERRAFORM / "bigquery.tf").open())
+    found = {}
+    for block in parsed["resource"]:
+        for kind, resources in block.items():
+            if _unquote(kind) != "google_bigquery_table":
+                continue
+            for body in resources.values():
+                found[_unquote(body["table_id"])] = body
+    return found
+
+
+def test_every_table_is_declared_as_the_code_defines_it() -> None:
+    declared = _tables()
+    assert sorted(declared) == sorted(TABLES)
+    for name, table in TABLES.items():
+        body = declared[name]
+        (partitioning,) = body["time_partitioning"]
+        assert _unquote(partitioning["type"]) == "DAY" and _unquote(partitioning["field"]) == table.partition
+        assert _unquote(body["clustering"]) == list(table.cluster)
+        assert _unquote(body["description"]) == table.description
+        schema_file = re.search(r"\$\{path\.module\}/(schemas/[\w.]+\.json)", body["schema"])
+        assert schema_file is not None, body["schema"]
+        on_disk = json.loads((TERRAFORM / schema_file.group(1)).read_text())
+        # Regenerate with `make terraform-schemas` when this fails.
+        assert on_disk == table.bigquery_schema(), f"{schema_file.group(1)} differs from warehouse_tables.py"

@@ -1,0 +1,55 @@
+# The warehouse: request and feedback logs (written by the API) and drift metrics (written by the
+# drift_metrics asset). Schemas come from recsys_assets/core/warehouse_tables.py via
+# `make terraform-schemas`; a test fails when these files, partitions or clustering drift from it.
+
+resource "google_bigquery_dataset" "recsys" {
+  project     = var.project
+  dataset_id  = var.bq_dataset
+  location    = var.bq_location
+  description = "recsys request logs and drift metrics."
+}
+
+resource "google_bigquery_table" "recommendation_requests" {
+  project             = var.project
+  dataset_id          = google_bigquery_dataset.recsys.dataset_id
+  table_id            = "recommendation_requests"
+  description         = "Every answered recommendation request (written by the API)."
+  deletion_protection = true
+  schema              = file("${path.module}/schemas/recommendation_requests.json")
+  clustering          = ["strategy", "model_version"]
+
+  time_partitioning {
+    type  = "DAY"
+    field = "ts"
+  }
+}
+
+resource "google_bigquery_table" "feedback_events" {
+  project             = var.project
+  dataset_id          = google_bigquery_dataset.recsys.dataset_id
+  table_id            = "feedback_events"
+  description         = "Impressions, clicks and purchases reported for served recommendations."
+  deletion_protection = true
+  schema              = file("${path.module}/schemas/feedback_events.json")
+  clustering          = ["event"]
+
+  time_partitioning {
+    type  = "DAY"
+    field = "ts"
+  }
+}
+
+resource "google_bigquery_table" "drift_metrics" {
+  project             = var.project
+  dataset_id          = google_bigquery_dataset.recsys.dataset_id
+  table_id            = "drift_metrics"
+  description         = "One row per drift metric and day (written by the drift_metrics asset)."
+  deletion_protection = true
+  schema              = file("${path.module}/schemas/drift_metrics.json")
+  clustering          = ["metric_name", "status"]
+
+  time_partitioning {
+    type  = "DAY"
+    field = "metric_date"
+  }
+}
