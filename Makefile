@@ -41,7 +41,7 @@ drift-demo: materialize
 
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize
-	$(PY) -m recsys_assets.materialize --job gat_ablation
+	$(PY) -m recsys_assets.materialize --job ablation
 
 # Make the current eval/eval.json the bar later candidates are gated against.
 bless: install $(DAGSTER_HOME)/dagster.yaml

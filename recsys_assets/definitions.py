@@ -18,7 +18,7 @@ all_assets_job = define_asset_job(
     description="Materialize the whole graph (run with a partition range for partitioned assets).",
 )
 gat_ablation_job = define_asset_job(
-    "gat_ablation",
+    "ablation",
     selection=AssetSelection.assets(models.gat_ablation),
     description="Train GAT variants (features, loss, heads, layers) and record their table.",
 )

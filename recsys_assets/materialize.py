@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = interaction_months.get_partition_keys()
     parser.add_argument("--first-month", default=keys[0], help=f"default {keys[0]}")
     parser.add_argument("--last-month", default=keys[-1], help=f"default {keys[-1]}")
-    parser.add_argument(
-        "--job", default="all_assets", help="job to run: all_assets (default) or gat_ablation"
-    )
+    parser.add_argument("--job", default="all_assets", help="job to run: all_assets (default) or ablation")
     args = parser.parse_args(argv)
 
     job = defs.resolve_job_def(args.job)

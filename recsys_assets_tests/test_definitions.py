@@ -130,7 +130,7 @@ def test_definitions_load(env: str) -> None:
     assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
     assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == [
-        "all_assets", "bless_eval_report", "drift_metrics_daily", "gat_ablation", "retrain"
+        "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain"
     ]  # fmt: skip
     on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
     assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
@@ -179,3 +179,14 @@ def test_settings_are_validated() -> None:
         )
         assert done.returncode != 0
         assert message in done.stderr
+
+
+def test_the_repository_loads_as_a_code_server_loads_it() -> None:
+    """Every job, schedule and sensor together: names that collide only fail here (the
+    ablation job once shared its name with the gat_ablation asset's op)."""
+    from recsys_assets.definitions import defs
+
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} >= {"ablation", "all_assets", "retrain"}
+    assert [s.name for s in repository.schedule_defs] == ["drift_metrics_daily_schedule"]
+    assert [s.name for s in repository.sensor_defs] == ["drift_retrain_sensor"]
