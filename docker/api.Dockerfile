@@ -1,0 +1,26 @@
+# The recommendation API (serving/): small, non-root, uvicorn. On Cloud Run, one worker per
+# container (instances scale); elsewhere set API_WORKERS to the cores it may use.
+# Build from the repository root: docker build -f docker/api.Dockerfile -t recsys-api .
+
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY requirements.lock docker/api-requirements.in ./
+# Only what the API imports (docker/api-requirements.in), at the lock's versions.
+RUN pip install -c requirements.lock -r api-requirements.in
+
+FROM python:3.11.11-slim-bookworm
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PORT=8080 API_WORKERS=1
+RUN useradd --create-home --uid 10001 api
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=api:api serving serving
+COPY --chown=api:api recsys_assets/__init__.py recsys_assets/__init__.py
+COPY --chown=api:api recsys_assets/core recsys_assets/core
+USER 10001
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=4)"]
+CMD ["sh", "-c", "exec uvicorn --factory serving.app:create_app --host 0.0.0.0 --port \"$PORT\" --workers \"$API_WORKERS\" --no-access-log"]

@@ -1,0 +1,33 @@
+# The Vertex AI job image: the ML core and dagster-pipes only (no Dagster), on CUDA for the L4 /
+# T4 steps (image embeddings, GAT training). Vertex runs `python -m recsys_assets.jobs.<name>`.
+# Build from the repository root: docker build -f docker/jobs.Dockerfile -t recsys-jobs .
+
+FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS build
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The base tag pins the Ubuntu release; its python3.12 is whatever security update is current
+# (an exact apt version disappears from the archive when the next update lands).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.12 python3.12-venv \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3.12 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY requirements.lock docker/jobs-requirements.in ./
+# The ML core (docker/jobs-requirements.in) at the lock's versions; torch's CUDA build from PyPI.
+RUN pip install -c requirements.lock -r jobs-requirements.in
+
+FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
+ENV DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.12 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 jobs
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY --chown=jobs:jobs recsys_assets recsys_assets
+COPY --chown=jobs:jobs resources/settings.py resources/settings.py
+COPY --chown=jobs:jobs resources/__init__.py resources/__init__.py
+USER 10001
+ENTRYPOINT ["python", "-m"]

@@ -1,0 +1,142 @@
+"""The container files, checked offline: hadolint on every Dockerfile, pinned bases, the smaller
+images' requirement lists pinned by the lock and covering what the API imports, and the compose
+file wired to the production instance's settings."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
+
+
+def _locked() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def _names(path: Path) -> list[str]:
+    return [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    assert [p.name for p in DOCKERFILES] == ["api.Dockerfile", "code.Dockerfile", "jobs.Dockerfile"]
+    hadolint = Path(sys.executable).with_name("hadolint")
+    done = subprocess.run(
+        [str(hadolint), *map(str, DOCKERFILES)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_base_images_are_pinned_and_stages_run_as_a_user() -> None:
+    for dockerfile in DOCKERFILES:
+        text = dockerfile.read_text()
+        bases = re.findall(r"^FROM (\S+)", text, flags=re.M)
+        assert bases, dockerfile
+        for base in bases:
+            assert re.search(r":\d+\.\d+\.\d+", base), f"{dockerfile.name}: {base} is not pinned to a version"
+        assert re.search(r"^USER 10001$", text, flags=re.M), f"{dockerfile.name} runs as root"
+        assert "HEALTHCHECK" in text or dockerfile.name == "jobs.Dockerfile"
+
+
+def test_image_requirements_are_pinned_by_the_lock() -> None:
+    locked = _locked()
+    for listing in ("api-requirements.in", "jobs-requirements.in"):
+        for name in _names(DOCKER / listing):
+            assert re.sub(r"[-_.]+", "-", name).lower() in locked, (
+                f"{listing}: {name} is not in requirements.lock"
+            )
+
+
+def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
+    """A venv holding only docker/api-requirements.in (at the lock's versions, from PyPI), the
+    way the API image is built, serves a real published version: nothing it imports is missing."""
+    from recsys_assets_tests.conftest import free_port
+    from recsys_assets_tests.test_serving_api import publish_version
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c",
+         str(ROOT / "requirements.lock"), "-r", str(DOCKER / "api-requirements.in")],
+        check=True,
+    )  # fmt: skip
+    publish_version(tmp_path / "serving", "v1")
+    port = free_port()
+    env = {
+        "PATH": str(venv / "bin"),
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        "RECSYS_SERVING_MANIFEST": str(tmp_path / "serving" / "manifest.json"),
+        "RECSYS_LOG_SINK": "duckdb",
+        "RECSYS_WAREHOUSE_DUCKDB": str(tmp_path / "warehouse.duckdb"),
+    }
+    server = subprocess.Popen(
+        [str(venv / "bin" / "uvicorn"), "--factory", "serving.app:create_app", "--port", str(port)],
+        env=env, cwd=tmp_path, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    assert json.loads(response.read()) == {"status": "ready", "model_version": "v1"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.3)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/recommend", data=json.dumps({"user_id": "u1", "k": 3}).encode(),
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["strategy"] == "user"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # Dagster is not in the image.
+    probe = subprocess.run([str(python), "-c", "import dagster"], capture_output=True, check=False)
+    assert probe.returncode == 1
+
+
+def test_compose_runs_the_stack_with_the_production_instance() -> None:
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "gcs", "code", "webserver", "daemon", "api"}
+    for service in services.values():
+        if "build" in service:
+            assert (DOCKER / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+        if "image" in service and "build" not in service and service["image"].startswith("recsys-"):
+            assert any(s.get("image") == service["image"] and "build" in s for s in services.values())
+        elif "build" not in service:
+            assert re.search(r":\d+\.\d+", service["image"]), f"{service['image']} is not pinned"
+    # Every {env: X} of the production dagster.yaml and workspace.yaml is set for the Dagster services.
+    wanted = set()
+    for name in ("dagster.yaml", "workspace.yaml"):
+        wanted |= set(re.findall(r"\{env: (\w+)\}", (DOCKER / "dagster_home" / name).read_text()))
+    for name in ("code", "webserver", "daemon"):
+        assert wanted <= set(services[name]["environment"]), (
+            name,
+            wanted - set(services[name]["environment"]),
+        )
+    assert services["daemon"]["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock"]
+    env = services["code"]["environment"]
+    assert env["DAGSTER_POSTGRES_PASSWORD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert (DOCKER / "gcs-seed" / env["RECSYS_GCS_BUCKET"]).is_dir()
