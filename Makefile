@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run serve materialize drift-demo terraform-schemas ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools run serve materialize drift-demo terraform-schemas ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 install: $(VENV)/.installed
+
+# checkov scans the Terraform; it pins libraries of its own, so it lives in a venv of its own.
+TOOLS := .venv-tools
+$(TOOLS)/.installed: Makefile
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet checkov==3.3.30
+	touch $@
+
+tools: $(TOOLS)/.installed
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -64,13 +74,15 @@ API_WORKERS ?= 1
 serve: install
 	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
 
-test: install
+test: install tools
 	$(PY) -m pytest -n 2 --dist loadfile
 
-lint: install
+lint: install tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint docker/*.Dockerfile
+	$(TOOLS)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 
 bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift
 

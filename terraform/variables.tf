@@ -20,3 +20,32 @@ variable "bq_location" {
   type        = string
   default     = "US"
 }
+
+variable "bucket" {
+  description = "The artifact bucket (RECSYS_GCS_BUCKET); globally unique."
+  type        = string
+}
+
+variable "repository" {
+  description = "Artifact Registry repository of the images (code, jobs, api)."
+  type        = string
+  default     = "recsys"
+}
+
+variable "api_image_tag" {
+  description = "Tag of the API image in the repository, deployed to Cloud Run."
+  type        = string
+  default     = "latest"
+}
+
+variable "api_invokers" {
+  description = "Members allowed to call the API (e.g. serviceAccount:frontend@...); empty keeps it private."
+  type        = list(string)
+  default     = []
+}
+
+variable "artifact_retention_days" {
+  description = "Noncurrent object versions older than this are deleted."
+  type        = number
+  default     = 30
+}
