@@ -140,3 +140,22 @@ def test_compose_runs_the_stack_with_the_production_instance() -> None:
     env = services["code"]["environment"]
     assert env["DAGSTER_POSTGRES_PASSWORD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert (DOCKER / "gcs-seed" / env["RECSYS_GCS_BUCKET"]).is_dir()
+
+
+def test_the_gcp_override_replaces_the_stand_ins_and_sets_every_instance_setting() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!override", lambda loader, node: loader.construct_mapping(node))  # type: ignore[arg-type]
+    base = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    gcp = yaml.load((DOCKER / "compose.gcp.yaml").read_text(), Loader=Loader)["services"]
+    assert set(gcp) == {"postgres-proxy", "code", "webserver", "daemon"}
+    assert set(gcp) - {"postgres-proxy"} <= set(base)
+    wanted = set()
+    for name in ("dagster.yaml", "workspace.yaml"):
+        wanted |= set(re.findall(r"\{env: (\w+)\}", (DOCKER / "dagster_home" / name).read_text()))
+    for name in ("code", "webserver", "daemon"):
+        env = gcp[name]["environment"]
+        assert wanted <= set(env) and env["DAGSTER_POSTGRES_HOST"] == "postgres-proxy"
+        assert env["STORAGE_EMULATOR_HOST"] == "" and gcp[name]["pull_policy"] == "always"
+    assert re.search(r":\d+\.\d+\.\d+$", gcp["postgres-proxy"]["image"])

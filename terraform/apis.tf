@@ -3,6 +3,8 @@ resource "google_project_service" "enabled" {
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "compute.googleapis.com",
+    "sqladmin.googleapis.com",
     "iam.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",

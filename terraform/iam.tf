@@ -45,6 +45,22 @@ resource "google_project_iam_member" "pipeline_vertex" {
   member  = "serviceAccount:${google_service_account.pipeline.email}"
 }
 
+# Dagster's Postgres is Cloud SQL, reached through the Cloud SQL Auth Proxy; the Dagster host
+# pulls the code image.
+resource "google_project_iam_member" "pipeline_cloudsql" {
+  project = var.project
+  role    = "roles/cloudsql.client"
+  member  = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "pipeline_pull" {
+  project    = var.project
+  location   = var.region
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.pipeline.email}"
+}
+
 resource "google_service_account_iam_member" "pipeline_acts_as_jobs" {
   service_account_id = google_service_account.jobs.name
   role               = "roles/iam.serviceAccountUser"
