@@ -125,17 +125,30 @@ def test_a_missing_postgres_setting_is_named(tmp_path: Path, postgres: dict[str,
     assert done.returncode != 0 and "DAGSTER_POSTGRES_HOST" in done.stderr
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s (a busy machine)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def test_the_grpc_workspace_loads_the_code_location(tmp_path: Path) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "api", "grpc", "--module-name",
-         "recsys_assets.definitions", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    log = tmp_path / "code_server.log"
+    # Its output goes to a file: a pipe nobody reads fills up and blocks the server.
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "api", "grpc", "--module-name",
+             "recsys_assets.definitions", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert server.poll() is None, log.read_text(errors="replace")[-3000:]
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
@@ -154,5 +167,4 @@ def test_the_grpc_workspace_loads_the_code_location(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert "recsys_assets" in done.stdout + done.stderr
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        _stop(server)

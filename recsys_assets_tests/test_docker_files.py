@@ -87,14 +87,16 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
         "RECSYS_LOG_SINK": "duckdb",
         "RECSYS_WAREHOUSE_DUCKDB": str(tmp_path / "warehouse.duckdb"),
     }
-    server = subprocess.Popen(
-        [str(venv / "bin" / "uvicorn"), "--factory", "serving.app:create_app", "--port", str(port)],
-        env=env, cwd=tmp_path, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    log = tmp_path / "api.log"
+    with log.open("wb") as sink:  # a file, not a pipe nobody reads
+        server = subprocess.Popen(
+            [str(venv / "bin" / "uvicorn"), "--factory", "serving.app:create_app", "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+            assert server.poll() is None, log.read_text(errors="replace")[-3000:]
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
                     assert json.loads(response.read()) == {"status": "ready", "model_version": "v1"}
@@ -110,7 +112,11 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
             assert json.loads(response.read())["strategy"] == "user"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
     # Dagster is not in the image.
     probe = subprocess.run([str(python), "-c", "import dagster"], capture_output=True, check=False)
     assert probe.returncode == 1
