@@ -72,7 +72,8 @@ run: materialize
 # API_WORKERS=N runs N processes (one per core serves the most; see the README).
 API_WORKERS ?= 1
 serve: install
-	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
+	dir=$$(mktemp -d) && PROMETHEUS_MULTIPROC_DIR=$$dir \
+	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
 
 test: install tools
 	$(PY) -m pytest -n 2 --dist loadfile

@@ -23,4 +23,5 @@ USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=4)"]
-CMD ["sh", "-c", "exec uvicorn --factory serving.app:create_app --host 0.0.0.0 --port \"$PORT\" --workers \"$API_WORKERS\" --no-access-log"]
+# A fresh multiprocess folder per start: /metrics adds up the workers (serving/metrics.py).
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) && exec uvicorn --factory serving.app:create_app --host 0.0.0.0 --port \"$PORT\" --workers \"$API_WORKERS\" --no-access-log"]

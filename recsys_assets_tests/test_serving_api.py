@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -498,3 +499,56 @@ def test_the_duckdb_sink_recreates_a_table_whose_file_was_replaced(tmp_path: Pat
     sink.write(LOG_TABLES["feedback_events"], [row])
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*), min(event) FROM feedback_events").fetchone() == (1, "click")
+
+
+def test_metrics_add_up_across_uvicorn_workers(tmp_path: Path) -> None:
+    """Two worker processes, one multiprocess folder: /metrics, answered by either worker,
+    counts every request both of them served."""
+    import re
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from recsys_assets_tests.conftest import free_port
+
+    publish_version(tmp_path, "v1")
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    port = free_port()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "RECSYS_LOG_SINK": "none",
+           "RECSYS_SERVING_MANIFEST": str(tmp_path / "manifest.json")}  # fmt: skip
+    log = tmp_path / "api.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("uvicorn")), "--factory", "serving.app:create_app",
+             "--port", str(port), "--workers", "2"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text(errors="replace").count("Application startup complete") < 2:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+        for _ in range(40):  # a new connection each: the kernel spreads them over the workers
+            request = urllib.request.Request(
+                f"{url}/recommend",
+                data=b'{"user_id": "u1", "k": 2}',
+                headers={"content-type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+        pids = {name.rsplit("_", 1)[1] for name in os.listdir(folder) if name.startswith("counter_")}
+        assert len(pids) == 2, f"one worker served everything: {sorted(os.listdir(folder))}"
+        for _ in range(4):  # whichever worker answers, the total is the same
+            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            found = re.search(
+                r'recsys_http_requests_total\{method="POST",route="/recommend",status="200"\} (\S+)', text
+            )
+            assert found is not None and float(found.group(1)) == 40.0, text[:2000]
+            assert 'recsys_model_info{version="v1"} 1.0' in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -228,6 +228,7 @@ def create_app(settings: ServingSettings | None = None, sink: Sink | None = None
             yield
         finally:
             watcher.cancel()
+            app_metrics.process_exited()
             if not await request_log.close():
                 log.error("shutting down with %s log rows unwritten",
                           {k: len(v) for k, v in request_log.buffers.items()})  # fmt: skip

@@ -1,8 +1,17 @@
-"""Prometheus metrics of one app instance (its own registry, so tests and apps do not mix)."""
+"""Prometheus metrics of one app instance (its own registry, so tests and apps do not mix).
+
+With several uvicorn workers, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before they
+start (``make serve`` does): each process then writes its values there and ``/metrics``, served
+by whichever worker, adds them up across the live ones (prometheus_client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -24,15 +33,18 @@ class Metrics:
             registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64),
         )  # fmt: skip
         self.model = Gauge(
-            "recsys_model_info", "The serving version in use (value 1).", ["version"], registry=self.registry
-        )
+            "recsys_model_info", "The serving version in use (value 1).", ["version"], registry=self.registry,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
         self.reloads = Counter(
             "recsys_index_reloads", "Attempts to load a new version, by outcome.", ["outcome"],
             registry=self.registry,
         )  # fmt: skip
         self.log_buffered = Gauge(
-            "recsys_log_buffered_rows", "Log rows waiting to be written.", ["table"], registry=self.registry
-        )
+            "recsys_log_buffered_rows", "Log rows waiting to be written.", ["table"], registry=self.registry,
+            multiprocess_mode="livesum",
+        )  # fmt: skip
+        self._version: str | None = None
         self.log_written = Counter(
             "recsys_log_written_rows", "Log rows written to the warehouse.", ["table"], registry=self.registry
         )
@@ -46,8 +58,22 @@ class Metrics:
         )  # fmt: skip
 
     def set_version(self, version: str) -> None:
-        self.model.clear()
+        # The old version drops to 0 rather than disappearing: with several workers, another one
+        # may still serve it, and the sum over processes shows that.
+        if self._version is not None and self._version != version:
+            self.model.labels(self._version).set(0)
+        self._version = version
         self.model.labels(version).set(1)
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROCESS_DIR):
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)
+            return generate_latest(combined)
         return generate_latest(self.registry)
+
+    @staticmethod
+    def process_exited() -> None:
+        """Drop this process's live gauges from the combined view (multiprocess mode)."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            multiprocess.mark_process_dead(os.getpid())
