@@ -6,7 +6,9 @@ import gzip
 import http.server
 import os
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, what: str, timeout: float) -> None:
+    """Until ``process`` accepts connections on ``port``; fails with its log if it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s (a busy machine)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
 
 
 def write_gz(path: Path, lines: list[str]) -> Path:
@@ -83,15 +108,12 @@ def http_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
 def bigquery_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A BigQuery client on a real BigQuery REST API (bqemulator, DuckDB-backed) on loopback,
     started here; project ``test-project``."""
-    import subprocess
     import sys
-    import time
 
     import duckdb
     from duckdb_extensions import import_extension
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
+
+    from recsys_assets.core.warehouse import bigquery_client
 
     # The emulator loads DuckDB's spatial extension; install it from its PyPI wheel (offline)
     # into a private extension folder, where the emulator's own INSTALL then finds it.
@@ -108,20 +130,7 @@ def bigquery_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
          "--project", "test-project"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, (home / "bqemulator.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", rest), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "bqemulator did not start"
-            time.sleep(0.1)
-    yield bigquery.Client(
-        project="test-project",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{rest}"),
-    )
-    process.terminate()
-    process.wait(timeout=30)
+    wait_for_port(process, rest, home / "bqemulator.log", "bqemulator", 60)
+    yield bigquery_client("test-project", f"http://127.0.0.1:{rest}")
+    stop(process)
     log.close()

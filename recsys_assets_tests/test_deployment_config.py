@@ -12,13 +12,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from recsys_assets_tests.conftest import GCS_BUCKET, free_port
+from recsys_assets_tests.conftest import GCS_BUCKET, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_HOME = ROOT / "docker" / "dagster_home"
@@ -125,16 +124,6 @@ def test_a_missing_postgres_setting_is_named(tmp_path: Path, postgres: dict[str,
     assert done.returncode != 0 and "DAGSTER_POSTGRES_HOST" in done.stderr
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within 30 s (a busy machine)."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
-
-
 def test_the_grpc_workspace_loads_the_code_location(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "code_server.log"
@@ -146,15 +135,7 @@ def test_the_grpc_workspace_loads_the_code_location(tmp_path: Path) -> None:
             cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text(errors="replace")[-3000:]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the code server did not start"
-                time.sleep(0.2)
+        wait_for_port(server, port, log, "the code server", 120)
         home = tmp_path / "home"
         home.mkdir()
         workspace = PRODUCTION_HOME / "workspace.yaml"
@@ -167,4 +148,4 @@ def test_the_grpc_workspace_loads_the_code_location(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert "recsys_assets" in done.stdout + done.stderr
     finally:
-        _stop(server)
+        stop(server)

@@ -66,7 +66,7 @@ def test_image_requirements_are_pinned_by_the_lock() -> None:
 def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
     """A venv holding only docker/api-requirements.in (at the lock's versions, from PyPI), the
     way the API image is built, serves a real published version: nothing it imports is missing."""
-    from recsys_assets_tests.conftest import free_port
+    from recsys_assets_tests.conftest import free_port, stop
     from recsys_assets_tests.test_serving_api import publish_version
 
     venv = tmp_path / "venv"
@@ -111,12 +111,7 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["strategy"] == "user"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
+        stop(server)
     # Dagster is not in the image.
     probe = subprocess.run([str(python), "-c", "import dagster"], capture_output=True, check=False)
     assert probe.returncode == 1

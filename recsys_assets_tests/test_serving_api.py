@@ -510,7 +510,7 @@ def test_metrics_add_up_across_uvicorn_workers(tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    from recsys_assets_tests.conftest import free_port
+    from recsys_assets_tests.conftest import free_port, stop
 
     publish_version(tmp_path, "v1")
     folder = tmp_path / "prometheus"
@@ -550,5 +550,4 @@ def test_metrics_add_up_across_uvicorn_workers(tmp_path: Path) -> None:
             assert found is not None and float(found.group(1)) == 40.0, text[:2000]
             assert 'recsys_model_info{version="v1"} 1.0' in text
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)

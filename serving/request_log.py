@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
+from recsys_assets.core.warehouse import json_rows
 from recsys_assets.core.warehouse_tables import LOG_TABLES, Table, connect_duckdb
 from serving.metrics import Metrics
 
@@ -67,8 +68,7 @@ class BigQuerySink:
 
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
         target = f"{self.client.project}.{self.dataset}.{table.name}"
-        payload = [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
-        errors = self.client.insert_rows_json(target, payload)
+        errors = self.client.insert_rows_json(target, json_rows(rows))
         if errors:
             raise RuntimeError(f"BigQuery refused rows of {target}: {errors[:3]}")
 

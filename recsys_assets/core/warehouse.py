@@ -31,6 +31,11 @@ class Warehouse(Protocol):
         ...
 
 
+def json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as BigQuery's JSON APIs take them: dates and timestamps in ISO form."""
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()} for row in rows]
+
+
 def bigquery_client(project: str, endpoint: str = "") -> Any:
     """A BigQuery client; ``endpoint`` points it at an emulator, which takes no credentials."""
     from google.cloud import bigquery
@@ -51,14 +56,17 @@ class DuckDBWarehouse:
 
     def __init__(self, path: str):
         self.path = path
+        self._created = False
 
     def _sql(self, sql: str) -> str:
         return re.sub(r"@(\w+)", r"$\1", sql.format(**{name: name for name in TABLES}))
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         with connect_duckdb(self.path) as con:
-            for table in TABLES.values():
-                con.execute(table.duckdb_ddl())
+            if not self._created:  # a fresh warehouse has no tables until the API's first batch
+                for table in TABLES.values():
+                    con.execute(table.duckdb_ddl())
+                self._created = True
             frame: pd.DataFrame = con.execute(self._sql(sql), params or {}).df()
             return frame
 
@@ -105,10 +113,7 @@ class BigQueryWarehouse:
 
         target = f"{self.client.project}.{self.dataset}.{table.name}"
         self.query(f"DELETE FROM `{target}` WHERE {table.partition} = @day", {"day": day})
-        payload = [
-            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
-            for row in rows[table.column_names()].to_dict("records")
-        ]
+        payload = json_rows(rows[table.column_names()].to_dict("records"))
         if payload:
             config = bigquery.LoadJobConfig(
                 schema=[bigquery.SchemaField.from_api_repr(f) for f in table.bigquery_schema()],
