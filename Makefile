@@ -31,8 +31,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-$(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/core/synthetic.py
-	$(PY) -m recsys_assets.core.synthetic --preset small --out $(SMALL) > /dev/null
+$(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/devdata/synthetic.py recsys_assets/devdata/vocabulary.json
+	$(PY) -m recsys_assets.devdata.synthetic --preset small --out $(SMALL) > /dev/null
 	@echo "synthetic catalogue written to $(SMALL)"
 
 data: $(SMALL)/manifest.json
@@ -42,7 +42,7 @@ materialize: install data $(DAGSTER_HOME)/dagster.yaml
 
 # BigQuery schemas Terraform reads, from recsys_assets/core/warehouse_tables.py.
 terraform-schemas: install
-	$(PY) -m recsys_assets.core.warehouse_tables terraform/schemas
+	$(PY) -m recsys_assets.core.warehouse.tables terraform/schemas
 
 # Drift end to end: replay shifted traffic through the API, drift metrics, sensor, retrain,
 # the API on the new version (recsys_assets/drift_replay.py).
@@ -60,7 +60,7 @@ bless: install $(DAGSTER_HOME)/dagster.yaml
 # MovieLens-100k (from the recbole wheel, not redistributed) as the 2014 dumps; prints the settings.
 data-movielens: install
 	$(PY) -c "from benchmarks.movielens import fetch_ml100k; print(fetch_ml100k())" | tail -1 \
-	  | xargs -I{} $(PY) -m recsys_assets.core.movielens {} data/raw/ml-100k
+	  | xargs -I{} $(PY) -m recsys_assets.devdata.movielens {} data/raw/ml-100k
 
 # The API (port 8000) runs beside the Dagster UI (port 3000) and stops with it.
 run: materialize
@@ -76,7 +76,7 @@ serve: install
 	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
 
 test: install tools
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: install tools
 	$(VENV)/bin/ruff check .

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import machine, now, verdict, write_section
-from recsys_assets.core.drift_day import TrainingWindow, day_metrics
-from recsys_assets.core.drift_report import HISTORY_SQL, history_plot, history_table
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.warehouse import DuckDBWarehouse
-from recsys_assets.core.warehouse_tables import DRIFT_METRICS, LOG_TABLES, connect_duckdb
+from recsys_assets.core.monitoring.day import TrainingWindow, day_metrics
+from recsys_assets.core.monitoring.history import HISTORY_SQL, history_plot, history_table
+from recsys_assets.core.warehouse.clients import DuckDBWarehouse
+from recsys_assets.core.warehouse.tables import DRIFT_METRICS, LOG_TABLES, connect_duckdb
+from recsys_assets.settings.monitoring import MonitoringSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "data" / "bench" / "drift"
@@ -95,7 +96,7 @@ def main() -> None:
     timings: dict[str, float] = {}
     for run in range(2):  # the second run replaces the first one's rows
         start = time.perf_counter()
-        rows = day_metrics(warehouse, training, DAY)
+        rows = day_metrics(warehouse, training, DAY, MonitoringSettings().metrics())
         warehouse.replace_day(DRIFT_METRICS, DAY, rows)
         metrics_s = time.perf_counter() - start
         history = warehouse.query(HISTORY_SQL, {"first": DAY - dt.timedelta(days=30), "last": DAY})

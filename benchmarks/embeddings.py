@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import machine, now, write_section
+from recsys_assets.settings import load_settings
 
 REFERENCE_ITEMS = 498_196
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def corpus(n: int) -> list[str]:
@@ -31,9 +31,9 @@ def corpus(n: int) -> list[str]:
     so each item's description is extended with 0-4 others, spreading texts from ~20 to
     past the 128-token limit.
     """
-    from recsys_assets.core.staging import stage_items
-    from recsys_assets.core.synthetic import METADATA_FILE, generate
-    from recsys_assets.core.text_embeddings import item_texts
+    from recsys_assets.core.catalogue.staging import stage_items
+    from recsys_assets.core.embeddings.text import item_texts
+    from recsys_assets.devdata.synthetic import METADATA_FILE, generate
 
     with tempfile.TemporaryDirectory() as tmp:
         generate("small", Path(tmp), image_files=False, overrides={"n_items": 2 * n})
@@ -49,14 +49,17 @@ def corpus(n: int) -> list[str]:
 
 
 def bench_text(n: int) -> None:
-    from recsys_assets.core.text_embeddings import TEXT_MAX_TOKENS, TextEncoder
+    from recsys_assets.core.embeddings.text import TEXT_MAX_TOKENS, TextEncoder
+    from recsys_assets.settings.embeddings import TextEncoderConfig
 
     texts = corpus(n)
-    peer = TextEncoder(backend="torch")  # SentenceTransformer.encode, batch 32, same 128-token limit
+    cache = load_settings().embeddings.model_cache
+    # The peer: SentenceTransformer.encode, batch 32, same 128-token limit.
+    peer = TextEncoder(TextEncoderConfig(backend="torch"), cache)
     tokens = [
         len(t) for t in peer.st.tokenizer(texts, truncation=True, max_length=TEXT_MAX_TOKENS)["input_ids"]
     ]
-    ours = {name: TextEncoder(backend=name) for name in ("onnx-int8", "onnx-fp32")}
+    ours = {name: TextEncoder(TextEncoderConfig(backend=name), cache) for name in ("onnx-int8", "onnx-fp32")}
     peer.encode(texts[:64])
     for encoder in ours.values():
         encoder.encode(texts[:64])  # warm up
@@ -101,7 +104,7 @@ def bench_text(n: int) -> None:
         f"Target: >= 2x the peer: {'met' if ratio >= 2 else 'MISSED'} ({ratio:.2f}x). "
         "Projected wall time for "
         f"{REFERENCE_ITEMS:,} items on this machine: {projected / 60:.1f} min "
-        f"(source project: 500-1000 items/s on 4 vCPUs).",
+        f"(the reference pipeline: 500-1000 items/s on 4 vCPUs).",
     ]
     write_section("text_embeddings", lines)
     print("\n".join(lines))
@@ -128,11 +131,14 @@ def _photos(folder: Path, n: int) -> list[str]:
 
 
 def bench_image(n: int) -> None:
-    from recsys_assets.core.image_encoders import load_image_encoder
-    from recsys_assets.core.image_fetch import fetch_images
+    from recsys_assets.core.embeddings.image_fetch import fetch_images
+    from recsys_assets.core.embeddings.images import load_image_encoder
 
     encoders = {
-        rt: load_image_encoder("efficientnet-lite0", device="cpu", runtime=rt) for rt in ("onnx", "torch")
+        rt: load_image_encoder(
+            "efficientnet-lite0", device="cpu", runtime=rt, cache_dir=load_settings().embeddings.model_cache
+        )
+        for rt in ("onnx", "torch")
     }
     with tempfile.TemporaryDirectory() as tmp:
         paths = _photos(Path(tmp), n)
@@ -186,19 +192,23 @@ def bench_image(n: int) -> None:
 
 def bench_fusion() -> None:
     """The fusion job's own numbers on the materialized small preset, plus an ablation."""
-    from recsys_assets.core import fusion
-    from recsys_assets.core.artifacts import read_npy, read_parquet
-    from recsys_assets.jobs.fused_embeddings import load_events
+    from recsys_assets.core.embeddings import fusion
+    from recsys_assets.core.io import artifacts as catalogue
+    from recsys_assets.core.io.artifacts import Artifacts
+    from recsys_assets.core.io.codecs import read_npy, read_parquet
+    from recsys_assets.core.io.storage import exists, list_files
 
-    artifacts = ROOT / "data" / "artifacts"
-    if not (artifacts / "embeddings" / "img.npy").exists():
-        raise SystemExit(f"{artifacts}: run `make materialize` first")
-    items = read_parquet(str(artifacts / "items.parquet"), columns=["item_id"])
-    text = read_npy(str(artifacts / "embeddings" / "txt.npy"))
-    image = read_npy(str(artifacts / "embeddings" / "img.npy"))
-    rows = read_parquet(str(artifacts / "embeddings" / "img_items.parquet"))["item_row"].to_numpy()
-    events = load_events(str(artifacts / "interactions"), items["item_id"])
-    config = fusion.FusionConfig()
+    settings = load_settings()
+    artifacts = Artifacts(settings.artifacts.root)
+    if not exists(artifacts.uri(catalogue.IMAGE_EMBEDDINGS)):
+        raise SystemExit(f"{artifacts.root}: run `make materialize` first")
+    items = read_parquet(artifacts.uri(catalogue.ITEMS), columns=["item_id"])
+    text = read_npy(artifacts.uri(catalogue.TEXT_EMBEDDINGS))
+    image = read_npy(artifacts.uri(catalogue.IMAGE_EMBEDDINGS))
+    rows = read_parquet(artifacts.uri(catalogue.IMAGE_ITEMS))["item_row"].to_numpy()
+    folder = artifacts.folder(catalogue.INTERACTIONS)
+    events = fusion.co_review_events(list_files(folder, ".parquet"), items["item_id"], folder)
+    config = settings.embeddings.fusion
     train, held = fusion.split_by_user(events, config.holdout_share)
     pairs = fusion.co_review_pairs(train, config.pair_window)
     check = fusion.heldout_pairs(train, held)

@@ -43,12 +43,16 @@ def rss_gb() -> float:
 def child() -> dict[str, float]:
     import pandas as pd
 
-    from recsys_assets.core.evaluation import evaluate
-    from recsys_assets.core.gat import GATConfig, build_graph, train_gat
-    from recsys_assets.core.graphs import build_node_maps, ui_edges
-    from recsys_assets.core.knn import knn_graph
-    from recsys_assets.core.splits import split_interactions
-    from recsys_assets.core.training_data import training_data
+    from recsys_assets.core.graphs.edges import ui_edges
+    from recsys_assets.core.graphs.knn import knn_graph
+    from recsys_assets.core.graphs.node_maps import build_node_maps
+    from recsys_assets.core.graphs.splits import split_interactions
+    from recsys_assets.core.models.evaluation import evaluate
+    from recsys_assets.core.models.gat.graph import build_graph
+    from recsys_assets.core.models.gat.train import train_gat
+    from recsys_assets.core.models.training_data import training_data
+    from recsys_assets.settings.graphs import KnnConfig
+    from recsys_assets.settings.models import GATConfig
 
     rng = np.random.default_rng(0)
     users = np.array([f"A{i:013d}" for i in range(USERS)], dtype=object)
@@ -71,7 +75,7 @@ def child() -> dict[str, float]:
     data = training_data(split, maps)
     features = vectors(128)
     start = time.perf_counter()
-    ii = knn_graph(features, 20).to_npz()
+    ii = knn_graph(features, KnnConfig(k=20)).to_npz()
     knn_s = time.perf_counter() - start
     graph = build_graph(ui_edges(split[split["split"] == "train"], maps), data.n_users, data.n_items, ii)
     setup_rss = rss_gb()

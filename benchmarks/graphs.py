@@ -49,11 +49,12 @@ def vectors(dim: int, seed: int = 0) -> np.ndarray:
 def knn_child(dim: int) -> dict[str, float]:
     import faiss
 
-    from recsys_assets.core.knn import knn_graph
+    from recsys_assets.core.graphs.knn import knn_graph
+    from recsys_assets.settings.graphs import KnnConfig
 
     x = vectors(dim)
     start = time.perf_counter()
-    graph = knn_graph(x, K)
+    graph = knn_graph(x, KnnConfig(k=K))
     ours = time.perf_counter() - start
     # The peer: exact flat self-search, on a sample of queries, scaled to every item.
     index = faiss.IndexFlatIP(dim)
@@ -77,8 +78,9 @@ def knn_child(dim: int) -> dict[str, float]:
 def edges_child() -> dict[str, float]:
     import pandas as pd
 
-    from recsys_assets.core.graphs import build_node_maps, ui_edges
-    from recsys_assets.core.splits import split_interactions
+    from recsys_assets.core.graphs.edges import ui_edges
+    from recsys_assets.core.graphs.node_maps import build_node_maps
+    from recsys_assets.core.graphs.splits import split_interactions
 
     rng = np.random.default_rng(0)
     users = np.array([f"A{i:013d}" for i in range(USERS)], dtype=object)

@@ -112,7 +112,7 @@ def run(name: str, report_only: bool) -> None:
     workdir = ROOT / "data" / "bench" / name
     env: dict[str, str] = {}
     if name == "movielens":
-        from recsys_assets.core.movielens import read_ratings, write_amazon_2014
+        from recsys_assets.devdata.movielens import read_ratings, write_amazon_2014
 
         env = write_amazon_2014(read_ratings(fetch_ml100k()), workdir.parent / "ml-100k-raw")
         env["RECSYS_GAT_FEATURES"] = "txt"  # no images: the item text is title + genres + year
@@ -148,7 +148,7 @@ def run(name: str, report_only: bool) -> None:
         baselines = f"{test['lightgcn']:.4f}, {test['mf']:.4f}, {test['popularity']:.4f}"
         lines.append(
             "Target, the GAT (fused) beats LightGCN, MF-BPR and popularity on test NDCG@20: "
-            "with BPR (the ablation's `loss=bpr`, the issue's configuration) "
+            "with BPR (the ablation's `loss=bpr`, the reference configuration) "
             + (
                 f"{verdict(beats_baselines(variants['loss=bpr']['test_ndcg@20'], test))} "
                 f"({variants['loss=bpr']['test_ndcg@20']:.4f} vs {baselines}); "

@@ -23,13 +23,15 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.results import machine, now, verdict, write_section
-from recsys_assets.core.lightgcn import LightGCNConfig, train_lightgcn
+from recsys_assets.core.graphs.splits import split_interactions
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.metrics import Csr, dot_scorer, ranking_metrics, top_k
-from recsys_assets.core.mf import MFConfig, train_mf_bpr
-from recsys_assets.core.movielens import read_ratings
-from recsys_assets.core.popularity import popularity_scores
-from recsys_assets.core.splits import split_interactions
+from recsys_assets.core.models.lightgcn import train_lightgcn
+from recsys_assets.core.models.metrics import Csr, dot_scorer, ranking_metrics, top_k
+from recsys_assets.core.models.mf import train_mf_bpr
+from recsys_assets.core.models.popularity import popularity_scores
+from recsys_assets.devdata.movielens import read_ratings
+from recsys_assets.settings import load_settings
+from recsys_assets.settings.models import GATConfig, LightGCNConfig, MFConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL = ROOT / "data" / "external"
@@ -71,12 +73,16 @@ GAT_GRID: list[dict[str, Any]] = [
 
 def gat_grid() -> None:
     """The GAT on ML-100k (item text = title + genres + year), grid chosen on validation only."""
-    from recsys_assets.core.evaluation import evaluate
-    from recsys_assets.core.gat import GATConfig, build_graph, train_gat
-    from recsys_assets.core.graphs import NodeMaps, ui_edges
-    from recsys_assets.core.knn import knn_graph
-    from recsys_assets.core.text_embeddings import TextEncoder, item_texts
-    from recsys_assets.core.training_data import training_data
+    from recsys_assets.core.embeddings.text import TextEncoder, item_texts
+    from recsys_assets.core.graphs.edges import ui_edges
+    from recsys_assets.core.graphs.knn import knn_graph
+    from recsys_assets.core.graphs.node_maps import NodeMaps
+    from recsys_assets.core.models.evaluation import evaluate
+    from recsys_assets.core.models.gat.graph import build_graph
+    from recsys_assets.core.models.gat.train import train_gat
+    from recsys_assets.core.models.training_data import training_data
+    from recsys_assets.settings.embeddings import TextEncoderConfig
+    from recsys_assets.settings.graphs import KnnConfig
 
     ratings = read_ratings(fetch_ml100k())
     split = split_interactions(ratings.interactions).frame
@@ -85,12 +91,14 @@ def gat_grid() -> None:
     )
     maps = NodeMaps(sorted(split["user_id"].unique()), items["item_id"].tolist())
     data = training_data(split, maps)
-    text, _ = TextEncoder().encode(item_texts(items))
+    text, _ = TextEncoder(TextEncoderConfig(), load_settings().embeddings.model_cache).encode(
+        item_texts(items)
+    )
     graph = build_graph(
         ui_edges(split[split["split"] == "train"], maps),
         data.n_users,
         data.n_items,
-        knn_graph(text, 20).to_npz(),
+        knn_graph(text, KnnConfig(k=20)).to_npz(),
     )
     rows = []
     for overrides in GAT_GRID:

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks.graphs import ITEMS, vectors
 from benchmarks.results import machine, now, verdict, write_section
+from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
 from recsys_assets.core.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,17 +40,12 @@ TARGET_RPS_RATIO, TARGET_P99_RATIO = 1.5, 2 / 3
 
 def build_version(root: Path) -> dict[str, Any]:
     """The published version the servers load (built once, reused)."""
-    from recsys_assets.core.serving_index import (
-        IndexConfig,
-        build_index,
-        export_files,
-        index_bytes,
-        measure,
-        publish,
-        write_files,
-    )
+    from recsys_assets.core.serving.export import export_files, publish, write_files
+    from recsys_assets.core.serving.index import build_index, index_bytes, measure
+    from recsys_assets.settings.serving import IndexConfig
 
-    manifest = root / "manifest.json"
+    artifacts = Artifacts(str(root))
+    manifest = Path(artifacts.uri(SERVING_MANIFEST))
     if manifest.is_file():
         return dict(json.loads(manifest.read_text()))
     items = vectors(DIM)
@@ -60,14 +56,14 @@ def build_version(root: Path) -> dict[str, Any]:
         items, users, [f"U{u:08d}" for u in range(USERS)], [f"B{i:09d}" for i in range(ITEMS)],
         [f"item {i}" for i in range(ITEMS)], np.arange(0, USERS * 5 + 1, 5), history.ravel(),
     )  # fmt: skip
-    write_files(str(root), "bench", files)
+    write_files(artifacts, "bench", files)
     config = IndexConfig(kind="hnsw")
     print("building the HNSW index over 498,196 x 128 (a few minutes)", file=sys.stderr, flush=True)
     built = measure(build_index(items, config), items, users, config)
-    write_files(str(root), "bench", {"index.faiss": index_bytes(built)})
+    write_files(artifacts, "bench", {"index.faiss": index_bytes(built)})
     index = {"kind": built.kind, "params": built.params, "recall@20": built.recall,
              "build_seconds": built.build_seconds, "latency_ms": built.latency_ms}  # fmt: skip
-    return publish(str(root), "bench", {"index": index})
+    return publish(artifacts, "bench", {"index": index})
 
 
 def bodies(path: Path, n: int = 2_000) -> Path:
@@ -153,7 +149,7 @@ def wrk(url: str, connections: int, script: Path, seconds: int = DURATION_S) -> 
 
 
 def logged_rows(path: Path) -> int:
-    from recsys_assets.core.warehouse_tables import connect_duckdb
+    from recsys_assets.core.warehouse.tables import connect_duckdb
 
     with connect_duckdb(str(path), read_only=True) as con:
         return int(con.execute("SELECT count(*) FROM recommendation_requests").fetchone()[0])
@@ -166,11 +162,11 @@ def main() -> None:
     manifest = build_version(root)
     script = bodies(WORKDIR / "bodies.lua")
     # Ours runs one uvicorn worker per core, as the README recommends on one machine. The
-    # peer is the source project's single process, and also runs with as many workers as
+    # peer is a single uvicorn process (the reference deployment), and also runs with as many workers as
     # ours, so the table shows both comparisons.
     workers = int(os.environ.get("BENCH_WORKERS", str(len(os.sched_getaffinity(0)))))
     warehouse = WORKDIR / "warehouse.duckdb"
-    env = {"RECSYS_SERVING_MANIFEST": str(root / "manifest.json"), "RECSYS_LOG_SINK": "duckdb",
+    env = {"RECSYS_SERVING_MANIFEST": Artifacts(str(root)).uri(SERVING_MANIFEST), "RECSYS_LOG_SINK": "duckdb",
            "RECSYS_WAREHOUSE_DUCKDB": str(warehouse), "OMP_NUM_THREADS": "1"}  # fmt: skip
     warehouse.unlink(missing_ok=True)
     peer, ours, peer_n = "peer, 1 worker", f"ours, {workers} workers", f"peer, {workers} workers"
@@ -229,7 +225,7 @@ def main() -> None:
         f"{index['latency_ms']['p99']:.3f} ms; exact (flat) median "
         f"{index['latency_ms']['exact_median']:.2f} ms, p99 {index['latency_ms']['exact_p99']:.2f} ms.",
         "",
-        f"Targets (against the peer as the issue defines it, the source project's single process): "
+        f"Targets (against the peer as one uvicorn process, the reference deployment): "
         f"requests/s >= {TARGET_RPS_RATIO}x at 16 and 64 connections: {verdict(ok)}; p99 at 16 "
         f"connections <= 2/3 of the peer's: {verdict(p99_ratio <= TARGET_P99_RATIO)} "
         f"(ratio {p99_ratio:.2f}). "

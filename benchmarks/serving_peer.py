@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from recsys_assets.core.serving_index import load_bundle
+from recsys_assets.core.serving.bundle import load_bundle
 
 
 class RecommendRequest(BaseModel):

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.results import machine, now, verdict, write_section
-from recsys_assets.core.synthetic import MANIFEST_FILE, METADATA_FILE, REVIEWS_FILE, generate
+from recsys_assets.devdata.synthetic import MANIFEST_FILE, METADATA_FILE, REVIEWS_FILE, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "raw" / "amazon-electronics"
@@ -32,7 +32,7 @@ TARGET_SECONDS, TARGET_RSS_GB = 180, 6.0
 
 def stage_once(raw: Path, out: Path, workers: int) -> dict[str, object]:
     """The measured work, run in a child process."""
-    from recsys_assets.core.staging import stage_interactions, stage_items
+    from recsys_assets.core.catalogue.staging import stage_interactions, stage_items
 
     manifest = json.loads((raw / MANIFEST_FILE).read_text())
     first, last = manifest["months"]

@@ -26,8 +26,15 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 jobs
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --chown=jobs:jobs recsys_assets recsys_assets
-COPY --chown=jobs:jobs resources/settings.py resources/settings.py
-COPY --chown=jobs:jobs resources/__init__.py resources/__init__.py
+# Only what the job modules run: the settings tree, the jobs, and the parts of the ML core they
+# import (embeddings, models, the graph edges, io); no Dagster.
+COPY --chown=jobs:jobs recsys_assets/__init__.py recsys_assets/__init__.py
+COPY --chown=jobs:jobs recsys_assets/settings recsys_assets/settings
+COPY --chown=jobs:jobs recsys_assets/jobs recsys_assets/jobs
+COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/
+COPY --chown=jobs:jobs recsys_assets/core/io recsys_assets/core/io
+COPY --chown=jobs:jobs recsys_assets/core/embeddings recsys_assets/core/embeddings
+COPY --chown=jobs:jobs recsys_assets/core/models recsys_assets/core/models
+COPY --chown=jobs:jobs recsys_assets/core/graphs/__init__.py recsys_assets/core/graphs/edges.py recsys_assets/core/graphs/node_maps.py recsys_assets/core/graphs/
 USER 10001
 ENTRYPOINT ["python", "-m"]

@@ -21,14 +21,13 @@ from dagster import (
 )
 
 from recsys_assets.assets import embeddings, graphs, models, monitoring, serving
-from recsys_assets.core.retrain_policy import NEW_ROWS_SQL, Cursor, decide
-from resources.settings import Settings
-from resources.warehouse import DriftConfig, WarehouseResource
+from recsys_assets.core.monitoring.retrain_policy import NEW_ROWS_SQL, Cursor, decide
+from recsys_assets.environments import SettingsResource
+from recsys_assets.settings import load_settings
 
 drift_job = define_asset_job(
     "drift_metrics_daily",
     selection=AssetSelection.assets(monitoring.drift_metrics),
-    partitions_def=monitoring.drift_days,
     description="Compute one day of drift metrics.",
 )
 retrain_job = define_asset_job(
@@ -39,19 +38,14 @@ retrain_job = define_asset_job(
     description="Rematerialize embeddings, graphs, models, eval and the serving index (drift retrain).",
 )
 
-
-def _automation_on() -> bool:
-    settings = Settings.from_env()
-    return settings.drift_automation == "on" or (
-        settings.drift_automation == "auto" and settings.env == "gcp"
-    )
+AUTOMATION_ON = load_settings().drift_automation_on()
 
 
 @schedule(
     job=drift_job,
     cron_schedule="0 1 * * *",
     execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING if _automation_on() else DefaultScheduleStatus.STOPPED,
+    default_status=DefaultScheduleStatus.RUNNING if AUTOMATION_ON else DefaultScheduleStatus.STOPPED,
 )
 def drift_metrics_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     """Yesterday's drift metrics, at 01:00 UTC (the API's last log rows of the day are written by then)."""
@@ -62,17 +56,14 @@ def drift_metrics_daily_schedule(context: ScheduleEvaluationContext) -> RunReque
 @sensor(
     job=retrain_job,
     minimum_interval_seconds=300,
-    default_status=DefaultSensorStatus.RUNNING if _automation_on() else DefaultSensorStatus.STOPPED,
+    default_status=DefaultSensorStatus.RUNNING if AUTOMATION_ON else DefaultSensorStatus.STOPPED,
 )
-def drift_retrain_sensor(
-    context: SensorEvaluationContext, warehouse: WarehouseResource, drift_config: DriftConfig
-) -> SensorResult:
+def drift_retrain_sensor(context: SensorEvaluationContext, settings: SettingsResource) -> SensorResult:
     """Requests one retrain run when a drift metric breaches its threshold (at most one per interval)."""
     cursor = Cursor.parse(context.cursor)
-    rows = warehouse.client().query(NEW_ROWS_SQL, {"since": cursor.since})
-    decision = decide(
-        rows, cursor, dt.datetime.now(dt.UTC), dt.timedelta(hours=drift_config.retrain_min_interval_h)
-    )
+    rows = settings.warehouse().query(NEW_ROWS_SQL, {"since": cursor.since})
+    interval = dt.timedelta(hours=settings.tree.monitoring.retrain_min_interval_h)
+    decision = decide(rows, cursor, dt.datetime.now(dt.UTC), interval)
     if decision.run_key is None:
         context.log.info(decision.skip_reason)
         return SensorResult(skip_reason=decision.skip_reason, cursor=decision.cursor.dump())

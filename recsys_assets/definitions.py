@@ -6,7 +6,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 
 from recsys_assets import automation
 from recsys_assets.assets import catalogue, embeddings, graphs, models, monitoring, serving
-from resources.environments import build_resources
+from recsys_assets.environments import build_resources
 
 all_assets_job = define_asset_job(
     "all_assets",

@@ -29,12 +29,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 from dagster import DagsterInstance, build_sensor_context
 
-from recsys_assets.core.warehouse_tables import connect_duckdb
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.artifacts import Artifacts
+from recsys_assets.core.io.codecs import read_parquet
+from recsys_assets.core.warehouse.tables import connect_duckdb
 from recsys_assets.definitions import defs
-from resources.settings import PROJECT_ROOT, Settings
+from recsys_assets.settings import PROJECT_ROOT, Settings, load_settings
 
 
 def _free_port() -> int:
@@ -45,16 +47,16 @@ def _free_port() -> int:
 
 def events(settings: Settings, n: int, shift: float, seed: int = 0) -> list[tuple[str, str]]:
     """(user, item) pairs: the later months, with ``shift`` of them moved to cold items."""
-    root = settings.artifacts_root
-    splits = pd.read_parquet(
-        f"{root}/splits/interactions.parquet", columns=["user_id", "item_id", "ts", "split"]
-    )
+    artifacts = Artifacts(settings.artifacts.root)
+    splits = read_parquet(artifacts.uri(catalogue.SPLITS), columns=["user_id", "item_id", "ts", "split"])
     later = splits[splits["split"] != "train"].sort_values("ts")
     trained = set(splits.loc[splits["split"] == "train", "item_id"])
-    catalogue = pd.read_parquet(f"{root}/items.parquet", columns=["item_id"])
-    cold = [i for i in catalogue["item_id"] if i not in trained]
+    items = read_parquet(artifacts.uri(catalogue.ITEMS), columns=["item_id"])
+    cold = [i for i in items["item_id"] if i not in trained]
     if not cold:
-        raise SystemExit(f"{root}/items.parquet: every item has training interactions; nothing to plant")
+        raise SystemExit(
+            f"{artifacts.uri(catalogue.ITEMS)}: every item has training interactions; nothing to plant"
+        )
     rng = np.random.default_rng(seed)
     rows = later.iloc[np.sort(rng.choice(len(later), min(n, len(later)), replace=False))]
     pairs = list(zip(rows["user_id"], rows["item_id"], strict=True))
@@ -134,10 +136,7 @@ def drift_then_retrain(today: dt.date) -> bool:
         print(f"3. drift_metrics {today}: breached {metadata['breached'].value}")
         print(metadata["metrics"].value)
         resources = defs.resources or {}
-        context = build_sensor_context(
-            instance=instance,
-            resources={"warehouse": resources["warehouse"], "drift_config": resources["drift_config"]},
-        )
+        context = build_sensor_context(instance=instance, resources={"settings": resources["settings"]})
         sensed = defs.get_sensor_def("drift_retrain_sensor")(context)
         requests = list(getattr(sensed, "run_requests", None) or [])
         if not requests:
@@ -162,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_500, help="events to replay (default 1500)")
     parser.add_argument("--shift", type=float, default=0.5, help="share moved to cold items (default 0.5)")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    manifest = Path(settings.artifacts_root) / "serving" / "manifest.json"
+    settings = load_settings()
+    manifest = Path(Artifacts(settings.artifacts.root).uri(catalogue.SERVING_MANIFEST))
     if not manifest.is_file():
         raise SystemExit(f"{manifest}: no published serving version; run `make materialize` first")
 
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECSYS_RELOAD_INTERVAL_S": "2",
         "RECSYS_LOG_FLUSH_S": "1",
         "RECSYS_SERVING_MANIFEST": str(manifest),
-        "RECSYS_WAREHOUSE_DUCKDB": settings.warehouse_duckdb,
+        "RECSYS_WAREHOUSE_DUCKDB": settings.warehouse.duckdb_path,
     }
     api = subprocess.Popen(
         [str(Path(sys.executable).with_name("uvicorn")), "--factory", "serving.app:create_app",
@@ -185,18 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         before = _wait_for(url, lambda b: b.get("status") == "ready", "load a version")["model_version"]
         print(f"1. the API at {url} serves version {before}")
         today = dt.datetime.now(dt.UTC).date()
-        clicks_before = _logged_clicks(settings.warehouse_duckdb, today)
+        clicks_before = _logged_clicks(settings.warehouse.duckdb_path, today)
         pairs = events(settings, args.events, args.shift)
         counts = asyncio.run(replay(url, pairs))
         print(
             f"2. replayed {len(pairs)} later-month events ({args.shift:.0%} planted on cold items): {counts}"
         )
         deadline = time.monotonic() + 60
-        while _logged_clicks(settings.warehouse_duckdb, today) - clicks_before < counts["clicks"]:
+        while _logged_clicks(settings.warehouse.duckdb_path, today) - clicks_before < counts["clicks"]:
             if time.monotonic() > deadline:
                 raise SystemExit("the API's log rows did not reach the warehouse within 60 s")
             time.sleep(0.5)
-        print(f"   logged to {settings.warehouse_duckdb}")
+        print(f"   logged to {settings.warehouse.duckdb_path}")
 
         if not drift_then_retrain(today):
             return 1

@@ -1,4 +1,5 @@
-"""Shared fixtures: small raw dumps, a GCS emulator, an HTTP file server, isolated settings."""
+"""Shared fixtures and helpers: hermetic settings and resources, a GCS emulator, a BigQuery
+emulator, an HTTP file server, and starting and stopping test servers."""
 
 from __future__ import annotations
 
@@ -11,14 +12,46 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from recsys_assets.settings import Settings
 
 # gcsfs probes for hierarchical-namespace buckets on first use; against the emulator each
 # probe stalls for a minute or more. It must be set before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 GCS_BUCKET = "test-bucket"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` keeps a file's tests on one worker (its module fixtures are built
+    once), and every test of an ``xdist_group`` together (the pipeline is materialized once)."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def make_settings(root: Path, **sections: Any) -> Settings:
+    """Settings for a test, independent of the process environment: artifacts under ``root``,
+    the local warehouse beside them, and ``sections`` (nested dicts) over the defaults."""
+    values: dict[str, Any] = {
+        "artifacts": {"root": str(root / "artifacts")},
+        "warehouse": {"duckdb_path": str(root / "warehouse.duckdb")},
+    }
+    for name, section in sections.items():
+        values[name] = {**values.get(name, {}), **section}
+    return Settings.model_validate(values)
+
+
+def make_resources(settings: Settings, runner_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The local resources for ``settings``; job subprocesses get ``runner_env`` on top of ours."""
+    from recsys_assets.environments import build_resources
+    from resources.job_runners import LocalJobRunner
+
+    return {**build_resources(settings), "job_runner": LocalJobRunner(env=runner_env or {})}
 
 
 def free_port() -> int:
@@ -113,7 +146,7 @@ def bigquery_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
     import duckdb
     from duckdb_extensions import import_extension
 
-    from recsys_assets.core.warehouse import bigquery_client
+    from recsys_assets.core.warehouse.clients import bigquery_client
 
     # The emulator loads DuckDB's spatial extension; install it from its PyPI wheel (offline)
     # into a private extension folder, where the emulator's own INSTALL then finds it.

@@ -1,21 +1,29 @@
-"""A job module for the Vertex AI client tests: echoes its extras back through Pipes."""
+"""A job module for the job runner tests: echoes its params back through Pipes, and says which
+transport its Pipes context arrived by."""
 
 from __future__ import annotations
 
-import os
 import time
-from typing import Any
 
-from recsys_assets.jobs.pipes_io import TRANSPORT_ENV, JobResult, run_job
+from dagster_pipes import PipesContext, PipesEnvVarParamsLoader
+
+from recsys_assets.jobs.contracts import JobParams
+from recsys_assets.jobs.pipes_io import JobResult, run_job
 
 
-def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
-    pipes.log.info(f"echo job says {params['message']}")
-    time.sleep(float(params.get("sleep", 0)))
-    return JobResult(
-        {"echo": params["message"], "transport": os.environ.get(TRANSPORT_ENV, ""), "run_id": run_id}
-    )
+class EchoParams(JobParams):
+    module = "recsys_assets_tests.pipes_echo_job"
+
+    message: str
+    sleep: float = 0.0
+
+
+def run(params: EchoParams, pipes: PipesContext) -> JobResult:
+    pipes.log.info(f"echo job says {params.message}")
+    time.sleep(params.sleep)
+    transport = "gcs" if "bucket" in PipesEnvVarParamsLoader().load_context_params() else "temp files"
+    return JobResult({"echo": params.message, "transport": transport, "run_id": pipes.run_id})
 
 
 if __name__ == "__main__":
-    run_job(run)
+    run_job(run, EchoParams)

@@ -51,7 +51,7 @@ def profile(name: str) -> MachineProfile:
 
 
 class JobRunner(ConfigurableResource, ABC):
-    """Runs a job module (``recsys_assets.jobs.*``) with Pipes and returns its invocation."""
+    """Runs a job module (``python -m <module>``) with Pipes and returns its invocation."""
 
     @abstractmethod
     def run(
@@ -76,20 +76,22 @@ class LocalJobRunner(JobRunner):
 
 
 class VertexJobRunner(JobRunner):
-    """A Vertex AI CustomJob per call; Pipes context and messages through ``pipes_bucket``."""
+    """A Vertex AI CustomJob per call; Pipes context and messages through ``pipes_bucket``.
+
+    Every field comes from the deployment's settings (no defaults here to drift from them)."""
 
     project: str
-    region: str = "us-central1"
+    region: str
     image_uri: str = Field(
         description="Job container in Artifact Registry, e.g. REGION-docker.pkg.dev/P/R/jobs:TAG"
     )
     service_account: str = Field(description="Service account the job runs as.")
     pipes_bucket: str
-    pipes_prefix: str = "pipes/"
+    pipes_prefix: str
     env: dict[str, str] = Field(default_factory=dict)
-    poll_interval: float = 15.0
-    max_preemption_retries: int = 3
-    retry_backoff: float = 60.0
+    poll_interval: float = Field(description="Seconds between polls of a running job.")
+    max_preemption_retries: int = Field(description="Times a preempted SPOT job is created again.")
+    retry_backoff: float = Field(description="Seconds before the first re-creation; doubled each time.")
 
     def build_custom_job(self, module: str, machine: str, run_id: str) -> Any:
         """The CustomJob request for ``module`` on profile ``machine`` (Pipes env added later)."""

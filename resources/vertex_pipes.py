@@ -26,8 +26,6 @@ from dagster._core.pipes.utils import open_pipes_session
 from dagster_gcp.pipes import PipesGCSContextInjector, PipesGCSMessageReader
 from google.cloud import aiplatform_v1
 
-from recsys_assets.jobs.pipes_io import TRANSPORT_ENV
-
 JobState = aiplatform_v1.JobState
 TERMINAL_STATES = {
     JobState.JOB_STATE_SUCCEEDED,
@@ -185,9 +183,10 @@ class PipesVertexCustomJobClient(PipesClient):
     ) -> aiplatform_v1.CustomJob:
         """A copy of ``custom_job`` whose containers carry the Pipes bootstrap variables."""
         job = aiplatform_v1.CustomJob(custom_job)
-        env = {TRANSPORT_ENV: "gcs", **bootstrap_env}
         for pool in job.job_spec.worker_pool_specs:
-            pool.container_spec.env.extend([aiplatform_v1.EnvVar(name=k, value=v) for k, v in env.items()])
+            pool.container_spec.env.extend(
+                [aiplatform_v1.EnvVar(name=k, value=v) for k, v in bootstrap_env.items()]
+            )
         job.labels["attempt"] = str(attempt)
         return job
 

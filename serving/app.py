@@ -23,8 +23,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from recsys_assets.core.serving_index import Bundle
-from recsys_assets.core.warehouse import bigquery_client
+from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
+from recsys_assets.core.serving.bundle import Bundle
+from recsys_assets.core.warehouse.clients import bigquery_client
+from recsys_assets.settings import Settings, load_settings
 from serving import recommender
 from serving.index_state import IndexState
 from serving.metrics import Metrics
@@ -39,7 +41,6 @@ from serving.schemas import (
     ScoredItem,
 )
 from serving.search_batcher import SearchBatcher
-from serving.settings import ServingSettings
 
 log = logging.getLogger("serving")
 #: Request bodies are small JSON documents; anything larger is refused with 413.
@@ -163,7 +164,7 @@ async def metrics(state: State) -> bytes:
 @post("/admin/reload", status_code=200)
 async def admin_reload(request: Request[Any, Any, State], state: State) -> Health:
     """Check the manifest now (requires the admin API key in ``X-API-Key``)."""
-    key = state.settings.admin_api_key
+    key = state.settings.serving.admin_api_key.get_secret_value()
     if not key:
         raise NotFoundException(detail="the admin API is disabled (set RECSYS_ADMIN_API_KEY)")
     if request.headers.get("x-api-key") != key:
@@ -200,29 +201,37 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def make_sink(settings: ServingSettings) -> Sink | None:
-    if settings.log_sink == "none":
+def make_sink(settings: Settings) -> Sink | None:
+    """Where request and feedback logs go (``serving.log_sink``), in the warehouse's settings."""
+    warehouse = settings.warehouse
+    if settings.serving.log_sink == "none":
         return None
-    if settings.log_sink == "duckdb":
-        return DuckDBSink(settings.duckdb_path)
-    return BigQuerySink(bigquery_client(settings.bq_project, settings.bq_endpoint), settings.bq_dataset)
+    if settings.serving.log_sink == "duckdb":
+        return DuckDBSink(warehouse.duckdb_path)
+    return BigQuerySink(bigquery_client(settings.gcp.project, warehouse.endpoint), warehouse.dataset)
 
 
-def create_app(settings: ServingSettings | None = None, sink: Sink | None = None) -> Litestar:
-    """The API over ``settings`` (default: from the environment); ``sink`` overrides the
-    warehouse the settings name (tests pass one pointed at an emulator)."""
-    settings = settings or ServingSettings.from_env()
+def manifest_uri(settings: Settings) -> str:
+    """``serving.manifest_uri``, else the manifest under the artifact root."""
+    return settings.serving.manifest_uri or Artifacts(settings.artifacts.root).uri(SERVING_MANIFEST)
+
+
+def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Litestar:
+    """The API over ``settings`` (default: this process's ``RECSYS_*`` variables); ``sink``
+    overrides the warehouse the settings name (tests pass one pointed at an emulator)."""
+    settings = settings or load_settings()
+    serving = settings.serving
     app_metrics = Metrics()
-    index = IndexState(settings.manifest_uri, app_metrics)
+    index = IndexState(manifest_uri(settings), app_metrics)
     request_log = RequestLog(
-        sink if sink is not None else make_sink(settings), app_metrics, settings.log_batch_rows,
-        settings.log_flush_s, settings.log_buffer_rows,
+        sink if sink is not None else make_sink(settings), app_metrics, serving.log_batch_rows,
+        serving.log_flush_s, serving.log_buffer_rows,
     )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await index.refresh()
-        watcher = asyncio.create_task(index.watch(settings.reload_interval_s))
+        watcher = asyncio.create_task(index.watch(serving.reload_interval_s))
         request_log.start()
         try:
             yield
@@ -251,7 +260,7 @@ def create_app(settings: ServingSettings | None = None, sink: Sink | None = None
                 "index": index,
                 "request_log": request_log,
                 "batcher": SearchBatcher(
-                    concurrency=settings.search_threads or None, observe=app_metrics.search_batch.observe
+                    concurrency=serving.search_threads or None, observe=app_metrics.search_batch.observe
                 ),
             }
         ),

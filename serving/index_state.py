@@ -13,7 +13,7 @@ import logging
 
 import anyio.to_thread
 
-from recsys_assets.core.serving_index import Bundle, BundleError, load_bundle, read_manifest
+from recsys_assets.core.serving.bundle import Bundle, BundleError, load_bundle, read_manifest
 from serving.metrics import Metrics
 
 log = logging.getLogger("serving.index")

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 import numpy as np
 
-from recsys_assets.core.serving_index import Bundle
+from recsys_assets.core.serving.bundle import Bundle
 
 Strategy = Literal["user", "recent_items", "popular"]
 USER: Final = "user"
@@ -71,7 +71,7 @@ def plan(bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_
         excluded.update(bundle.history(user).tolist())
         return Plan(USER, bundle.users[user], excluded, k, unknown)
     if recent:
-        # The source project's cold-user approach: the normalised mean of their items' vectors
+        # A cold user's query: the normalised mean of their recent items' vectors
         # (normalising the sum gives the same vector, with less numpy overhead).
         total = np.add.reduce(bundle.items[recent], dtype=np.float32)
         norm = float(np.sqrt(total @ total))

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from recsys_assets.core.warehouse import json_rows
-from recsys_assets.core.warehouse_tables import LOG_TABLES, Table, connect_duckdb
+from recsys_assets.core.warehouse.clients import json_rows
+from recsys_assets.core.warehouse.tables import LOG_TABLES, Table, connect_duckdb
 from serving.metrics import Metrics
 
 log = logging.getLogger("serving.request_log")

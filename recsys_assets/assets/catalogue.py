@@ -20,24 +20,25 @@ from dagster import (
     multi_asset,
 )
 
-from recsys_assets.checks import check_result
-from recsys_assets.core.catalogue_checks import interactions_outcomes, items_outcomes
-from recsys_assets.core.staging import month_index, month_label, stage_interactions, stage_items
+from recsys_assets.assets.check_results import check_result
+from recsys_assets.core.catalogue.checks import interactions_outcomes, items_outcomes
+from recsys_assets.core.catalogue.staging import month_index, month_label, stage_interactions, stage_items
+from recsys_assets.core.io.artifacts import INTERACTIONS, INTERACTIONS_QUARANTINE, ITEMS, ITEMS_QUARANTINE
+from recsys_assets.environments import SettingsResource
+from recsys_assets.io_manager import PerPartition, artifact_metadata
 from recsys_assets.partitions import interaction_months
-from resources.io_managers import PerPartition
-from resources.raw_data import QualityPolicy, RawDataSource
 
 GROUP = "catalogue"
 
 raw_metadata = AssetSpec(
     "raw_metadata",
     group_name="raw",
-    description="Item metadata dump (Amazon 2014/2018/2023 format); location set by RawDataSource.",
+    description="Item metadata dump (Amazon 2014/2018/2023 format); location: setting data.metadata_uri.",
 )
 raw_reviews = AssetSpec(
     "raw_reviews",
     group_name="raw",
-    description="Reviews dump (Amazon 2014/2018/2023 format); location set by RawDataSource.",
+    description="Reviews dump (Amazon 2014/2018/2023 format); location: setting data.reviews_uri.",
 )
 
 
@@ -57,23 +58,24 @@ ITEMS_CHECKS = [
         "items": AssetOut(
             description="One row per catalogue item: id, cleaned text fields, categories, price, image URL.",
             group_name=GROUP,
-            metadata={"storage_path": "items"},
+            metadata=artifact_metadata(ITEMS),
         ),
         "items_quarantine": AssetOut(
             description="Metadata records that could not be staged, with file, line and reason.",
             group_name=GROUP,
-            metadata={"storage_path": "quarantine/items"},
+            metadata=artifact_metadata(ITEMS_QUARANTINE),
         ),
     },
     deps=[raw_metadata.key],
     check_specs=ITEMS_CHECKS,
 )
 def items(
-    context: AssetExecutionContext, raw_data: RawDataSource, quality_policy: QualityPolicy
+    context: AssetExecutionContext, settings: SettingsResource
 ) -> Iterator[Output[Any] | AssetCheckResult]:
     """Stage the metadata dump into ``items.parquet`` and its quarantine."""
+    data = settings.tree.data
     staged = stage_items(
-        raw_data.metadata_uri, raw_data.format, workers=raw_data.parser_workers, progress=context.log.info
+        data.metadata_uri, data.format, workers=data.parser_workers or None, progress=context.log.info
     )
     frame = staged.items
     context.log.info(
@@ -84,7 +86,7 @@ def items(
         frame,
         output_name="items",
         metadata={
-            "source": MetadataValue.path(raw_data.metadata_uri),
+            "source": MetadataValue.path(data.metadata_uri),
             "records_read": staged.records_read,
             "with_title": int(frame["title"].notna().sum()),
             "with_description": int(frame["description"].notna().sum()),
@@ -97,7 +99,7 @@ def items(
         staged.quarantine, output_name="items_quarantine", metadata=_reason_counts(staged.quarantine)
     )
 
-    outcomes = items_outcomes(staged, raw_data.metadata_uri, quality_policy.max_quarantine_rate)
+    outcomes = items_outcomes(staged, data.metadata_uri, data.max_quarantine_rate)
     for name, outcome in outcomes.items():
         yield check_result("items", name, outcome)
 
@@ -134,12 +136,12 @@ SEVERITY = {"interactions_row_count_vs_previous_month": AssetCheckSeverity.WARN}
                 "Reviews as implicit feedback (user_id, item_id, rating, ts), one partition per month."
             ),
             group_name=GROUP,
-            metadata={"storage_path": "interactions"},
+            metadata=artifact_metadata(INTERACTIONS),
         ),
         "interactions_quarantine": AssetOut(
             description="Review records of the month (or of no month) that could not be staged.",
             group_name=GROUP,
-            metadata={"storage_path": "quarantine/interactions"},
+            metadata=artifact_metadata(INTERACTIONS_QUARANTINE),
         ),
     },
     ins={"items": AssetIn(metadata={"columns": ["item_id"]})},
@@ -151,45 +153,35 @@ SEVERITY = {"interactions_row_count_vs_previous_month": AssetCheckSeverity.WARN}
     check_specs=INTERACTIONS_CHECKS,
 )
 def interactions(
-    context: AssetExecutionContext,
-    items: pd.DataFrame,
-    raw_data: RawDataSource,
-    quality_policy: QualityPolicy,
+    context: AssetExecutionContext, items: pd.DataFrame, settings: SettingsResource
 ) -> Iterator[Output[Any] | AssetCheckResult]:
     """Stage the reviews of the run's months; rematerializing a month replaces exactly that month."""
+    data = settings.tree.data
     months = list(context.partition_keys)
     keys = interaction_months.get_partition_keys()
     staged = stage_interactions(
-        raw_data.reviews_uri,
-        raw_data.format,
+        data.reviews_uri,
+        data.format,
         months,
         (keys[0], month_label(month_index(keys[-1]) + 1)),
-        workers=raw_data.parser_workers,
+        workers=data.parser_workers or None,
         progress=context.log.info,
     )
-    rows = {month: len(frame) for month, frame in staged.months.items()}
+    rows = sum(len(frame) for frame in staged.months.values())
     context.log.info(
-        f"{sum(rows.values()):,} interactions in {len(months)} month(s) from "
+        f"{rows:,} interactions in {len(months)} month(s) from "
         f"{staged.records_read:,} records in {staged.seconds:.1f}s"
     )
     yield Output(
         PerPartition(staged.months),
         output_name="interactions",
         metadata={
-            "source": MetadataValue.path(raw_data.reviews_uri),
+            "source": MetadataValue.path(data.reviews_uri),
             "records_read": staged.records_read,
             "records_of_other_months": staged.records_other_months,
             "records_outside_every_month": len(staged.unassigned),
             "stage_seconds": round(staged.seconds, 2),
-            "rows_by_month": MetadataValue.md(
-                pd.DataFrame(
-                    {
-                        "month": months,
-                        "rows": [rows[m] for m in months],
-                        "quarantined": [len(staged.quarantine[m]) for m in months],
-                    }
-                ).to_markdown(index=False)
-            ),
+            "rows_by_month": MetadataValue.md(staged.rows_by_month()),
         },
     )
     yield Output(
@@ -201,8 +193,8 @@ def interactions(
         staged,
         items["item_id"],
         first_month=keys[0],
-        max_quarantine_rate=quality_policy.max_quarantine_rate,
-        row_count_tolerance=quality_policy.row_count_tolerance,
+        max_quarantine_rate=data.max_quarantine_rate,
+        row_count_tolerance=data.row_count_tolerance,
         stored_rows=lambda month: _stored_rows(context, month),
     )
     for name, outcome in outcomes.items():

@@ -17,14 +17,16 @@ from dagster import (
 )
 
 from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
-from recsys_assets.core.artifacts import read_npy
-from recsys_assets.core.graph_qa import qa_report, report_markdown
-from recsys_assets.core.graphs import NodeMaps, build_node_maps, edge_problems
-from recsys_assets.core.graphs import ui_edges as build_ui_edges
-from recsys_assets.core.knn import knn_graph
-from recsys_assets.core.splits import SPLITS, split_interactions
-from resources.embeddings import ArtifactStore
-from resources.graph_config import GraphConfig
+from recsys_assets.core.graphs.edges import edge_problems
+from recsys_assets.core.graphs.edges import ui_edges as build_ui_edges
+from recsys_assets.core.graphs.knn import knn_graph
+from recsys_assets.core.graphs.node_maps import NodeMaps, build_node_maps
+from recsys_assets.core.graphs.qa import qa_report, report_markdown
+from recsys_assets.core.graphs.splits import SPLITS, split_interactions
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.codecs import read_npy
+from recsys_assets.environments import SettingsResource
+from recsys_assets.io_manager import artifact_metadata
 
 GROUP = "graphs"
 
@@ -32,7 +34,7 @@ GROUP = "graphs"
 @asset(
     group_name=GROUP,
     ins={"interactions": AssetIn()},
-    metadata={"storage_path": "splits/interactions"},
+    metadata=artifact_metadata(catalogue.SPLITS),
 )
 def interaction_splits(
     context: AssetExecutionContext, interactions: dict[str, pd.DataFrame]
@@ -57,12 +59,11 @@ def interaction_splits(
 
 @asset(
     group_name=GROUP,
-    io_manager_key="json_io_manager",
     ins={
         "items": AssetIn(metadata={"columns": ["item_id"]}),
         "interaction_splits": AssetIn(metadata={"columns": ["user_id", "split"]}),
     },
-    metadata={"storage_path": "graphs/node_maps"},
+    metadata=artifact_metadata(catalogue.NODE_MAPS),
 )
 def node_maps(items: pd.DataFrame, interaction_splits: pd.DataFrame) -> Output[dict[str, list[str]]]:
     """User and item ids <-> node indices (items in items order, all of them; users in train)."""
@@ -85,11 +86,10 @@ def _problem_check(check: str, problems: Any) -> AssetCheckResult:
 
 @asset(
     group_name=GROUP,
-    io_manager_key="npz_io_manager",
     ins={
         "interaction_splits": AssetIn(metadata={"columns": ["user_id", "item_id", "rating", "ts", "split"]})
     },
-    metadata={"storage_path": "graphs/ui_edges"},
+    metadata=artifact_metadata(catalogue.UI_EDGES),
     check_specs=[
         AssetCheckSpec(
             "ui_edges_valid",
@@ -121,15 +121,14 @@ def ui_edges(
     )
 
 
-def _knn_asset(name: str, embeddings_asset: AssetsDefinition, embeddings_file: str) -> AssetsDefinition:
-    key = f"ii_edges_{name}"
+def _knn_asset(name: str, embeddings_asset: AssetsDefinition) -> AssetsDefinition:
+    key, source = f"ii_edges_{name}", catalogue.ITEM_FEATURES[name]
 
     @asset(
         name=key,
         group_name=GROUP,
-        io_manager_key="npz_io_manager",
         deps=[embeddings_asset],
-        metadata={"storage_path": f"graphs/{key}"},
+        metadata=artifact_metadata(catalogue.II_EDGES[name]),
         kinds={"faiss"},
         check_specs=[
             AssetCheckSpec(
@@ -145,17 +144,17 @@ def _knn_asset(name: str, embeddings_asset: AssetsDefinition, embeddings_file: s
                 description="Measured recall@k >= the configured floor.",
             ),
         ],
-        description=f"Cosine kNN item-item edges over {embeddings_file} (FAISS): graphs/{key}.npz.",
+        description=f"Cosine kNN item-item edges over {source.path} (FAISS): "
+        f"{catalogue.II_EDGES[name].path}.",
     )
     def knn_edges(
-        context: AssetExecutionContext, artifacts: ArtifactStore, graph_config: GraphConfig
+        context: AssetExecutionContext, settings: SettingsResource
     ) -> Iterator[Output[dict[str, np.ndarray]] | AssetCheckResult]:
-        vectors = read_npy(artifacts.uri("embeddings", embeddings_file))
+        graphs = settings.tree.graphs
+        vectors = read_npy(settings.artifacts.uri(source))
         graph = knn_graph(
             vectors,
-            graph_config.k,
-            exact_max_items=graph_config.exact_max_items,
-            target_recall=graph_config.target_recall,
+            graphs.knn,
             progress=lambda done, total: context.log.info(f"{key}: {done:,}/{total:,} items searched"),
         )
         yield Output(graph.to_npz(), metadata={**graph.meta, "edges": len(graph.src)})
@@ -164,26 +163,25 @@ def _knn_asset(name: str, embeddings_asset: AssetsDefinition, embeddings_file: s
         recall = float(graph.meta["recall_at_k"])
         yield AssetCheckResult(
             check_name=f"{key}_recall",
-            passed=recall >= graph_config.recall_floor,
+            passed=recall >= graphs.recall_floor,
             description=(
-                f"recall@{graph_config.k} {recall:.4f} ({graph.meta['method']}, "
-                f"{graph.meta['recall_sample']} sampled items vs exact); floor {graph_config.recall_floor}"
+                f"recall@{graphs.knn.k} {recall:.4f} ({graph.meta['method']}, "
+                f"{graph.meta['recall_sample']} sampled items vs exact); floor {graphs.recall_floor}"
             ),
-            metadata={"recall_at_k": recall, "floor": graph_config.recall_floor},
+            metadata={"recall_at_k": recall, "floor": graphs.recall_floor},
         )
 
     return knn_edges
 
 
-ii_edges_txt = _knn_asset("txt", item_text_embeddings, "txt.npy")
-ii_edges_fused = _knn_asset("fused", item_fused_embeddings, "fused.npy")
+ii_edges_txt = _knn_asset("txt", item_text_embeddings)
+ii_edges_fused = _knn_asset("fused", item_fused_embeddings)
 
 
 @asset(
     group_name=GROUP,
-    io_manager_key="json_io_manager",
     ins={"items": AssetIn(metadata={"columns": ["item_id", "title"]})},
-    metadata={"storage_path": "graphs/qa_report"},
+    metadata=artifact_metadata(catalogue.GRAPH_QA),
 )
 def graph_qa_report(
     items: pd.DataFrame,

@@ -1,11 +1,11 @@
-"""What every asset that hands its work to a job module shares: blocking check specs the job
-evaluates, and relaying the job's Pipes results."""
+"""What every asset that hands its work to a job module shares: the blocking checks its contract
+declares, and relaying what the job reported through Pipes."""
 
 from collections.abc import Iterator
-from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult
 
+from recsys_assets.jobs.contracts import JobParams
 from resources.job_runners import JobRunner
 
 #: Steps that occupy an accelerator share this pool (limit in dagster.yaml).
@@ -14,19 +14,18 @@ GPU_POOL = "gpu"
 Results = Iterator[MaterializeResult | AssetCheckResult]
 
 
-def job_checks(asset: str, **descriptions: str) -> list[AssetCheckSpec]:
-    """Blocking checks ``<asset>_<name>``, evaluated by the job on what it wrote."""
+def job_checks(asset: str, contract: type[JobParams]) -> list[AssetCheckSpec]:
+    """Blocking checks ``<asset>_<name>`` for each check the contract's job evaluates on what it wrote."""
     return [
         AssetCheckSpec(f"{asset}_{name}", asset=asset, blocking=True, description=text)
-        for name, text in descriptions.items()
+        for name, text in contract.checks.items()
     ]
 
 
-def run_job_module(
-    context: AssetExecutionContext, runner: JobRunner, job: str, params: dict[str, Any], machine: str
-) -> Results:
-    """Run ``recsys_assets.jobs.<job>`` on ``machine`` and yield what it reported."""
-    for reported in runner.run(context, f"recsys_assets.jobs.{job}", params, machine).get_results():
+def run_job(context: AssetExecutionContext, runner: JobRunner, params: JobParams, machine: str) -> Results:
+    """Run the params' job module on ``machine`` and yield what it reported."""
+    invocation = runner.run(context, type(params).module, params.to_dict(), machine)
+    for reported in invocation.get_results():
         # Pipes carries a check's verdict in its metadata; show it as the check's description too.
         if isinstance(reported, AssetCheckResult) and "description" in reported.metadata:
             yield reported._replace(description=str(reported.metadata["description"].value))

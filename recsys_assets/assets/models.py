@@ -6,104 +6,121 @@ them all with one full-ranking procedure. The GAT trains on the ``l4`` profile (
 L4 in ``gcp``, a local subprocess here) and shares the GPU pool; the baselines use ``cpu``.
 """
 
-import os
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
-from typing import Any
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetsDefinition, Config, OpExecutionContext, asset, job, op
 from pydantic import Field
 
 from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
 from recsys_assets.assets.graphs import ii_edges_fused, ii_edges_txt, interaction_splits, node_maps, ui_edges
-from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job_module
-from recsys_assets.core.artifacts import read_json, to_path, write_json
-from resources.embeddings import ArtifactStore
+from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.artifacts import Artifacts
+from recsys_assets.core.io.codecs import read_json, save
+from recsys_assets.core.io.storage import exists
+from recsys_assets.environments import SettingsResource
+from recsys_assets.jobs.contracts import (
+    AblationParams,
+    EvaluateParams,
+    GATInputs,
+    GATParams,
+    LightGCNParams,
+    MFParams,
+    ModelFiles,
+    PopularityParams,
+    TrainingInputs,
+    TrainParams,
+)
+from recsys_assets.settings.models import ModelSettings
 from resources.job_runners import JobRunner
-from resources.model_config import ModelConfig
 
 GROUP = "models"
 #: The model whose vectors serve, and that the promotion gate judges.
 CANDIDATE = "gat"
-BLESSED = ("eval", "blessed.json")
-PROMOTION_GATE = "eval_report_promotion_gate"
 TRAINING_INPUTS = [interaction_splits, node_maps]
 
 
 @cache
-def code_version() -> str:
-    """``RECSYS_CODE_VERSION`` (set by the image build), else the git commit, else the package version."""
-    if os.environ.get("RECSYS_CODE_VERSION"):
-        return os.environ["RECSYS_CODE_VERSION"]
+def code_version(configured: str) -> str:
+    """``configured`` (set by the image build), else the package version and git commit."""
+    if configured:
+        return configured
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
-            cwd=os.path.dirname(__file__),
+            cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = ""
     return f"{version('recsys-assets')}+{commit}" if commit else version("recsys-assets")
 
 
-def split_params(artifacts: ArtifactStore) -> dict[str, str]:
-    return {
-        "splits_uri": artifacts.uri("splits", "interactions.parquet"),
-        "node_maps_uri": artifacts.uri("graphs", "node_maps.json"),
-    }
+def training_inputs(artifacts: Artifacts) -> TrainingInputs:
+    return TrainingInputs(
+        splits_uri=artifacts.uri(catalogue.SPLITS), node_maps_uri=artifacts.uri(catalogue.NODE_MAPS)
+    )
 
 
-def gat_params(artifacts: ArtifactStore, model_config: ModelConfig) -> dict[str, Any]:
-    features = model_config.gat_features
-    return {
-        "features": features,
-        "features_uri": artifacts.uri("embeddings", f"{features}.npy"),
-        "ui_edges_uri": artifacts.uri("graphs", "ui_edges.npz"),
-        "ii_edges_uri": artifacts.uri("graphs", f"ii_edges_{features}.npz"),
-    }
+def model_files(artifacts: Artifacts, model: str) -> ModelFiles:
+    return ModelFiles(
+        users_uri=artifacts.uri(catalogue.MODEL_USERS, model=model),
+        items_uri=artifacts.uri(catalogue.MODEL_ITEMS, model=model),
+        meta_uri=artifacts.uri(catalogue.MODEL_META, model=model),
+    )
 
 
-def _baseline(name: str, description: str, epochs_capped: bool) -> AssetsDefinition:
+def _popularity(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
+    return PopularityParams(asset=asset, data=data, output=output)
+
+
+def _mf(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
+    return MFParams(asset=asset, data=data, output=output, config=models.mf)
+
+
+def _lightgcn(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
+    return LightGCNParams(asset=asset, data=data, output=output, config=models.lightgcn)
+
+
+ParamsBuilder = Callable[[str, TrainingInputs, ModelFiles, ModelSettings], TrainParams]
+
+
+def _baseline(name: str, description: str, params: ParamsBuilder) -> AssetsDefinition:
     key = f"{name}_model"
 
     @asset(
         name=key,
         group_name=GROUP,
         deps=TRAINING_INPUTS,
-        kinds={"pytorch"} if epochs_capped else {"python"},
-        check_specs=job_checks(key, vectors="Finite user and item vectors, one per node."),
+        kinds={"python"} if name == "popularity" else {"pytorch"},
+        check_specs=job_checks(key, TrainParams),
         description=description,
     )
     def baseline(
-        context: AssetExecutionContext,
-        artifacts: ArtifactStore,
-        model_config: ModelConfig,
-        job_runner: JobRunner,
+        context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
     ) -> Results:
-        params = {
-            "model": name,
-            **split_params(artifacts),
-            "output_uri": artifacts.uri("models", name),
-            "check": key,
-            "config": {"epochs": model_config.max_epochs} if epochs_capped else {},
-        }
-        yield from run_job_module(context, job_runner, "train_model", params, "cpu")
+        artifacts = settings.artifacts
+        built = params(key, training_inputs(artifacts), model_files(artifacts, name), settings.tree.models)
+        yield from run_job(context, job_runner, built, "cpu")
 
     return baseline
 
 
 popularity_model = _baseline(
-    "popularity", "Most train interactions first (ties: lower item index): models/popularity/.", False
+    "popularity", "Most train interactions first (ties: lower item index): models/popularity/.", _popularity
 )
 mf_model = _baseline(
-    "mf", "Matrix factorisation with BPR, early-stopped on validation NDCG@20: models/mf/.", True
+    "mf", "Matrix factorisation with BPR, early-stopped on validation NDCG@20: models/mf/.", _mf
 )
 lightgcn_model = _baseline(
-    "lightgcn", "PyG LightGCN with BPR, early-stopped on validation NDCG@20: models/lightgcn/.", True
+    "lightgcn", "PyG LightGCN with BPR, early-stopped on validation NDCG@20: models/lightgcn/.", _lightgcn
 )
 
 
@@ -119,22 +136,26 @@ lightgcn_model = _baseline(
     ],
     pool=GPU_POOL,
     kinds={"pytorch", "gpu"},
-    check_specs=job_checks("gat_model", vectors="Finite user and item vectors, one per node."),
+    check_specs=job_checks("gat_model", GATParams),
 )
-def gat_model(
-    context: AssetExecutionContext, artifacts: ArtifactStore, model_config: ModelConfig, job_runner: JobRunner
-) -> Results:
+def gat_model(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
     """GATv2 over users, items and item-item kNN edges, items fed by content: models/gat.pt + models/gat/."""
-    params = {
-        "model": "gat",
-        **split_params(artifacts),
-        **gat_params(artifacts, model_config),
-        "output_uri": artifacts.uri("models", "gat"),
-        "checkpoint_uri": artifacts.uri("models", "gat.pt"),
-        "check": "gat_model",
-        "config": model_config.gat(),
-    }
-    yield from run_job_module(context, job_runner, "train_model", params, "l4")
+    artifacts, models = settings.artifacts, settings.tree.models
+    features = models.gat_features
+    params = GATParams(
+        asset="gat_model",
+        data=training_inputs(artifacts),
+        output=model_files(artifacts, "gat"),
+        config=models.gat,
+        inputs=GATInputs(
+            features=features,
+            features_uri=artifacts.uri(catalogue.ITEM_FEATURES[features]),
+            ui_edges_uri=artifacts.uri(catalogue.UI_EDGES),
+            ii_edges_uri=artifacts.uri(catalogue.II_EDGES[features]),
+        ),
+        checkpoint_uri=artifacts.uri(catalogue.GAT_CHECKPOINT),
+    )
+    yield from run_job(context, job_runner, params, "l4")
 
 
 MODEL_ASSETS = {"popularity": popularity_model, "mf": mf_model, "lightgcn": lightgcn_model, "gat": gat_model}
@@ -144,47 +165,41 @@ MODEL_ASSETS = {"popularity": popularity_model, "mf": mf_model, "lightgcn": ligh
     group_name=GROUP,
     deps=list(MODEL_ASSETS.values()),
     kinds={"python"},
-    check_specs=job_checks(
-        "eval_report",
-        promotion_gate="The candidate's test NDCG@20 and Recall@20 are not below the blessed report's "
-        "beyond the tolerance.",
-    ),
+    check_specs=job_checks("eval_report", EvaluateParams),
 )
-def eval_report(
-    context: AssetExecutionContext, artifacts: ArtifactStore, model_config: ModelConfig, job_runner: JobRunner
-) -> Results:
+def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
     """Every model's full-ranking metrics at K 10/20 (val, test, slices, coverage): eval/eval.json."""
-    params = {
-        **split_params(artifacts),
-        "models": {name: artifacts.uri("models", name) for name in MODEL_ASSETS},
-        "candidate": CANDIDATE,
-        "output_uri": artifacts.uri("eval", "eval.json"),
-        "blessed_uri": artifacts.uri(*BLESSED),
-        "tolerance": model_config.promotion_tolerance,
-        "versions": {"code": code_version(), "gat_features": model_config.gat_features},
-        "check": PROMOTION_GATE,
-    }
-    yield from run_job_module(context, job_runner, "evaluate", params, "cpu")
+    artifacts, tree = settings.artifacts, settings.tree
+    params = EvaluateParams(
+        asset="eval_report",
+        data=training_inputs(artifacts),
+        models={name: model_files(artifacts, name) for name in MODEL_ASSETS},
+        candidate=CANDIDATE,
+        output_uri=artifacts.uri(catalogue.EVAL_REPORT),
+        blessed_uri=artifacts.uri(catalogue.BLESSED_REPORT),
+        tolerance=tree.models.promotion_tolerance,
+        versions={"code": code_version(tree.code_version), "gat_features": tree.models.gat_features},
+    )
+    yield from run_job(context, job_runner, params, "cpu")
 
 
-@asset(
-    group_name=GROUP,
-    deps=[gat_model],
-    kinds={"pytorch"},
-)
+@asset(group_name=GROUP, deps=[gat_model], kinds={"pytorch"})
 def gat_ablation(
-    context: AssetExecutionContext, artifacts: ArtifactStore, model_config: ModelConfig, job_runner: JobRunner
+    context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:
     """GAT variants (features, loss, heads, layers, edges, edge features) side by side: eval/ablation.json."""
-    params = {
-        **split_params(artifacts),
-        "ui_edges_uri": artifacts.uri("graphs", "ui_edges.npz"),
-        "features_uris": {f: artifacts.uri("embeddings", f"{f}.npy") for f in ("fused", "txt")},
-        "ii_edges_uris": {f: artifacts.uri("graphs", f"ii_edges_{f}.npz") for f in ("fused", "txt")},
-        "base": {**model_config.gat(), "features": model_config.gat_features},
-        "output_uri": artifacts.uri("eval", "ablation.json"),
-    }
-    yield from run_job_module(context, job_runner, "gat_ablation", params, "l4")
+    artifacts, models = settings.artifacts, settings.tree.models
+    params = AblationParams(
+        asset="gat_ablation",
+        data=training_inputs(artifacts),
+        ui_edges_uri=artifacts.uri(catalogue.UI_EDGES),
+        features_uris={name: artifacts.uri(a) for name, a in catalogue.ITEM_FEATURES.items()},
+        ii_edges_uris={name: artifacts.uri(a) for name, a in catalogue.II_EDGES.items()},
+        base=models.gat,
+        features=models.gat_features,
+        output_uri=artifacts.uri(catalogue.ABLATION),
+    )
+    yield from run_job(context, job_runner, params, "l4")
 
 
 class BlessConfig(Config):
@@ -193,10 +208,13 @@ class BlessConfig(Config):
 
 
 @op
-def bless_current_report(context: OpExecutionContext, config: BlessConfig, artifacts: ArtifactStore) -> None:
+def bless_current_report(
+    context: OpExecutionContext, config: BlessConfig, settings: SettingsResource
+) -> None:
     """Copy eval/eval.json to eval/blessed.json: the bar later candidates are gated against."""
-    source, target = artifacts.uri("eval", "eval.json"), artifacts.uri(*BLESSED)
-    if not to_path(source).exists():
+    source = settings.artifacts.uri(catalogue.EVAL_REPORT)
+    target = settings.artifacts.uri(catalogue.BLESSED_REPORT)
+    if not exists(source):
         raise FileNotFoundError(f"{source}: no evaluation report to bless; materialize eval_report first")
     report = read_json(source)
     if not report["promotion"]["passed"] and not config.force:
@@ -210,7 +228,7 @@ def bless_current_report(context: OpExecutionContext, config: BlessConfig, artif
         "run_id": context.run_id,
         "note": config.note,
     }
-    write_json(target, report)
+    save(target, report)
     context.log.info(
         f"blessed {source} (candidate {report['candidate']}: test NDCG@20 {candidate['ndcg@20']:.4f}, "
         f"Recall@20 {candidate['recall@20']:.4f}) as {target}"

@@ -5,55 +5,45 @@ import base64
 import datetime as dt
 
 import pandas as pd
-from dagster import AssetExecutionContext, DailyPartitionsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from recsys_assets.assets.embeddings import ITEMS, item_text_embeddings
-from recsys_assets.assets.serving import SERVING, faiss_index
-from recsys_assets.core.artifacts import write_bytes
-from recsys_assets.core.drift_day import day_metrics, load_training_window
-from recsys_assets.core.drift_report import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
+from recsys_assets.assets.serving import faiss_index
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.serving_index import MANIFEST
-from recsys_assets.core.warehouse_tables import DRIFT_METRICS
-from resources.embeddings import ArtifactStore
-from resources.settings import Settings
-from resources.warehouse import DriftConfig, WarehouseResource
+from recsys_assets.core.monitoring.day import day_metrics, load_training_window
+from recsys_assets.core.monitoring.history import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
+from recsys_assets.core.warehouse.tables import DRIFT_METRICS
+from recsys_assets.environments import SettingsResource
+from recsys_assets.partitions import drift_metric_days
 
 GROUP = "monitoring"
-#: Days up to today: today's partition computes the day so far (on demand; the schedule
-#: materializes yesterday's once it is complete).
-drift_days = DailyPartitionsDefinition(
-    start_date=Settings.from_env().drift_start, timezone="UTC", end_offset=1
-)
 
 
 @asset(
     group_name=GROUP,
-    partitions_def=drift_days,
+    partitions_def=drift_metric_days,
     deps=[faiss_index, item_text_embeddings, ITEMS],
     kinds={"duckdb", "bigquery"},
 )
-def drift_metrics(
-    context: AssetExecutionContext,
-    artifacts: ArtifactStore,
-    warehouse: WarehouseResource,
-    drift_config: DriftConfig,
-) -> MaterializeResult:
+def drift_metrics(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
     """Daily drift metrics vs the serving model's training window, one warehouse row per metric."""
     day = dt.date.fromisoformat(context.partition_key)
+    artifacts = settings.artifacts
     window = load_training_window(
-        artifacts.uri(SERVING, MANIFEST),
-        artifacts.uri("items.parquet"),
-        artifacts.uri("embeddings", "txt.npy"),
+        artifacts.uri(catalogue.SERVING_MANIFEST),
+        artifacts.uri(catalogue.ITEMS),
+        artifacts.uri(catalogue.TEXT_EMBEDDINGS),
     )
-    client = warehouse.client()
-    rows = day_metrics(client, window, day, drift_config.thresholds)
+    client = settings.warehouse()
+    rows = day_metrics(client, window, day, settings.tree.monitoring.metrics())
     # Delete + insert of the day: rerunning a partition replaces its rows.
     client.replace_day(DRIFT_METRICS, day, rows)
     breached = rows.loc[rows["status"] == "breach", "metric_name"].tolist()
     history = client.query(HISTORY_SQL, {"first": day - dt.timedelta(days=HISTORY_DAYS), "last": day})
     plot = history_plot(history)
-    plot_uri = artifacts.uri("monitoring", f"drift_{day}.png")
+    plot_uri = artifacts.uri(catalogue.DRIFT_PLOT, day=day)
     write_bytes(plot_uri, plot)
     context.log.info(
         f"{day}: {len(rows)} drift metrics vs serving version {window.version}; "

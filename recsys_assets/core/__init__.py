@@ -1,5 +1,8 @@
-"""The ML core: plain Python over numpy, pandas and the readers' own parsers.
+"""The ML core, one package per asset family: ``catalogue``, ``embeddings``, ``graphs``,
+``models``, ``serving``, ``monitoring``, plus ``warehouse`` and ``io`` under them all.
 
-Nothing under this package may import Dagster: the same functions run inside assets,
-inside Vertex AI job containers and inside the benchmarks.
+Plain Python over numpy, pandas, torch and faiss, configured by ``recsys_assets.settings``.
+Nothing here imports Dagster, the assets, the job modules, ``resources`` or ``serving``: the
+same functions run inside assets, inside Vertex AI job containers, in the API and in the
+benchmarks (``recsys_assets_tests/test_architecture.py`` holds it to that).
 """

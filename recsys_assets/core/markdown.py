@@ -1,11 +1,15 @@
-"""Markdown for asset metadata and reports (the Dagster UI renders it)."""
+"""Markdown for people: asset metadata and reports (the Dagster UI renders it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+class Markdown(str):
+    """Text to show rendered as markdown, wherever it travels (asset metadata, Pipes, checks)."""
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> Markdown:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return Markdown("\n".join(lines))

@@ -1,5 +1,6 @@
 """Job modules: ``python -m recsys_assets.jobs.<name>`` inside a subprocess or a Vertex AI container.
 
-Each imports only ``dagster_pipes`` and the ML core, reads its parameters from the Pipes
-extras, reads and writes artifacts by URI, and reports its metadata back through Pipes.
+Each takes a typed params object (``contracts.py``) from the Pipes extras, reads and writes
+artifacts by URI, calls the ML core, and reports its metadata and checks back through Pipes.
+They import ``dagster_pipes``, the core and the settings, never Dagster itself.
 """

@@ -1,8 +1,9 @@
-"""Open the Pipes connection a job module was launched with.
+"""A job module's side of Dagster Pipes: open the connection it was launched with, validate its
+params, and report what it wrote (metadata and the checks its contract declares).
 
-A local subprocess gets its context and message channel from temp files (Dagster's
-defaults); a Vertex AI container gets them through GCS, which the launcher announces with
-``RECSYS_PIPES_TRANSPORT=gcs``.
+A local subprocess gets its context and message channel from temp files (Dagster's defaults);
+a Vertex AI container gets them through GCS. Which one it is shows in the bootstrap
+parameters themselves (a GCS context names its bucket), so the launcher sets nothing else.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import PipesContext, PipesEnvVarParamsLoader, open_dagster_pipes
+from pydantic import TypeAdapter, ValidationError
 
-TRANSPORT_ENV = "RECSYS_PIPES_TRANSPORT"
+from recsys_assets.core.markdown import Markdown
+from recsys_assets.core.outcomes import CheckOutcome
+from recsys_assets.jobs.contracts import JobParams
+from recsys_assets.settings.base import describe_errors
+
+P = TypeVar("P", bound=JobParams)
 
 
 @contextmanager
 def open_job_pipes() -> Iterator[PipesContext]:
-    if os.environ.get(TRANSPORT_ENV) == "gcs":
+    if "bucket" in PipesEnvVarParamsLoader().load_context_params():
         from dagster_pipes import PipesGCSContextLoader, PipesGCSMessageWriter
         from google.cloud import storage
 
@@ -52,21 +58,6 @@ def progress_logger(pipes: PipesContext, what: str, every_seconds: float = 5.0) 
     return report
 
 
-def unit_rows_check(name: str, vectors: np.ndarray, expected_rows: int, expected_dim: int) -> Check:
-    """Rows and width as expected, every value finite, every row of unit length."""
-    finite = bool(np.isfinite(vectors).all())
-    norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.ones(0)
-    off = int((np.abs(norms - 1.0) > 1e-3).sum()) if finite else len(vectors)
-    passed = vectors.shape == (expected_rows, expected_dim) and finite and off == 0
-    return Check(
-        name,
-        passed,
-        f"shape {list(vectors.shape)} (expected [{expected_rows}, {expected_dim}]), "
-        f"{'all finite' if finite else 'NON-FINITE values'}, {off} row(s) not of unit length",
-        {"rows": int(vectors.shape[0]), "rows_not_unit_length": off},
-    )
-
-
 def md(text: str) -> dict[str, Any]:
     """A markdown metadata value in the Pipes wire format."""
     return {"raw_value": text, "type": "md"}
@@ -78,33 +69,54 @@ def json_value(value: dict[str, Any] | list[Any]) -> dict[str, Any]:
 
 
 @dataclass
-class Check:
-    """An asset check the job evaluated on what it wrote; the asset declares it (blocking)."""
-
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class JobResult:
+    """What the asset's materialization shows, and each declared check's outcome by suffix."""
+
     metadata: dict[str, Any]
-    checks: list[Check] = field(default_factory=list)
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
 
 
-def run_job(run: Callable[[dict[str, Any], PipesContext, str], JobResult]) -> None:
-    """A job module's entry point: ``run(extras, pipes, run_id)`` returns metadata and checks."""
+def check_metadata(outcome: CheckOutcome) -> dict[str, Any]:
+    """A check's outcome as Pipes metadata: the fields an in-process check shows too."""
+    metadata: dict[str, Any] = {
+        "description": outcome.message,
+        "observed": float(outcome.observed),
+        "threshold": outcome.threshold if isinstance(outcome.threshold, str) else float(outcome.threshold),
+    }
+    if len(outcome.offending):
+        metadata["offending_rows"] = md(outcome.offending.astype(str).to_markdown(index=False))
+    return {**metadata, **wire_metadata(outcome.metadata)}
+
+
+def wire_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata for Pipes: markdown stays markdown, ``None`` (nothing to show) is left out."""
+    return {k: md(v) if isinstance(v, Markdown) else v for k, v in metadata.items() if v is not None}
+
+
+def validate_params(kind: type[P] | TypeAdapter[Any], extras: dict[str, Any]) -> Any:
+    """The Pipes extras as the job's params; every invalid field is named."""
+    adapter = kind if isinstance(kind, TypeAdapter) else TypeAdapter(kind)
+    try:
+        return adapter.validate_python(extras)
+    except ValidationError as error:
+        raise ValueError(f"invalid job params: {describe_errors(error)}") from error
+
+
+def run_job(run: Callable[[Any, PipesContext], JobResult], kind: type[P] | TypeAdapter[Any]) -> None:
+    """A job module's entry point: ``run(params, pipes)`` returns metadata and check outcomes."""
     # Model loaders draw progress bars on stderr; the job reports progress through Pipes.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with open_job_pipes() as pipes:
-        result = run(dict(pipes.extras), pipes, pipes.run_id)
-        pipes.report_asset_materialization(
-            metadata={k: v for k, v in result.metadata.items() if v is not None}
-        )
-        for check in result.checks:
+        params: JobParams = validate_params(kind, dict(pipes.extras))
+        result = run(params, pipes)
+        declared = type(params).checks
+        if set(result.checks) != set(declared):
+            raise RuntimeError(
+                f"{type(params).module}: reported checks {sorted(result.checks)}, its contract declares "
+                f"{sorted(declared)}"
+            )
+        pipes.report_asset_materialization(metadata=wire_metadata(result.metadata))
+        for suffix, outcome in result.checks.items():
             pipes.report_asset_check(
-                check_name=check.name,
-                passed=check.passed,
-                metadata={"description": check.description, **check.metadata},
+                check_name=f"{params.asset}_{suffix}", passed=outcome.passed, metadata=check_metadata(outcome)
             )

@@ -1,25 +1,24 @@
-"""Job: ``items.parquet`` -> ``embeddings/txt.npy`` + ``txt_meta.json`` (all-MiniLM-L6-v2).
-
-Extras: ``items_uri``, ``output_uri``, ``meta_uri``, ``model``, ``backend``.
-"""
+"""Job: ``items.parquet`` -> ``embeddings/txt.npy`` + ``txt_meta.json`` (all-MiniLM-L6-v2)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dagster_pipes import PipesContext
 
-from recsys_assets.core.artifacts import read_parquet, write_json, write_npy
-from recsys_assets.core.text_embeddings import TEXT_MAX_TOKENS, TextEncoder, item_texts
-from recsys_assets.jobs.pipes_io import JobResult, progress_logger, run_job, unit_rows_check
+from recsys_assets.core.embeddings.text import TEXT_MAX_TOKENS, TextEncoder, item_texts
+from recsys_assets.core.io.codecs import read_parquet, save
+from recsys_assets.core.outcomes import unit_rows
+from recsys_assets.jobs.contracts import TextEmbeddingParams
+from recsys_assets.jobs.pipes_io import JobResult, progress_logger, run_job
 
 TEXT_COLUMNS = ["item_id", "title", "description", "brand", "categories"]
 
 
-def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
-    items = read_parquet(params["items_uri"], columns=TEXT_COLUMNS)
+def run(params: TextEmbeddingParams, pipes: PipesContext) -> JobResult:
+    items = read_parquet(params.items_uri, columns=TEXT_COLUMNS)
     texts = item_texts(items)
     empty = sum(1 for t in texts if not t)
-    pipes.log.info(f"encoding {len(texts):,} item texts ({empty:,} empty) with {params['backend']}")
-    encoder = TextEncoder(model=params["model"], backend=params["backend"])
+    pipes.log.info(f"encoding {len(texts):,} item texts ({empty:,} empty) with {params.encoder.backend}")
+    encoder = TextEncoder(params.encoder, params.model_cache)
     vectors, stats = encoder.encode(texts, progress=progress_logger(pipes, "text embeddings"))
     # An empty text still gets the model's vector for "" (the CLS/SEP pair): a constant
     # that downstream code can recognise by ``items_with_empty_text``.
@@ -34,15 +33,15 @@ def run(params: dict[str, Any], pipes: Any, run_id: str) -> JobResult:
         "items_per_second": round(stats.items_per_second, 1),
         "int8_calibration_cosine": encoder.calibration_cosine,
         "threads": encoder.threads,
-        "run_id": run_id,
+        "run_id": pipes.run_id,
     }
-    write_npy(params["output_uri"], vectors)
-    write_json(params["meta_uri"], meta)
+    save(params.output_uri, vectors)
+    save(params.meta_uri, meta)
     return JobResult(
-        {**meta, "uri": params["output_uri"], "shape": list(vectors.shape)},
-        [unit_rows_check("item_text_embeddings_aligned", vectors, len(items), encoder.dim)],
+        {**meta, "uri": params.output_uri, "shape": list(vectors.shape)},
+        {"aligned": unit_rows(vectors, len(items), encoder.dim)},
     )
 
 
 if __name__ == "__main__":
-    run_job(run)
+    run_job(run, TextEmbeddingParams)

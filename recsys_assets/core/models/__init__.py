@@ -1,0 +1,1 @@
+"""Recommenders (popularity, MF, LightGCN, the GAT), their training data, metrics and evaluation."""

@@ -1,0 +1,92 @@
+"""What every embedding recommender's training loop shares: validation NDCG@20, early
+stopping on it, the result it returns (best user and item vectors), and deterministic
+kernels."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from recsys_assets.core.models.metrics import Csr, dot_scorer, ranking_metrics, top_k
+
+
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Deterministic kernels while training: multi-threaded CPU scatter/index-add (message
+    passing, embedding gradients) otherwise sums in a varying order, so two runs of one seed
+    in two processes drift apart from the first epoch."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def seeded_pairs(train: Csr, seed: int, what: str) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+    """Seed torch, and return the generator batches and negatives are drawn with and the train
+    (user, item) pairs they are drawn from."""
+    if len(train.indices) == 0:
+        raise ValueError(f"no train interactions to fit {what} on")
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    users = torch.from_numpy(np.repeat(np.arange(len(train.indptr) - 1), train.lengths()))
+    return generator, users, torch.from_numpy(train.indices)
+
+
+def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
+    """Full-ranking NDCG@20 on the validation items, train items excluded."""
+    evaluated = np.flatnonzero(val.lengths() > 0)
+    top = top_k(dot_scorer(users, items), evaluated, [train], 20)
+    return ranking_metrics(top, evaluated, val, len(items), [20])["ndcg@20"]
+
+
+@dataclass
+class FitResult:
+    users: np.ndarray
+    items: np.ndarray
+    best_epoch: int
+    best_val_ndcg20: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class EarlyStopping:
+    """Keeps the best vectors by validation NDCG@20; says stop after ``patience`` evaluations
+    without improvement."""
+
+    def __init__(
+        self, train: Csr, val: Csr, patience: int, progress: Callable[[dict[str, float]], None] | None = None
+    ):
+        self.train, self.val, self.patience, self.progress = train, val, patience, progress
+        self.best = FitResult(np.zeros(0), np.zeros(0), 0, -1.0, 0.0)
+        self.waited = 0
+        self.started = time.perf_counter()
+
+    def evaluate(
+        self, epoch: int, loss: float, users: np.ndarray, items: np.ndarray, ndcg: float | None = None
+    ) -> bool:
+        """Record this epoch (``ndcg``: its validation NDCG@20 when the caller has already
+        computed it); True when training should stop."""
+        if ndcg is None:
+            ndcg = validation_ndcg20(users, items, self.train, self.val)
+        record = {"epoch": float(epoch), "loss": loss, "val_ndcg@20": ndcg}
+        self.best.history.append(record)
+        if self.progress:
+            self.progress(record)
+        if ndcg > self.best.best_val_ndcg20:
+            self.best.users, self.best.items = users.copy(), items.copy()
+            self.best.best_epoch, self.best.best_val_ndcg20 = epoch, ndcg
+            self.waited = 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def result(self) -> FitResult:
+        self.best.seconds = time.perf_counter() - self.started
+        return self.best

@@ -1,0 +1,61 @@
+"""The GAT's heterogeneous graph: users and items, with user-item edges both ways and
+item-item kNN edges, as torch tensors with per-edge attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recsys_assets.core.models.metrics import Csr
+
+Relation = tuple[str, str, str]
+RATES: Relation = ("user", "rates", "item")
+RATED_BY: Relation = ("item", "rated_by", "user")
+SIMILAR: Relation = ("item", "similar", "item")
+
+
+@dataclass
+class Graph:
+    """Edge indices per relation as ``(2, E)`` int64 tensors (source row, target row), and
+    per-edge attributes as ``(E, d)`` float32 tensors."""
+
+    n_users: int
+    n_items: int
+    edges: dict[tuple[str, str, str], torch.Tensor]
+    attributes: dict[tuple[str, str, str], torch.Tensor]
+
+    def n_edges(self) -> int:
+        return sum(int(e.shape[1]) for e in self.edges.values())
+
+    def edge_dims(self) -> dict[tuple[str, str, str], int]:
+        return {r: int(a.shape[1]) for r, a in self.attributes.items()}
+
+
+def _column(values: np.ndarray | None, n: int, default: float) -> np.ndarray:
+    return np.full(n, default, np.float32) if values is None else np.asarray(values, np.float32)
+
+
+def build_graph(
+    ui: dict[str, np.ndarray], n_users: int, n_items: int, ii: dict[str, np.ndarray] | None = None
+) -> Graph:
+    """The train user-item edges both ways (``src`` user, ``dst`` item, optional ``weight``
+    and ``recency``, as ``ui_edges.npz`` holds them), plus item-item edges when given
+    (``src``, ``dst``, optional ``weight`` = similarity)."""
+    users = torch.from_numpy(np.asarray(ui["src"], np.int64))
+    items = torch.from_numpy(np.asarray(ui["dst"], np.int64))
+    ui_attr = torch.from_numpy(
+        np.stack([_column(ui.get("weight"), len(users), 1.0), _column(ui.get("recency"), len(users), 1.0)], 1)
+    )
+    edges = {RATES: torch.stack([users, items]), RATED_BY: torch.stack([items, users])}
+    attributes = {RATES: ui_attr, RATED_BY: ui_attr}
+    if ii is not None:
+        edges[SIMILAR] = torch.from_numpy(np.stack([ii["src"], ii["dst"]]).astype(np.int64))
+        attributes[SIMILAR] = torch.from_numpy(_column(ii.get("weight"), len(ii["src"]), 1.0)[:, None])
+    return Graph(n_users, n_items, edges, attributes)
+
+
+def csr_edges(train: Csr) -> dict[str, np.ndarray]:
+    """``build_graph``'s user-item input from per-user train item lists (no attributes)."""
+    return {"src": np.repeat(np.arange(len(train.indptr) - 1), train.lengths()), "dst": train.indices}

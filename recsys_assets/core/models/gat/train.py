@@ -1,0 +1,168 @@
+"""Training the GAT: batches of train edges with sampled negatives, BPR / BCE / sampled-softmax
+loss, validation NDCG@20 per epoch (with the recency readout chosen on it), early stopping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys_assets.core.models.early_stopping import (
+    EarlyStopping,
+    FitResult,
+    deterministic_torch,
+    validation_ndcg20,
+)
+from recsys_assets.core.models.gat.graph import RATES, Graph
+from recsys_assets.core.models.gat.model import (
+    CHUNK_EDGES,
+    GATRecommender,
+    embed,
+    recent_item_mean,
+    with_readout,
+)
+from recsys_assets.core.models.gat.sampling import InEdges, Relation, in_edges, sample_subgraph
+from recsys_assets.core.models.metrics import Csr
+from recsys_assets.settings.models import GATConfig
+
+
+def _loss(
+    out: dict[str, torch.Tensor],
+    x0: dict[str, torch.Tensor],
+    u: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    config: GATConfig,
+) -> torch.Tensor:
+    eu = out["user"][u]
+    positive = (eu * out["item"][i]).sum(-1)
+    if config.loss == "softmax":
+        # Sampled softmax: the positive against the batch's shared negatives, over cosine / T.
+        logits = torch.cat([positive.unsqueeze(1), eu @ out["item"][j].T], 1) / config.temperature
+        loss = nn.functional.cross_entropy(logits, torch.zeros(len(u), dtype=torch.long))
+        penalty = x0["user"][u].pow(2).sum() + x0["item"][i].pow(2).sum()
+        return loss + config.l2 * penalty / len(u)
+    negative = (eu.unsqueeze(1) * out["item"][j]).sum(-1)  # (batch, negatives)
+    if config.loss == "bpr":
+        loss = -nn.functional.logsigmoid(positive.unsqueeze(1) - negative).mean()
+    else:
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            positive, torch.ones_like(positive)
+        ) + nn.functional.binary_cross_entropy_with_logits(negative, torch.zeros_like(negative))
+    penalty = x0["user"][u].pow(2).sum() + x0["item"][i].pow(2).sum() + x0["item"][j].pow(2).sum()
+    return loss + config.l2 * penalty / len(u)
+
+
+def _val_sample(val: Csr, config: GATConfig) -> Csr:
+    """``val`` restricted to ``config.val_users`` random users with validation items (seeded)."""
+    users = np.flatnonzero(val.lengths() > 0)
+    if not config.val_users or len(users) <= config.val_users:
+        return val
+    keep = np.zeros(len(val.indptr) - 1, dtype=bool)
+    keep[np.random.default_rng(config.seed).choice(users, config.val_users, replace=False)] = True
+    rows = np.repeat(np.arange(len(keep)), val.lengths())
+    mask = keep[rows]
+    return Csr.from_pairs(rows[mask], val.indices[mask], len(keep))
+
+
+def _readout_on_validation(
+    model: GATRecommender,
+    x: torch.Tensor,
+    graph: Graph,
+    index: dict[Relation, InEdges] | None,
+    train: Csr,
+    val: Csr,
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """The model's vectors with the recency readout weight that scores best on ``val``
+    (stored in ``model.readout``), and that score (None when only 0 is tried: not computed);
+    one forward pass for all the weights tried."""
+    config = model.config
+    users, items = embed(model, x, graph, index=index, readout=False)
+    weights = config.recency_readout
+    if weights == (0.0,):
+        model.readout.fill_(0.0)
+        return users, items, None
+    pooled = recent_item_mean(torch.from_numpy(items), graph, config.recency_decay)
+    candidates = []
+    for weight in weights:
+        scored = with_readout(torch.from_numpy(users), pooled, weight, config.loss == "softmax").numpy()
+        candidates.append((validation_ndcg20(scored, items, train, val), -weight, scored))
+    best = max(candidates, key=lambda c: c[:2])  # ties: the smaller weight
+    model.readout.fill_(-best[1])
+    return best[2], items, best[0]
+
+
+@dataclass
+class GATFit(FitResult):
+    model: GATRecommender | None = None
+    #: The recency readout weight chosen on validation at the best epoch.
+    readout: float = 0.0
+
+
+@deterministic_torch()
+def train_gat(
+    train: Csr,
+    val: Csr,
+    features: np.ndarray,
+    graph: Graph,
+    config: GATConfig,
+    progress: Callable[[dict[str, float]], None] | None = None,
+    step_progress: Callable[[int, int], None] | None = None,
+) -> GATFit:
+    """Fit on the graph's user-item edges (``train`` names the items to exclude when
+    validating); the returned model holds the weights of the best epoch. ``progress`` gets
+    each epoch's record, ``step_progress(done, total)`` the steps within an epoch."""
+    n_users, n_items = graph.n_users, graph.n_items
+    if len(train.indices) == 0:
+        raise ValueError("no train interactions to fit the GAT on")
+    if features.shape[0] != n_items:
+        raise ValueError(f"item features have {features.shape[0]} rows for {n_items} items")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    model = GATRecommender(n_users, n_items, x.shape[1], config, graph.edge_dims())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    pair_users, pair_items = graph.edges[RATES]
+    # Grouped by destination once: the sampler and chunked inference both read it.
+    grouped = in_edges(graph) if config.fanouts or graph.n_edges() > CHUNK_EDGES else None
+    index = grouped if config.fanouts else None
+    stopping = EarlyStopping(train, _val_sample(val, config), config.patience, progress)
+    best_state: dict[str, torch.Tensor] = {}
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(pair_users), generator=generator)
+        total = 0.0
+        for lo in range(0, len(order), config.batch_size):
+            batch = order[lo : lo + config.batch_size]
+            u, i = pair_users[batch], pair_items[batch]
+            shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
+            j = torch.randint(0, n_items, shape, generator=generator)
+            if index is None:
+                x0, out = model(x, graph)
+            else:
+                seeds = {"user": u, "item": torch.cat([i, j.reshape(-1)])}
+                sub = sample_subgraph(graph, index, seeds, config.fanouts, generator)
+                x0, out = model(x, sub.graph, sub.nodes)
+                u, i, j = sub.local("user", u), sub.local("item", i), sub.local("item", j)
+            loss = _loss(out, x0, u, i, j, config)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            if step_progress:
+                step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
+        if epoch % config.eval_every:
+            continue
+        users, items, ndcg = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
+        previous_best = stopping.best.best_epoch
+        stop = stopping.evaluate(epoch, total / len(order), users, items, ndcg)
+        if stopping.best.best_epoch != previous_best:
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if stop:
+            break
+    model.load_state_dict(best_state)
+    result = stopping.result()
+    return GATFit(**vars(result), model=model, readout=float(model.readout))

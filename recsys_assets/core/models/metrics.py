@@ -1,0 +1,148 @@
+"""Ranking metrics as pure functions: full ranking over all items, batched.
+
+For each evaluated user every item is scored, the items to exclude (the user's train
+items; and validation items when testing) are removed, and the top ``K`` are compared with
+the user's held-out items:
+
+* Recall@K = hits / |held-out items of the user|;
+* NDCG@K = DCG / IDCG with binary relevance, DCG = sum over hits at rank r of 1/log2(r + 1),
+  IDCG over min(|held-out items|, K) hits;
+* Hit@K = 1 if any hit; MRR@K = 1 / rank of the first hit (0 without one);
+
+each averaged over users with at least one held-out item. Coverage@K is the share of the
+catalogue that appears in at least one user's top K. Slices restrict the held-out items
+(cold-start items, popularity tertiles) and average over users with at least one of them;
+the ranking itself is unchanged.
+
+Ties: within the top K, equal scores are ordered by item index ascending; at the K-th
+place itself a tie may fall either way, so models whose scores tie (popularity) break
+ties in their scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Per-row item lists: the items of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, rows: np.ndarray, items: np.ndarray, n_rows: int) -> Csr:
+        order = np.lexsort((items, rows))
+        rows, items = rows[order], items[order]
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(np.cumsum(indptr), items.astype(np.int64))
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def row(self, r: int) -> np.ndarray:
+        return self.indices[self.indptr[r] : self.indptr[r + 1]]
+
+    def pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in ``rows``, item) for every item of the given rows."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        counts = ends - starts
+        position = np.repeat(np.arange(len(rows)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return position, self.indices[np.repeat(starts, counts) + offsets]
+
+
+def top_k(
+    score: Callable[[np.ndarray], np.ndarray],
+    users: np.ndarray,
+    exclude: Sequence[Csr],
+    k: int,
+    batch: int = 1024,
+) -> np.ndarray:
+    """``(len(users), k)`` item indices, best first; ``score(user_batch)`` -> ``(b, n_items)``."""
+    out = np.empty((len(users), k), dtype=np.int64)
+    for lo in range(0, len(users), batch):
+        rows = users[lo : lo + batch]
+        scores = np.array(score(rows), dtype=np.float32, copy=True)
+        for csr in exclude:
+            position, items = csr.pairs(rows)
+            scores[position, items] = -np.inf
+        # torch.topk (multi-threaded) selects the k best several times faster than np.argpartition
+        # over a large catalogue; the candidates are then ordered by score, ties by item index.
+        values, chosen = torch.topk(torch.from_numpy(scores), k, dim=1)
+        part, part_scores = chosen.numpy(), values.numpy()
+        order = np.lexsort((part, -part_scores), axis=1)
+        out[lo : lo + len(rows)] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def dot_scorer(users: np.ndarray, items: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``score`` for ``top_k`` from user and item embeddings: their dot products."""
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return users[rows] @ items.T
+
+    return score
+
+
+def _hits(top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int) -> np.ndarray:
+    position, items = targets.pairs(users)
+    target_keys = position.astype(np.int64) * n_items + items
+    top_keys = np.arange(len(users))[:, None].astype(np.int64) * n_items + top
+    return np.isin(top_keys, target_keys)
+
+
+def ranking_metrics(
+    top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int, ks: Sequence[int]
+) -> dict[str, float]:
+    """Recall, NDCG, Hit and MRR at each K, over the users with at least one target."""
+    if len(top) != len(users):
+        raise ValueError(f"top has {len(top)} rows for {len(users)} users")
+    n_targets = targets.lengths()[users]
+    keep = n_targets > 0
+    top, users, n_targets = top[keep], users[keep], n_targets[keep]
+    if len(users) == 0:
+        raise ValueError("no user has a held-out item: nothing to evaluate")
+    hits = _hits(top, users, targets, n_items)
+    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    out: dict[str, float] = {"users": float(len(users))}
+    for k in ks:
+        if k > top.shape[1]:
+            raise ValueError(f"K={k} exceeds the {top.shape[1]} ranked items")
+        h = hits[:, :k]
+        dcg = (h * discounts[:k]).sum(axis=1)
+        ideal = np.cumsum(discounts[:k])[np.minimum(n_targets, k) - 1]
+        first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, np.inf)
+        out[f"recall@{k}"] = float((h.sum(axis=1) / n_targets).mean())
+        out[f"ndcg@{k}"] = float((dcg / ideal).mean())
+        out[f"hit@{k}"] = float(h.any(axis=1).mean())
+        out[f"mrr@{k}"] = float((1.0 / first).mean())
+    return out
+
+
+def coverage(top: np.ndarray, n_items: int, k: int) -> float:
+    return len(np.unique(top[:, :k])) / n_items
+
+
+def restrict(targets: Csr, keep_item: np.ndarray) -> Csr:
+    """``targets`` with only the items where ``keep_item`` is true (a slice)."""
+    rows = np.repeat(np.arange(len(targets.indptr) - 1), targets.lengths())
+    mask = keep_item[targets.indices]
+    return Csr.from_pairs(rows[mask], targets.indices[mask], len(targets.indptr) - 1)
+
+
+def popularity_tertiles(train_counts: np.ndarray) -> np.ndarray:
+    """0 (head), 1 (torso), 2 (tail): items split into thirds by train popularity, most popular first.
+
+    Ties are ordered by item index, so each third has (almost) exactly n / 3 items.
+    """
+    order = np.lexsort((np.arange(len(train_counts)), -train_counts))
+    tertile = np.empty(len(train_counts), dtype=np.int64)
+    tertile[order] = np.arange(len(train_counts)) * 3 // len(train_counts)
+    return tertile

@@ -1,0 +1,1 @@
+"""Development data, not the production pipeline: the synthetic catalogue and MovieLens conversion."""

@@ -1,0 +1,177 @@
+"""The asset -> job boundary: one typed params object per job module.
+
+An asset builds the params (artifact URIs from the catalogue, configs from the settings tree),
+the job runner sends them as Pipes extras, and the job validates them back into the same class,
+so a missing or mistyped field fails on either side with its name. Each contract names the
+module that runs it and the checks that module reports: the asset declares those checks
+(blocking) from the same list. Imports no Dagster and nothing heavy: assets import it to build
+params, job containers to read them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, TypeAdapter
+
+from recsys_assets.settings.base import Section
+from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEncoderConfig
+from recsys_assets.settings.models import GATConfig, LightGCNConfig, MFConfig
+
+Features = Literal["fused", "txt"]
+
+
+class JobParams(Section):
+    #: The module ``python -m`` runs.
+    module: ClassVar[str]
+    #: Check name suffix -> description; the job reports ``<asset>_<suffix>`` for each.
+    checks: ClassVar[dict[str, str]] = {}
+
+    #: The asset whose materialization (and checks) the job reports.
+    asset: str
+
+
+class TextEmbeddingParams(JobParams):
+    module = "recsys_assets.jobs.text_embeddings"
+    checks: ClassVar[dict[str, str]] = {
+        "aligned": "One finite unit-length 384-d row per items row, in items order."
+    }
+
+    items_uri: str
+    output_uri: str
+    meta_uri: str
+    encoder: TextEncoderConfig
+    model_cache: str
+
+
+class ImageEmbeddingParams(JobParams):
+    module = "recsys_assets.jobs.image_embeddings"
+    checks: ClassVar[dict[str, str]] = {
+        "aligned": "One finite unit-length row per row of img_items.parquet.",
+        "failure_rate": "The share of images that could not be fetched or decoded stays under the limit.",
+    }
+
+    items_uri: str
+    #: The monthly interactions folder: reviewed items are embedded first under the cap.
+    interactions_uri: str
+    output_uri: str
+    items_output_uri: str
+    meta_uri: str
+    image: ImageConfig
+    model_cache: str
+
+
+class FusionParams(JobParams):
+    module = "recsys_assets.jobs.fused_embeddings"
+    checks: ClassVar[dict[str, str]] = {
+        "aligned": "One finite unit-length 128-d row per items row, in items order.",
+        "beat_text": "Fused neighbours agree with held-out co-review at least as often as text neighbours.",
+    }
+
+    items_uri: str
+    text_uri: str
+    image_uri: str
+    image_items_uri: str
+    interactions_uri: str
+    output_uri: str
+    config_uri: str
+    weights_uri: str
+    fusion: FusionConfig
+
+
+class TrainingInputs(Section):
+    """What every model trains and is evaluated on."""
+
+    splits_uri: str
+    node_maps_uri: str
+
+
+class ModelFiles(Section):
+    """A trained model's files (``models/<name>/``)."""
+
+    users_uri: str
+    items_uri: str
+    meta_uri: str
+
+
+class GATInputs(Section):
+    features: Features
+    features_uri: str
+    ui_edges_uri: str
+    ii_edges_uri: str
+
+
+class TrainParams(JobParams):
+    module = "recsys_assets.jobs.train_model"
+    checks: ClassVar[dict[str, str]] = {"vectors": "Finite user and item vectors, one per node."}
+
+    data: TrainingInputs
+    output: ModelFiles
+
+
+class PopularityParams(TrainParams):
+    model: Literal["popularity"] = "popularity"
+
+
+class MFParams(TrainParams):
+    model: Literal["mf"] = "mf"
+    config: MFConfig
+
+
+class LightGCNParams(TrainParams):
+    model: Literal["lightgcn"] = "lightgcn"
+    config: LightGCNConfig
+
+
+class GATParams(TrainParams):
+    model: Literal["gat"] = "gat"
+    config: GATConfig
+    inputs: GATInputs
+    checkpoint_uri: str
+
+
+AnyTrainParams = Annotated[
+    PopularityParams | MFParams | LightGCNParams | GATParams, Field(discriminator="model")
+]
+TRAIN_PARAMS: TypeAdapter[AnyTrainParams] = TypeAdapter(AnyTrainParams)
+
+
+class EvaluateParams(JobParams):
+    module = "recsys_assets.jobs.evaluate"
+    checks: ClassVar[dict[str, str]] = {
+        "promotion_gate": "The candidate's test NDCG@20 and Recall@20 are not below the blessed report's "
+        "beyond the tolerance."
+    }
+
+    data: TrainingInputs
+    models: dict[str, ModelFiles]
+    #: The model whose vectors serve, and that the promotion gate judges.
+    candidate: str
+    output_uri: str
+    #: The blessed report; it may not exist yet.
+    blessed_uri: str
+    tolerance: float
+    #: Data and code versions the asset knows, recorded in the report.
+    versions: dict[str, Any]
+
+
+class AblationParams(JobParams):
+    module = "recsys_assets.jobs.gat_ablation"
+
+    data: TrainingInputs
+    ui_edges_uri: str
+    features_uris: dict[str, str]
+    ii_edges_uris: dict[str, str]
+    base: GATConfig
+    features: Features
+    #: Variant name -> overrides of ``base`` (``features`` switches the item input); empty:
+    #: ``core/models/gat/ablation.default_variants``.
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    output_uri: str
+
+
+#: Every contract a job module runs, for the asset side and the tests.
+CONTRACTS: tuple[type[JobParams], ...] = (
+    TextEmbeddingParams, ImageEmbeddingParams, FusionParams, PopularityParams, MFParams, LightGCNParams,
+    GATParams, EvaluateParams, AblationParams,
+)  # fmt: skip

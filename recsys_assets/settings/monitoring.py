@@ -1,0 +1,85 @@
+"""Drift monitoring: the metrics and their default thresholds, and when drift asks for a retrain."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import field_validator
+
+from recsys_assets.settings.base import Section, setting
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A drift metric (formulas in ``core/monitoring/drift.py``) and its default threshold."""
+
+    name: str
+    #: Breach when the value is above (``max``) or below (``min``) the threshold.
+    threshold: float
+    direction: Literal["max", "min"] = "max"
+    description: str = ""
+
+    def status(self, value: float | None) -> str:
+        if value is None or not math.isfinite(value):
+            return "no_data"
+        breached = value > self.threshold if self.direction == "max" else value < self.threshold
+        return "breach" if breached else "ok"
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("category_psi", 0.25, description="PSI of the item-category distribution vs training"),
+        Metric("popularity_psi", 0.25, description="PSI of the popularity-decile distribution vs training"),
+        Metric("unseen_item_share", 0.3, description="share of interactions on items unseen in training"),
+        Metric("unseen_user_share", 0.8, description="share of interactions from users unseen in training"),
+        Metric(
+            "centroid_distance", 0.5, description="new items' mean cosine distance to training's centroid"
+        ),
+        Metric(
+            "nn_similarity_ks", 0.3, description="KS statistic of nearest-item similarity, new vs training"
+        ),
+        Metric("fallback_rate", 0.5, description="share of requests answered by the popularity fallback"),
+        Metric("catalogue_coverage", 0.01, "min", "distinct served items / catalogue size"),
+        Metric("ctr", 0.0, "min", "clicks / impressions"),
+        Metric("ctr_change", -0.3, "min", "CTR relative to the trailing 7 days, minus 1"),
+        Metric("score_psi", 0.25, description="PSI of served scores vs the trailing 7 days"),
+    )
+}
+
+
+class MonitoringSettings(Section):
+    drift_start: str = setting(
+        "2026-01-01", "First day (`YYYY-MM-DD`) of the `drift_metrics` partitions.", env="RECSYS_DRIFT_START",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+    )  # fmt: skip
+    thresholds: dict[str, float] = setting(
+        default_factory=dict,
+        description='Per-metric threshold overrides, a JSON object (e.g. `{"category_psi": 0.1}`).',
+        env="RECSYS_DRIFT_THRESHOLDS",
+    )
+    retrain_min_interval_h: float = setting(
+        24.0, "Fewest hours between two retrains the drift sensor requests.",
+        env="RECSYS_RETRAIN_MIN_INTERVAL_H", ge=0,
+    )  # fmt: skip
+    automation: Literal["auto", "on", "off"] = setting(
+        "auto", "The drift schedule and sensor: `auto` (on in gcp, off locally), `on` or `off`.",
+        env="RECSYS_DRIFT_AUTOMATION",
+    )  # fmt: skip
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(METRICS))
+        if unknown:
+            raise ValueError(f"thresholds for unknown metrics {unknown}; known: {sorted(METRICS)}")
+        return value
+
+    def metrics(self) -> dict[str, Metric]:
+        """The metrics with the overridden thresholds applied."""
+        return {
+            name: Metric(name, self.thresholds.get(name, m.threshold), m.direction, m.description)
+            for name, m in METRICS.items()
+        }

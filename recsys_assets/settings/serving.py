@@ -1,0 +1,73 @@
+"""The serving index the pipeline publishes, and the API that serves it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+
+from recsys_assets.settings.base import Section, section, setting
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+
+
+class IndexConfig(Section):
+    """How the item index is built (``core/serving/index.py``)."""
+
+    kind: IndexKind = setting(
+        "auto",
+        "Serving index: `auto` (exact below `exact_below` items, HNSW above), `flat`, `hnsw` or `ivf`.",
+        env="RECSYS_INDEX_KIND",
+    )
+    exact_below: int = setting(
+        50_000, "With `auto`: exact search below this many items, HNSW from there.", ge=1
+    )
+    hnsw_m: int = setting(32, "HNSW links per node.", ge=1)
+    hnsw_ef_construction: int = setting(80, "HNSW candidate list while building.", ge=1)
+    hnsw_ef_search: int = setting(128, "HNSW candidate list while searching.", ge=1)
+    ivf_nlist: int = setting(0, "IVF lists; 0: 4 sqrt(items), at most items / 39.", ge=0)
+    ivf_nprobe: int = setting(32, "IVF lists probed per query.", ge=1)
+    recall_queries: int = setting(1_000, "User vectors (a seeded sample) whose recall@k is measured.", ge=1)
+    recall_k: int = setting(20, "k of the measured recall.", ge=1)
+    seed: int = setting(0, "Random seed of the query sample.")
+
+    def resolved_kind(self, n_items: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "flat" if n_items < self.exact_below else "hnsw"
+
+
+class ServingSettings(Section):
+    index: IndexConfig = section(IndexConfig, "The item index of a serving version.")
+    min_index_recall: float = setting(
+        0.9, "`faiss_index` publishes nothing when its recall@20 vs exact search is lower.",
+        env="RECSYS_MIN_INDEX_RECALL", ge=0, le=1,
+    )  # fmt: skip
+    manifest_uri: str = setting(
+        "", "The manifest the API follows (local or `gs://`); empty: the artifact root's.",
+        env="RECSYS_SERVING_MANIFEST", default_doc="`$RECSYS_ARTIFACTS_ROOT/serving/manifest.json`",
+    )  # fmt: skip
+    reload_interval_s: float = setting(
+        10.0, "Seconds between the API's checks for a new version.", env="RECSYS_RELOAD_INTERVAL_S", gt=0
+    )
+    # Excluded from dumps: the Dagster UI shows the settings it runs with, and has no use for it.
+    admin_api_key: SecretStr = setting(
+        SecretStr(""), "Enables `POST /admin/reload` for callers sending it as `X-API-Key`; empty: off.",
+        env="RECSYS_ADMIN_API_KEY", exclude=True,
+    )  # fmt: skip
+    log_sink: Literal["duckdb", "bigquery", "none"] = setting(
+        "duckdb", "Where the API writes request and feedback logs: `duckdb`, `bigquery` or `none`.",
+        env="RECSYS_LOG_SINK", default_doc="`duckdb` (local), `bigquery` (gcp)",
+    )  # fmt: skip
+    log_batch_rows: int = setting(5_000, "Log rows per warehouse write.", env="RECSYS_LOG_BATCH_ROWS", ge=1)
+    # Each DuckDB write pays a fixed cost whatever its size (open, checkpoint on close), so fewer,
+    # larger writes: monitoring reads days, not seconds.
+    log_flush_s: float = setting(5.0, "Seconds between log writes.", env="RECSYS_LOG_FLUSH_S", gt=0)
+    log_buffer_rows: int = setting(
+        100_000, "Log rows held while the warehouse is down (beyond: the oldest are dropped and counted).",
+        env="RECSYS_LOG_BUFFER_ROWS", ge=1,
+    )  # fmt: skip
+    search_threads: int = setting(
+        0, "FAISS searches in flight at once per API process; 0: one per core. Set it to the CPU quota "
+        "in containers.", env="RECSYS_SEARCH_THREADS", ge=0,
+    )  # fmt: skip

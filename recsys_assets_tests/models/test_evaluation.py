@@ -1,0 +1,96 @@
+"""One evaluation for every model: full-ranking metrics, slices and coverage by hand, the
+promotion verdict, the report and its gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys_assets.core.models.evaluation import evaluate, promotion_verdict, slice_masks
+from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.models.report import build_report, gate_outcome, model_entry, report_table
+from recsys_assets.core.models.training_data import TrainingData
+
+
+def _data() -> TrainingData:
+    # 3 users, 6 items. Item 0 is popular in train (3), item 1 twice, the rest cold (<= 2).
+    train = Csr.from_pairs(np.array([0, 1, 2, 0, 1]), np.array([0, 0, 0, 1, 1]), 3)
+    val = Csr.from_pairs(np.array([0, 1]), np.array([2, 3]), 3)
+    test = Csr.from_pairs(np.array([0, 2, 2]), np.array([4, 1, 5]), 3)
+    return TrainingData(train, val, test, 6)
+
+
+def test_evaluate_reports_splits_slices_and_coverage_by_hand() -> None:
+    data = _data()
+    masks = slice_masks(data)
+    assert masks["cold_start"].tolist() == [False, True, True, True, True, True]
+    # Tertiles by train popularity (ties by index): head {0, 1}, torso {2, 3}, tail {4, 5}.
+    assert np.flatnonzero(masks["head"]).tolist() == [0, 1] and np.flatnonzero(masks["tail"]).tolist() == [
+        4,
+        5,
+    ]
+    # Scores grow with the item index, so every user ranks 5, 4, 3, ... after exclusions.
+    users, items = np.ones((3, 1)), np.arange(1, 7, dtype=float)[:, None]
+    report = evaluate(users, items, data, ks=(1, 2))
+    # Validation (train excluded): user 0 ranks 5, 4 -> item 2 missed; user 1 ranks 5, 4 -> 3 missed.
+    assert report["val"]["users"] == 2 and report["val"]["recall@2"] == 0.0
+    # Test (train and val excluded): user 0 ranks 5, 4 -> hit 4 at rank 2; user 2 ranks 5, 4 -> hit 5 at 1.
+    test = report["test"]
+    assert test["users"] == 2
+    assert test["recall@2"] == pytest.approx((1 / 1 + 1 / 2) / 2)
+    assert test["hit@1"] == pytest.approx(0.5) and test["mrr@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert test["coverage@2"] == pytest.approx(2 / 6)
+    # Item 1 (head, 2 train interactions: cold) is user 2's only head item; it is not in the top 2.
+    assert test["slices"]["head"]["users"] == 1 and test["slices"]["head"]["recall@2"] == 0.0
+    assert test["slices"]["tail"]["users"] == 2 and test["slices"]["tail"]["recall@2"] == 1.0
+    assert test["slices"]["cold_start"]["interactions"] == 3
+    assert test["slices"]["torso"] == {"users": 0.0, "interactions": 0.0}
+    with pytest.raises(ValueError, match="model has 3 users x 5 items; the data has 3 x 6"):
+        evaluate(users, items[:5], data)
+
+
+def test_promotion_verdict() -> None:
+    blessed = {"ndcg@20": 0.1000, "recall@20": 0.2000}
+    ok = promotion_verdict({"ndcg@20": 0.0985, "recall@20": 0.2100}, blessed, tolerance=0.02)
+    assert ok.passed and ok.description.startswith(
+        "no regression: ndcg@20 0.0985 vs blessed 0.1000 (floor 0.0980)"
+    )
+    bad = promotion_verdict({"ndcg@20": 0.0979, "recall@20": 0.2100}, blessed, tolerance=0.02)
+    assert not bad.passed and bad.description.startswith("REGRESSION in ndcg@20: ")
+    assert bad.blessed == blessed and bad.candidate["ndcg@20"] == 0.0979
+    first = promotion_verdict({"ndcg@20": 0.05, "recall@20": 0.1}, None, tolerance=0.02)
+    assert first.passed and "no blessed report yet" in first.description
+
+
+def test_report_holds_every_model_and_gates_the_candidate() -> None:
+    # 4 users over 30 items, each with a train item, a validation item and a test item.
+    rows = np.arange(4)
+    data = TrainingData(
+        Csr.from_pairs(rows, rows, 4),
+        Csr.from_pairs(rows, rows + 4, 4),
+        Csr.from_pairs(rows, rows + 8, 4),
+        30,
+    )
+    users, items = np.ones((4, 1)), np.arange(30, 0, -1, dtype=float)[:, None]
+    metrics = evaluate(users, items, data)
+    meta = {"train_seconds": 1.5, "best_epoch": 3, "config": {"dim": 1}, "run_id": "r1", "history": []}
+    files = {"users_uri": "u.npy", "items_uri": "i.npy", "meta_uri": "m.json"}
+    models = {"pop": model_entry(metrics, meta, files), "gat": model_entry(metrics, meta, files)}
+    assert models["gat"]["train"]["best_epoch"] == 3 and models["gat"]["train"]["recency_readout"] is None
+    assert models["gat"]["files"] == files and models["gat"]["config"] == {"dim": 1}
+    report, verdict = build_report(models, data, "gat", {"code": "v1"}, "run", None, 0.02)
+    assert report["ks"] == [10, 20] and report["data"] == data.summary()
+    assert report["promotion"]["passed"] and report["promotion"]["blessed_created_at"] is None
+    assert report["versions"]["code"] == "v1" and "torch" in report["versions"]["packages"]
+    # Blessed 10% better than the candidate: the gate fails, and says by how much.
+    blessed = {**report, "models": {"gat": {"test": {m: v * 1.1 for m, v in metrics["test"].items()
+                                                      if m in ("ndcg@20", "recall@20")}}}}  # fmt: skip
+    _, verdict = build_report(models, data, "gat", {}, "run", blessed, 0.02)
+    gate = gate_outcome(verdict, "gat", 0.02, "eval/blessed.json")
+    assert not gate.passed and gate.message.startswith("candidate gat: REGRESSION in ndcg@20, recall@20")
+    assert gate.observed == pytest.approx(metrics["test"]["ndcg@20"])
+    assert gate.threshold == pytest.approx(metrics["test"]["ndcg@20"] * 1.1 * 0.98)
+    assert gate.metadata["blessed_uri"] == "eval/blessed.json"
+    assert "| gat | " in report_table(models)
+    with pytest.raises(ValueError, match="candidate 'mf' is not among the evaluated models"):
+        build_report(models, data, "mf", {}, "run", None, 0.02)

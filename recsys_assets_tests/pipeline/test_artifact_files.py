@@ -1,0 +1,38 @@
+"""The artifact catalogue against what the graph really wrote: every file is an entry of the
+catalogue, written by the entry's one writer; every entry the graph writes was written."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets_tests.pipeline.conftest import Pipeline
+
+pytestmark = pytest.mark.xdist_group("pipeline")
+#: Entries written outside the main job: the bless job, the ablation job, the daily drift asset.
+ELSEWHERE = {catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.DRIFT_PLOT}
+
+
+def test_every_file_is_a_catalogue_entry_of_a_materialized_writer(pipeline: Pipeline) -> None:
+    pipeline.require("faiss_index", "graph_qa_report", "items", "interactions")
+    files = sorted(p.relative_to(pipeline.root).as_posix() for p in pipeline.root.rglob("*") if p.is_file())
+    seen: set[catalogue.Artifact] = set()
+    for relative in files:
+        matches = catalogue.match(relative)
+        assert len(matches) == 1, f"{relative} matches {len(matches)} catalogue entries: {matches}"
+        ((artifact, fields),) = matches
+        writer = artifact.writer.format(**fields)
+        assert writer in pipeline.metadata, f"{relative}: written by {writer}, which did not materialize"
+        seen.add(artifact)
+    assert set(catalogue.CATALOGUE) - seen == ELSEWHERE
+    # Partitioned artifacts: one file per month, each recorded as its own partition.
+    months = [p for p in files if catalogue.INTERACTIONS.pattern().match(p)]
+    assert len(months) == pipeline.partitions["interactions"] == 24
+
+
+def test_the_whole_graph_materialized_with_every_check_passing(pipeline: Pipeline) -> None:
+    assert pipeline.failures == {}, "\n\n".join(pipeline.failures.values())
+    assert pipeline.success
+    failed = {name: check.description for name, check in pipeline.checks.items() if not check.passed}
+    assert failed == {}
+    assert len(pipeline.checks) == 25 and len(pipeline.metadata) == 20

@@ -1,0 +1,198 @@
+"""The model assets in the materialized graph: every model stored the same way, the GAT's
+checkpoint, the evaluation report and the promotion gate, blessing, and the ablation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from dagster import DagsterInstance, Definitions, materialize
+
+from recsys_assets.assets import models, serving
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.codecs import read_json, read_npy, read_npz
+from recsys_assets.core.io.storage import read_bytes
+from recsys_assets.core.models.gat.checkpoint import load_checkpoint
+from recsys_assets.core.models.gat.graph import build_graph
+from recsys_assets.core.models.gat.model import embed
+from recsys_assets.core.models.training_data import load_training_data
+from recsys_assets_tests.conftest import make_resources
+from recsys_assets_tests.pipeline.conftest import EPOCHS, Pipeline
+
+pytestmark = pytest.mark.xdist_group("pipeline")
+MODELS = ("popularity", "mf", "lightgcn", "gat")
+
+
+def test_every_model_is_stored_as_user_and_item_vectors(pipeline: Pipeline) -> None:
+    pipeline.require(*(f"{name}_model" for name in MODELS))
+    artifacts = pipeline.artifacts
+    maps = read_json(artifacts.uri(catalogue.NODE_MAPS))
+    for name in MODELS:
+        users = read_npy(artifacts.uri(catalogue.MODEL_USERS, model=name))
+        items = read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model=name))
+        meta = read_json(artifacts.uri(catalogue.MODEL_META, model=name))
+        assert users.shape[0] == len(maps["users"]) and items.shape[0] == len(maps["items"])
+        assert users.shape[1] == items.shape[1] == meta["dim"]
+        assert meta["model"] == name and meta["data"]["users"] == len(maps["users"])
+        if name != "popularity":
+            # Early stopping picked the epoch with the best validation NDCG@20, within the cap.
+            best = max(meta["history"], key=lambda h: h["val_ndcg@20"])
+            assert meta["best_epoch"] == best["epoch"] and meta["epochs_run"] <= EPOCHS
+            assert meta["best_val_ndcg@20"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
+            assert meta["config"]["epochs"] == EPOCHS
+    assert all(pipeline.checks[f"{name}_model_vectors"].passed for name in MODELS)
+    assert "| epoch | train loss | val NDCG@20 |" in pipeline.metadata["mf_model"]["learning_curve"].value
+
+
+def test_gat_checkpoint_reproduces_its_exported_vectors(pipeline: Pipeline) -> None:
+    pipeline.require("gat_model")
+    artifacts = pipeline.artifacts
+    model = load_checkpoint(read_bytes(artifacts.uri(catalogue.GAT_CHECKPOINT)))
+    config = pipeline.settings.models.gat
+    assert model.config == config and model.config.epochs == EPOCHS
+    data = load_training_data(artifacts.uri(catalogue.SPLITS), artifacts.uri(catalogue.NODE_MAPS))
+    ui = read_npz(artifacts.uri(catalogue.UI_EDGES))
+    graph = build_graph(ui, data.n_users, data.n_items, read_npz(artifacts.uri(catalogue.II_EDGES["fused"])))
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="gat"))
+    assert meta["features"] == "fused" and meta["checkpoint_uri"] == artifacts.uri(catalogue.GAT_CHECKPOINT)
+    # The recency readout chosen on validation is saved with the weights.
+    assert float(model.readout) == meta["recency_readout"] in config.recency_readout
+    assert meta["edges"] == {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
+    features = torch.from_numpy(read_npy(artifacts.uri(catalogue.FUSED_EMBEDDINGS)))
+    users, items = embed(model, features, graph)
+    np.testing.assert_allclose(items, read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model="gat")), atol=1e-5)
+    np.testing.assert_allclose(users, read_npy(artifacts.uri(catalogue.MODEL_USERS, model="gat")), atol=1e-5)
+
+
+def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_report(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.require("eval_report")
+    artifacts = pipeline.artifacts
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    assert report["candidate"] == "gat" and report["ks"] == [10, 20]
+    assert set(report["models"]) == set(MODELS)
+    splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
+    assert report["data"]["test"] == int((splits["split"] == "test").sum())
+    for name, model in report["models"].items():
+        for split in ("val", "test"):
+            metrics = model[split]
+            for key in ("recall", "ndcg", "hit", "mrr", "coverage"):
+                assert 0.0 <= metrics[f"{key}@10"] <= metrics[f"{key}@20"] <= 1.0, (name, split, key)
+            assert set(metrics["slices"]) == {"cold_start", "head", "torso", "tail"}
+        assert model["train"]["train_seconds"] >= 0
+        assert model["files"]["users_uri"] == artifacts.uri(catalogue.MODEL_USERS, model=name)
+    # Popularity recommends the same head items to everyone: its coverage is tiny.
+    assert (
+        report["models"]["popularity"]["test"]["coverage@20"] < report["models"]["gat"]["test"]["coverage@20"]
+    )
+    assert report["versions"]["packages"]["torch"].startswith("2.13.0") and report["versions"]["code"]
+    gate = pipeline.checks["eval_report_promotion_gate"]
+    assert gate.passed and "no blessed report yet" in gate.description
+    assert gate.metadata["observed"].value == pytest.approx(report["models"]["gat"]["test"]["ndcg@20"])
+    table = pipeline.metadata["eval_report"]["report"].value
+    assert all(f"| {name} |" in table for name in report["models"])
+
+
+def _copy(pipeline: Pipeline, tmp_path: Path) -> dict:
+    """Resources over a copy of the pipeline's artifacts, for tests that change them."""
+    shutil.copytree(pipeline.root, tmp_path / "artifacts")
+    settings = pipeline.settings.with_changes({"artifacts": {"root": str(tmp_path / "artifacts")}})
+    return make_resources(settings)
+
+
+def test_blessing_then_a_regression_stops_downstream_assets(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.require("eval_report", "faiss_index")
+    resources = _copy(pipeline, tmp_path)
+    artifacts = resources["settings"].artifacts
+    blessed_path = Path(artifacts.uri(catalogue.BLESSED_REPORT))
+    bless = Definitions(jobs=[models.bless_eval_report], resources=resources).resolve_job_def(
+        "bless_eval_report"
+    )
+    with DagsterInstance.ephemeral() as instance:
+        assert bless.execute_in_process(
+            instance=instance, run_config={"ops": {"bless_current_report": {"config": {"note": "first"}}}}
+        ).success
+    blessed = json.loads(blessed_path.read_text())
+    assert blessed["blessed"]["note"] == "first"
+    assert blessed["models"] == read_json(artifacts.uri(catalogue.EVAL_REPORT))["models"]
+
+    published = read_json(artifacts.uri(catalogue.SERVING_MANIFEST))
+    # A blessed report 10% better than the candidate: the gate fails and blocks downstream.
+    gat_test = blessed["models"]["gat"]["test"]
+    gat_test["ndcg@20"] *= 1.1
+    blessed_path.write_text(json.dumps(blessed))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize(
+            [models.eval_report, serving.item_embeddings_export, serving.faiss_index],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    gate = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "eval_report_promotion_gate"
+    )
+    assert not gate.passed and gate.description.startswith("candidate gat: REGRESSION in ndcg@20: ")
+    assert gate.metadata["blessed_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"])
+    assert gate.metadata["candidate_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"] / 1.1)
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
+        "eval_report"
+    ]
+    # The API keeps the last good version: the manifest is untouched.
+    assert read_json(artifacts.uri(catalogue.SERVING_MANIFEST)) == published
+    # A later run of the export alone (the gate is not re-evaluated there) refuses too.
+    with DagsterInstance.ephemeral() as instance:
+        later = materialize([serving.item_embeddings_export], resources=resources, instance=instance,
+                            raise_on_error=False)  # fmt: skip
+    assert not later.success
+    assert "the promotion gate failed (REGRESSION in ndcg@20" in str(later.all_events)
+    # A failed report is not blessed without force.
+    with DagsterInstance.ephemeral() as instance:
+        refused = bless.execute_in_process(instance=instance, raise_on_error=False)
+    assert not refused.success
+    assert "its promotion gate failed (REGRESSION in ndcg@20" in str(refused.all_events)
+
+
+def test_ablation_job_records_one_row_per_variant(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.require("gat_model")
+    resources = _copy(pipeline, tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.gat_ablation], resources=resources, instance=instance)
+    ablation = read_json(resources["settings"].artifacts.uri(catalogue.ABLATION))
+    names = [v["variant"] for v in ablation["variants"]]
+    assert names == ["base", "features=txt", "loss=bpr", "loss=bce", "heads=4", "layers=1", "layers=3",
+                     "no item-item edges", "no edge features", "no recency readout"]  # fmt: skip
+    by_name = {v["variant"]: v for v in ablation["variants"]}
+    assert by_name["features=txt"]["features"] == "txt" and by_name["base"]["features"] == "fused"
+    assert by_name["loss=bpr"]["config"]["negatives"] == 16 and by_name["base"]["config"]["negatives"] == 512
+    assert (
+        by_name["layers=3"]["config"]["layers"] == 3
+        and not by_name["no edge features"]["config"]["edge_features"]
+    )
+    off = by_name["no recency readout"]
+    assert off["config"]["recency_readout"] == [0.0] and off["recency_readout"] == 0.0
+    assert by_name["base"]["recency_readout"] in (0.0, 1.0, 2.0)
+    for variant in ablation["variants"]:
+        assert 0 < variant["test_ndcg@20"] <= 1 and variant["config"]["epochs"] == EPOCHS
+    (event,) = result.asset_materializations_for_node("gat_ablation")
+    table = event.metadata["ablation"].value
+    assert all(f"| {name} |" in table for name in names)
+    assert (
+        event.metadata["best_on_validation"].value
+        == max(ablation["variants"], key=lambda v: v["val_ndcg@20"])["variant"]
+    )
+
+
+def test_unknown_model_settings_are_named() -> None:
+    from recsys_assets.settings import SettingsError
+    from recsys_assets.settings.models import GATConfig
+
+    with pytest.raises(
+        SettingsError, match=r"ablation variant 'x': tau: Extra inputs are not permitted; known "
+    ):
+        GATConfig().updated({"tau": 0.2}, "ablation variant 'x'")

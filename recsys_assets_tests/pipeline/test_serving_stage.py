@@ -1,0 +1,117 @@
+"""The serving assets in the materialized graph: the published version holds the promoted model
+and loads; and drift metrics computed against it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, materialize
+
+from recsys_assets.assets import monitoring
+from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.codecs import read_json, read_npy, read_parquet
+from recsys_assets.core.serving.bundle import load_bundle
+from recsys_assets.core.warehouse.tables import LOG_TABLES
+from recsys_assets_tests.conftest import make_resources
+from recsys_assets_tests.pipeline.conftest import Pipeline
+from serving.request_log import DuckDBSink
+
+pytestmark = pytest.mark.xdist_group("pipeline")
+
+
+def test_serving_bundle_holds_the_promoted_model_and_loads(pipeline: Pipeline) -> None:
+    pipeline.require("faiss_index")
+    artifacts = pipeline.artifacts
+    manifest = read_json(artifacts.uri(catalogue.SERVING_MANIFEST))
+    bundle = load_bundle(artifacts.uri(catalogue.SERVING_MANIFEST))
+    assert bundle.version == manifest["version"] and manifest["model"]["name"] == "gat"
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    assert manifest["eval"]["test"]["ndcg@20"] == report["models"]["gat"]["test"]["ndcg@20"]
+    np.testing.assert_array_equal(bundle.items, read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model="gat")))
+    np.testing.assert_array_equal(bundle.users, read_npy(artifacts.uri(catalogue.MODEL_USERS, model="gat")))
+    maps = read_json(artifacts.uri(catalogue.NODE_MAPS))
+    assert bundle.item_ids == maps["items"] and bundle.user_ids == maps["users"]
+    assert bundle.titles == read_parquet(artifacts.uri(catalogue.ITEMS))["title"].fillna("").tolist()
+    # Train histories: exactly each user's train items.
+    splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
+    train = splits[splits["split"] == "train"]
+    user = maps["users"][7]
+    expected = sorted(maps["items"].index(i) for i in train.loc[train["user_id"] == user, "item_id"])
+    assert sorted(bundle.history(7).tolist()) == expected
+    # Popularity: the most reviewed train item first.
+    counts = train["item_id"].value_counts()
+    assert bundle.item_ids[bundle.popular[0]] in counts[counts == counts.max()].index
+    # 400 items: below exact_below, so exact search (recall 1).
+    assert manifest["index"]["kind"] == "flat" and manifest["index"]["recall@20"] == 1.0
+    metadata = pipeline.metadata["faiss_index"]
+    assert metadata["recall@20_vs_exact"].value == 1.0 and metadata["version"].value == bundle.version
+    assert "| flat |" in metadata["single_query_latency"].value
+    assert pipeline.metadata["item_embeddings_export"]["version"].value == bundle.version
+    # The pending record the export wrote names the version the index published.
+    assert read_json(artifacts.uri(catalogue.SERVING_PENDING))["version"] == bundle.version
+
+
+def test_drift_metrics_materialize_a_day_of_logs_idempotently(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.require("faiss_index")
+    bundle = load_bundle(pipeline.artifacts.uri(catalogue.SERVING_MANIFEST))
+    day = dt.date(2026, 11, 20)
+    ts = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    path = tmp_path / "warehouse.duckdb"
+    sink = DuckDBSink(str(path))
+    served = bundle.item_ids[:30]
+    sink.write(LOG_TABLES["recommendation_requests"], [
+        {"request_id": f"r{i}", "ts": ts, "user_id": bundle.user_ids[i], "strategy": "user",
+         "model_version": bundle.version, "k": 3, "items": served[i : i + 3], "scores": [3.0, 2.0, 1.0],
+         "latency_ms": 2.0}
+        for i in range(10)
+    ])  # fmt: skip
+    # Clicks by known users on their own train items, and 5 by a stranger on an item never trained on.
+    counts = np.bincount(bundle.history_items, minlength=len(bundle.item_ids))
+    untrained = int(np.flatnonzero(counts == 0)[0])
+    events = [
+        {"request_id": f"r{u}", "ts": ts, "user_id": bundle.user_ids[u],
+         "item_id": bundle.item_ids[int(bundle.history(u)[0])], "event": "click"}
+        for u in range(15)
+    ] + [{"request_id": "r0", "ts": ts, "user_id": "stranger", "item_id": bundle.item_ids[untrained],
+          "event": "click"}] * 5  # fmt: skip
+    sink.write(LOG_TABLES["feedback_events"], events)
+    shutil.copytree(pipeline.root, tmp_path / "artifacts")
+    settings = pipeline.settings.with_changes({
+        "artifacts": {"root": str(tmp_path / "artifacts")}, "warehouse": {"duckdb_path": str(path)},
+        "monitoring": {"thresholds": {"unseen_user_share": 0.2}},
+    })  # fmt: skip
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(2):  # the second run replaces the first one's rows
+            result = materialize(
+                [monitoring.drift_metrics], resources=make_resources(settings), instance=instance,
+                partition_key=str(day),
+            )  # fmt: skip
+            assert result.success
+    metadata = result.asset_materializations_for_node("drift_metrics")[0].metadata
+    assert metadata["model_version"].value == bundle.version
+    breached = metadata["breached"].value
+    # 0.25: above 0.2 (overridden), below 0.3 (the default).
+    assert "unseen_user_share" in breached and "unseen_item_share" not in breached
+    assert "| unseen_user_share | 0.2500 | 0.2 | breach |" in metadata["metrics"].value
+    assert metadata["last_30_days"].value.splitlines()[2].startswith("| 2026-11-20 |")
+    assert metadata["last_30_days_plot"].value.startswith(
+        "![drift over the last 30 days](data:image/png;base64,"
+    )
+    assert metadata["plot_uri"].value == str(tmp_path / "artifacts" / "monitoring" / "drift_2026-11-20.png")
+    assert Path(metadata["plot_uri"].value).read_bytes()[:4] == b"\x89PNG"
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = dict(con.execute(
+            "SELECT metric_name, value FROM drift_metrics WHERE metric_date = DATE '2026-11-20'"
+        ).fetchall())  # fmt: skip
+    assert len(rows) == 11
+    assert rows["unseen_user_share"] == pytest.approx(0.25) and rows["unseen_item_share"] == pytest.approx(
+        0.25
+    )
+    assert rows["fallback_rate"] == 0.0
+    assert rows["catalogue_coverage"] == pytest.approx(12 / len(bundle.item_ids))

@@ -1,0 +1,198 @@
+"""The Definitions load in every environment, with the designed keys, groups and dependencies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+DESCRIBE = """
+import json
+from recsys_assets.definitions import defs
+graph = defs.resolve_asset_graph()
+resources = defs.resources
+print(json.dumps({
+    "assets": {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(k.to_user_string() for k in graph.get(key).parent_keys),
+            "partitioned": graph.get(key).partitions_def is not None,
+            "description": graph.get(key).description,
+        }
+        for key in graph.get_all_asset_keys()
+    },
+    "checks": sorted(k.name for k in graph.asset_check_keys),
+    "blocking": sorted(k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking),
+    "resources": sorted(resources),
+    "io_roots": [resources["io_manager"].base_path],
+    "raw": [resources["settings"].tree.data.reviews_uri, resources["settings"].tree.data.metadata_uri],
+    "jobs": sorted(j.name for j in defs.jobs),
+    "pools": {k.to_user_string(): sorted(graph.get(k).pools or []) for k in graph.get_all_asset_keys()},
+    "job_runner": type(resources["job_runner"]).__name__,
+    "image_encoder": resources["settings"].tree.embeddings.image.encoder,
+    "warehouse": resources["settings"].tree.warehouse.kind,
+    "automation": {
+        **{s.name: s.default_status.value for s in defs.schedules},
+        **{s.name: s.default_status.value for s in defs.sensors},
+    },
+    "retrain": sorted(
+        k.to_user_string() for k in defs.resolve_job_def("retrain").asset_layer.executable_asset_keys
+    ),
+    "all_assets_has_drift": any(
+        k.to_user_string() == "drift_metrics"
+        for k in defs.resolve_job_def("all_assets").asset_layer.executable_asset_keys
+    ),
+}))
+"""
+
+
+def _describe(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    done = subprocess.run(
+        [sys.executable, "-c", DESCRIBE], env={**clean, **env}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+GAT_INPUTS = {"ii_edges_fused", "ii_edges_txt", "interaction_splits", "item_fused_embeddings"}
+GAT_INPUTS |= {"item_text_embeddings", "node_maps", "ui_edges"}
+EXPECTED_ASSETS = {
+    "raw_metadata": ("raw", [], False),
+    "raw_reviews": ("raw", [], False),
+    "items": ("catalogue", ["raw_metadata"], False),
+    "items_quarantine": ("catalogue", ["raw_metadata"], False),
+    "interactions": ("catalogue", ["items", "raw_reviews"], True),
+    "interactions_quarantine": ("catalogue", ["items", "raw_reviews"], True),
+    "item_text_embeddings": ("embeddings", ["items"], False),
+    "item_image_embeddings": ("embeddings", ["interactions", "items"], False),
+    "item_fused_embeddings": (
+        "embeddings",
+        ["interactions", "item_image_embeddings", "item_text_embeddings"],
+        False,
+    ),
+    "interaction_splits": ("graphs", ["interactions"], False),
+    "node_maps": ("graphs", ["interaction_splits", "items"], False),
+    "ui_edges": ("graphs", ["interaction_splits", "node_maps"], False),
+    "ii_edges_txt": ("graphs", ["item_text_embeddings"], False),
+    "ii_edges_fused": ("graphs", ["item_fused_embeddings"], False),
+    "graph_qa_report": (
+        "graphs",
+        ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"],
+        False,
+    ),
+    "popularity_model": ("models", ["interaction_splits", "node_maps"], False),
+    "mf_model": ("models", ["interaction_splits", "node_maps"], False),
+    "lightgcn_model": ("models", ["interaction_splits", "node_maps"], False),
+    "gat_model": ("models", sorted(GAT_INPUTS), False),
+    "eval_report": ("models", ["gat_model", "lightgcn_model", "mf_model", "popularity_model"], False),
+    "gat_ablation": ("models", ["gat_model"], False),
+    "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
+    "faiss_index": ("serving", ["item_embeddings_export"], False),
+    "drift_metrics": ("monitoring", ["faiss_index", "item_text_embeddings", "items"], True),
+}
+BLOCKING = [
+    "interactions_ids_not_null",
+    "interactions_item_in_items",
+    "interactions_no_duplicate_events",
+    "interactions_quarantine_rate",
+    "interactions_rating_in_range",
+    "interactions_ts_in_month",
+    "items_item_id_not_null",
+    "items_item_id_unique",
+    "items_quarantine_rate",
+    "item_text_embeddings_aligned",
+    "item_image_embeddings_aligned",
+    "item_image_embeddings_failure_rate",
+    "item_fused_embeddings_aligned",
+    "item_fused_embeddings_beat_text",
+    "ui_edges_valid",
+    "ii_edges_txt_valid",
+    "ii_edges_txt_recall",
+    "ii_edges_fused_valid",
+    "ii_edges_fused_recall",
+    "popularity_model_vectors",
+    "mf_model_vectors",
+    "lightgcn_model_vectors",
+    "gat_model_vectors",
+    "eval_report_promotion_gate",
+]
+
+
+@pytest.mark.parametrize("env", ["local", "gcp"])
+def test_definitions_load(env: str) -> None:
+    described = _describe({"RECSYS_ENV": env, "RECSYS_GCS_BUCKET": "my-bucket"})
+    got = {k: (v["group"], v["deps"], v["partitioned"]) for k, v in described["assets"].items()}
+    assert got == EXPECTED_ASSETS
+    assert all(v["description"] for v in described["assets"].values())
+    assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
+    assert described["blocking"] == sorted(BLOCKING)
+    assert described["jobs"] == [
+        "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain"
+    ]  # fmt: skip
+    on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
+    assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
+    assert described["retrain"] == sorted(
+        k
+        for k, v in EXPECTED_ASSETS.items()
+        if v[0] in ("embeddings", "graphs", "models", "serving") and k != "gat_ablation"
+    )
+    # Only the accelerator steps occupy the GPU pool.
+    assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings", "gat_model"}
+    assert described["pools"]["item_image_embeddings"] == described["pools"]["gat_model"] == ["gpu"]
+    assert described["resources"] == ["io_manager", "job_runner", "settings"]
+    assert described["job_runner"] == {"local": "LocalJobRunner", "gcp": "VertexJobRunner"}[env]
+    assert described["image_encoder"] == {"local": "efficientnet-lite0", "gcp": "clip"}[env]
+    assert described["warehouse"] == {"local": "duckdb", "gcp": "bigquery"}[env]
+    assert described["all_assets_has_drift"] is False  # daily partitions: its own schedule
+    (root,) = described["io_roots"]
+    if env == "gcp":
+        assert root == "gs://my-bucket/recsys"
+        assert described["raw"] == [
+            "gs://my-bucket/raw/reviews_Electronics_5.json.gz",
+            "gs://my-bucket/raw/meta_Electronics.json.gz",
+        ]
+    else:
+        assert root.endswith("data/artifacts") and "://" not in root
+        assert described["raw"][0].endswith("data/raw/small/reviews_Electronics_5.json.gz")
+
+
+def test_settings_are_validated() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
+    for var, value, message in [
+        ("RECSYS_ENV", "aws", "RECSYS_ENV='aws': Input should be 'local' or 'gcp'"),
+        ("RECSYS_RAW_FORMAT", "2020", "RECSYS_RAW_FORMAT='2020': Input should be '2014', '2018' or '2023'"),
+        (
+            "RECSYS_MAX_QUARANTINE_RATE",
+            "lots",
+            "RECSYS_MAX_QUARANTINE_RATE='lots': Input should be a valid number",
+        ),
+        (
+            "RECSYS_IMAGE_ENCODER",
+            "vit",
+            "RECSYS_IMAGE_ENCODER='vit': Input should be 'clip' or 'efficientnet-lite0'",
+        ),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-c", "import recsys_assets.definitions"],
+            env={**clean, var: value},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode != 0
+        assert message in done.stderr
+
+
+def test_the_repository_loads_as_a_code_server_loads_it() -> None:
+    """Every job, schedule and sensor together: names that collide only fail here (the
+    ablation job once shared its name with the gat_ablation asset's op)."""
+    from recsys_assets.definitions import defs
+
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} >= {"ablation", "all_assets", "retrain"}
+    assert [s.name for s in repository.schedule_defs] == ["drift_metrics_daily_schedule"]
+    assert [s.name for s in repository.sensor_defs] == ["drift_retrain_sensor"]

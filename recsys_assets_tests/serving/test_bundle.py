@@ -1,0 +1,91 @@
+"""Serving versions: publishing, loading with everything checked, refusing broken versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
+from recsys_assets.core.serving.bundle import BundleError, load_bundle
+from recsys_assets.core.serving.export import export_files, popular_items, publish, write_files
+from recsys_assets.core.serving.index import build_index, index_bytes
+from recsys_assets.settings.serving import IndexConfig
+from recsys_assets_tests.serving.test_index import _clustered
+
+
+def test_popular_items_break_ties_by_index() -> None:
+    assert popular_items(np.array([2, 2, 0, 1, 1, 3]), 5).tolist() == [1, 2, 0, 3, 4]
+
+
+def _files(root: Path, name: str, version: str = "v1") -> Path:
+    return Path(Artifacts(str(root)).uri(SERVING_FILES[name], version=version))
+
+
+def _manifest(root: Path) -> str:
+    return Artifacts(str(root)).uri(SERVING_MANIFEST)
+
+
+def _publish(root: Path, version: str = "v1", n_items: int = 30) -> dict:
+    items = _clustered(n_items, dim=8)
+    users = _clustered(4, dim=8, seed=2)
+    files = export_files(
+        items, users, [f"u{i}" for i in range(4)], [f"i{i}" for i in range(n_items)],
+        [f"title {i}" for i in range(n_items)], np.array([0, 2, 3, 3, 5]), np.array([0, 1, 2, 3, 4]),
+    )  # fmt: skip
+    artifacts = Artifacts(str(root))
+    write_files(artifacts, version, files)
+    write_files(artifacts, version, {"index.faiss": index_bytes(build_index(items, IndexConfig()))})
+    return publish(artifacts, version, {"model": {"name": "gat"}})
+
+
+def test_a_published_version_loads_with_everything_checked(tmp_path: Path) -> None:
+    manifest = _publish(tmp_path)
+    assert manifest["version"] == "v1" and set(manifest["files"]) == {
+        "items.npy", "users.npy", "index.faiss", "ids.json", "history.npz", "popular.npy",
+    }  # fmt: skip
+    bundle = load_bundle(_manifest(tmp_path))
+    assert bundle.version == "v1" and bundle.index.ntotal == 30 and bundle.items.shape == (30, 8)
+    assert bundle.user_index["u3"] == 3 and bundle.item_index["i7"] == 7 and bundle.titles[7] == "title 7"
+    assert bundle.history(0).tolist() == [0, 1] and bundle.history(2).tolist() == []
+    assert bundle.popular[:5].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_publish_refuses_a_version_with_a_missing_file(tmp_path: Path) -> None:
+    _publish(tmp_path)
+    _files(tmp_path, "index.faiss").unlink()
+    with pytest.raises(ValueError, match=r"serving version v1: .*index.faiss is missing"):
+        publish(Artifacts(str(tmp_path)), "v1", {})
+
+
+def test_a_corrupt_file_is_refused_naming_it(tmp_path: Path) -> None:
+    _publish(tmp_path)
+    path = _files(tmp_path, "items.npy")
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(BundleError, match=r"items.npy: checksum mismatch"):
+        load_bundle(_manifest(tmp_path))
+
+
+def test_an_unreadable_or_inconsistent_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"manifest\.json: cannot read the manifest"):
+        load_bundle(_manifest(tmp_path))
+    Path(_manifest(tmp_path)).parent.mkdir(parents=True)
+    Path(_manifest(tmp_path)).write_text(json.dumps({"files": {}}))
+    with pytest.raises(BundleError, match="manifest has no 'version'"):
+        load_bundle(_manifest(tmp_path))
+    # Files that match their checksums but not each other: an index over 20 items for 30 vectors.
+    _publish(tmp_path, "v1", n_items=30)
+    other = tmp_path / "other"
+    _publish(other, "v2", n_items=20)
+    _files(tmp_path, "index.faiss").write_bytes(_files(other, "index.faiss", "v2").read_bytes())
+    publish(Artifacts(str(tmp_path)), "v1", {})
+    inconsistent = r"version v1 is inconsistent: index holds 20 x 8, items.npy \(30, 8\)"
+    with pytest.raises(BundleError, match=inconsistent):
+        load_bundle(_manifest(tmp_path))
+    # Bytes that are not an index at all.
+    _files(tmp_path, "index.faiss").write_bytes(b"garbage")
+    publish(Artifacts(str(tmp_path)), "v1", {})
+    with pytest.raises(BundleError, match="version v1 does not parse"):
+        load_bundle(_manifest(tmp_path))
