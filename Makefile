@@ -40,7 +40,7 @@ data: $(SMALL)/manifest.json
 materialize: install data $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m recsys_assets.materialize
 
-# BigQuery schemas Terraform reads, from recsys_assets/core/warehouse_tables.py.
+# BigQuery schemas Terraform reads, from recsys_assets/core/warehouse/tables.py.
 terraform-schemas: install
 	$(PY) -m recsys_assets.core.warehouse.tables terraform/schemas
 

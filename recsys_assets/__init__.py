@@ -1,5 +1,7 @@
 """Multi-modal GNN recommendations as a Dagster asset graph.
 
-``recsys_assets.core`` is the ML core and imports without Dagster; the Dagster
-definitions live in ``recsys_assets.definitions``.
+``recsys_assets.settings`` (every setting, one typed tree) and ``recsys_assets.core`` (the ML core)
+import without Dagster, as do the job modules (``recsys_assets.jobs``, which need only
+``dagster_pipes``); the Dagster definitions live in ``recsys_assets.definitions``. ARCHITECTURE.md
+draws the layers.
 """

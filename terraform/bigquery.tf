@@ -1,5 +1,5 @@
 # The warehouse: request and feedback logs (written by the API) and drift metrics (written by the
-# drift_metrics asset). Schemas come from recsys_assets/core/warehouse_tables.py via
+# drift_metrics asset). Schemas come from recsys_assets/core/warehouse/tables.py via
 # `make terraform-schemas`; a test fails when these files, partitions or clustering drift from it.
 
 resource "google_bigquery_dataset" "recsys" {

@@ -40,23 +40,20 @@ class Section(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    def with_changes(self, changes: Mapping[str, Any]) -> Self:
-        """A validated copy with ``changes`` merged in, section by section."""
-        return self.model_validate(merged(self.model_dump(), changes))
-
-    def to_dict(self) -> dict[str, Any]:
-        """As JSON types (tuples become lists): what reports, checkpoints and job params hold."""
-        return self.model_dump(mode="json")
-
-    def updated(self, overrides: Mapping[str, Any], what: str = "") -> Self:
-        """A validated copy with ``overrides``; an unknown or invalid key is named."""
+    def with_changes(self, changes: Mapping[str, Any], what: str = "") -> Self:
+        """A validated copy with ``changes`` merged in, section by section; an unknown or
+        invalid key is named (``what``: where the changes came from)."""
         try:
-            return self.model_validate({**self.model_dump(), **overrides})
+            return self.model_validate(merged(self.model_dump(), changes))
         except ValidationError as error:
             known = sorted(type(self).model_fields)
             raise SettingsError(
                 f"{what or type(self).__name__}: {describe_errors(error)}; known settings: {known}"
             ) from error
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON types (tuples become lists): what reports, checkpoints and job params hold."""
+        return self.model_dump(mode="json")
 
 
 def setting(

@@ -195,4 +195,4 @@ def test_unknown_model_settings_are_named() -> None:
     with pytest.raises(
         SettingsError, match=r"ablation variant 'x': tau: Extra inputs are not permitted; known "
     ):
-        GATConfig().updated({"tau": 0.2}, "ablation variant 'x'")
+        GATConfig().with_changes({"tau": 0.2}, "ablation variant 'x'")

@@ -145,11 +145,6 @@ CATALOGUE: tuple[Artifact, ...] = (
 )  # fmt: skip
 
 
-def written_by(writer: str) -> list[Artifact]:
-    """The artifacts ``writer`` writes (for the ones without fields in their writer)."""
-    return [a for a in CATALOGUE if a.writer == writer]
-
-
 def match(relative: str) -> list[tuple[Artifact, dict[str, str]]]:
     """The catalogue entries a relative path is a file of, with its field values."""
     found = []

@@ -1,5 +1,5 @@
 """One day of drift metrics: the day's logged traffic, read from the warehouse, against the
-training window of the serving version (``core/drift.py`` holds the formulas).
+training window of the serving version (``drift.py`` holds the formulas).
 
 The day's *interactions* are its clicks and purchases in ``feedback_events``: what users did
 with the catalogue in production, after the model was trained. *New items* are the items of

@@ -111,7 +111,12 @@ DRIFT_METRICS = Table(
     "drift_metrics",
     (
         Column("metric_date", "DATE", "REQUIRED", "The day the metric describes (UTC)."),
-        Column("metric_name", "STRING", "REQUIRED", "See recsys_assets/core/drift.py for each formula."),
+        Column(
+            "metric_name",
+            "STRING",
+            "REQUIRED",
+            "See recsys_assets/core/monitoring/drift.py for each formula.",
+        ),
         Column("value", "FLOAT64", "NULLABLE", "Empty when the day had no data for it."),
         Column("threshold", "FLOAT64", "REQUIRED"),
         Column("status", "STRING", "REQUIRED", "ok, breach or no_data."),

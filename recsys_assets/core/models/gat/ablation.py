@@ -50,7 +50,7 @@ def ablate(
     for name, overrides in variants.items():
         changes = dict(overrides)
         variant_features = str(changes.pop("features", features))
-        config = base.updated(changes, f"ablation variant {name!r}")
+        config = base.with_changes(changes, f"ablation variant {name!r}")
         x, graph = load_inputs(variant_features)
         report: Progress | None = (lambda record, name=name: progress(name, record)) if progress else None
         trained = fit_gat(data, x, graph, config, report)
