@@ -137,7 +137,7 @@ def drift_then_retrain(today: dt.date) -> bool:
         print(metadata["metrics"].value)
         resources = defs.resources or {}
         context = build_sensor_context(instance=instance, resources={"settings": resources["settings"]})
-        sensed = defs.get_sensor_def("drift_retrain_sensor")(context)
+        sensed = defs.resolve_sensor_def("drift_retrain_sensor")(context)
         requests = list(getattr(sensed, "run_requests", None) or [])
         if not requests:
             print(f"4. the sensor requested nothing: {getattr(sensed, 'skip_reason', sensed)}")
