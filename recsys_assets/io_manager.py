@@ -23,7 +23,6 @@ from upath import UPath
 from recsys_assets.core.io.artifacts import Artifact
 from recsys_assets.core.io.codecs import Codec, codec_for
 from recsys_assets.core.io.storage import atomic_write, is_local
-from recsys_assets.core.markdown import Markdown
 
 #: The definition-metadata key naming an asset's catalogue entry.
 ARTIFACT_KEY = "artifact"
@@ -32,11 +31,6 @@ ARTIFACT_KEY = "artifact"
 def artifact_metadata(artifact: Artifact) -> dict[str, str]:
     """Definition metadata that stores an asset's value as ``artifact``."""
     return {ARTIFACT_KEY: artifact.path}
-
-
-def metadata_values(values: dict[str, Any]) -> dict[str, Any]:
-    """Plain metadata as Dagster shows it best: markdown rendered, the rest as Dagster infers."""
-    return {k: MetadataValue.md(v) if isinstance(v, Markdown) else v for k, v in values.items()}
 
 
 class PerPartition(dict[str, Any]):

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
+from recsys_assets.core.markdown import Markdown
 from recsys_assets.core.outcomes import CheckOutcome
-from recsys_assets.io_manager import metadata_values
+
+
+def metadata_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Plain metadata as Dagster shows it best: markdown rendered, the rest as Dagster infers."""
+    return {k: MetadataValue.md(v) if isinstance(v, Markdown) else v for k, v in values.items()}
 
 
 def check_result(
@@ -14,23 +21,11 @@ def check_result(
     outcome: CheckOutcome,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
 ) -> AssetCheckResult:
-    metadata: dict[str, MetadataValue] = {
-        "observed": MetadataValue.float(float(outcome.observed)),
-        "threshold": (
-            MetadataValue.text(outcome.threshold)
-            if isinstance(outcome.threshold, str)
-            else MetadataValue.float(float(outcome.threshold))
-        ),
-        "message": MetadataValue.text(outcome.message),
-        **metadata_values(outcome.metadata),
-    }
-    if len(outcome.offending):
-        metadata["offending_rows"] = MetadataValue.md(outcome.offending.astype(str).to_markdown(index=False))
     return AssetCheckResult(
         asset_key=asset,
         check_name=name,
         passed=outcome.passed,
         severity=severity,
         description=outcome.message,
-        metadata=metadata,
+        metadata=metadata_values({**outcome.details(), "message": outcome.message}),
     )

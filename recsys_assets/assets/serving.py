@@ -7,13 +7,11 @@ failed gate neither runs, so the API keeps serving the last good version.
 
 from datetime import UTC, datetime
 
-import numpy as np
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from recsys_assets.assets.graphs import interaction_splits, node_maps
 from recsys_assets.assets.models import eval_report
 from recsys_assets.core.io import artifacts as catalogue
-from recsys_assets.core.io.codecs import read_npy
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.serving.export import prepare_version, publish_pending
 from recsys_assets.environments import SettingsResource
@@ -24,23 +22,16 @@ GROUP = "serving"
 @asset(group_name=GROUP, deps=[eval_report, node_maps, interaction_splits, "items"], kinds={"numpy"})
 def item_embeddings_export(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
     """The promoted model's user and item vectors with ids, titles, train histories and popularity."""
-    artifacts = settings.artifacts
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run.run_id[:8]}"
-    pending = prepare_version(artifacts, version)
-    items = read_npy(artifacts.uri(catalogue.SERVING_FILES["items.npy"], version=version))
-    users = read_npy(artifacts.uri(catalogue.SERVING_FILES["users.npy"], version=version))
-    norms = np.linalg.norm(items, axis=1)
+    pending, exported = prepare_version(settings.artifacts, version)
     context.log.info(f"exported {pending['model']['name']} vectors as serving version {version}")
     return MaterializeResult(
         metadata={
             "version": version,
             "model": pending["model"]["name"],
-            "users": len(users),
-            "items": len(items),
-            "dim": int(items.shape[1]),
-            "item_norm_min_max": [float(norms.min()), float(norms.max())],
+            **{k: exported[k] for k in ("users", "items", "dim", "item_norm_min_max")},
             "test_ndcg@20": float(pending["eval"]["test"]["ndcg@20"]),
-            "uri": artifacts.uri(catalogue.SERVING_FILES["items.npy"], version=version).rsplit("/", 1)[0],
+            "uri": exported["uri"],
         }
     )
 
@@ -49,7 +40,9 @@ def item_embeddings_export(context: AssetExecutionContext, settings: SettingsRes
 def faiss_index(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
     """FAISS index over the exported item vectors (exact or HNSW by size); publishes serving/manifest.json."""
     serving = settings.tree.serving
-    manifest, built = publish_pending(settings.artifacts, serving.index, serving.min_index_recall)
+    manifest, built = publish_pending(
+        settings.artifacts, serving.index, serving.min_index_recall, context.log.info
+    )
     latency = markdown_table(
         ["search", "median ms", "p99 ms"],
         [

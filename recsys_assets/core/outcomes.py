@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_assets.core.markdown import Markdown
+
 #: Offending rows shown with a failed check.
 MAX_OFFENDING = 10
 
@@ -23,6 +25,17 @@ class CheckOutcome:
     offending: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Further measurements, shown beside the verdict.
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def details(self) -> dict[str, Any]:
+        """What a check result shows beside its verdict, as plain values (markdown as
+        ``Markdown``), the same whether the check ran in the asset or in a job."""
+        details: dict[str, Any] = {
+            "observed": float(self.observed),
+            "threshold": self.threshold if isinstance(self.threshold, str) else float(self.threshold),
+        }
+        if len(self.offending):
+            details["offending_rows"] = Markdown(self.offending.astype(str).to_markdown(index=False))
+        return {**details, **self.metadata}
 
 
 def unit_rows(vectors: np.ndarray, expected_rows: int, expected_dim: int) -> CheckOutcome:

@@ -76,18 +76,6 @@ class JobResult:
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
 
 
-def check_metadata(outcome: CheckOutcome) -> dict[str, Any]:
-    """A check's outcome as Pipes metadata: the fields an in-process check shows too."""
-    metadata: dict[str, Any] = {
-        "description": outcome.message,
-        "observed": float(outcome.observed),
-        "threshold": outcome.threshold if isinstance(outcome.threshold, str) else float(outcome.threshold),
-    }
-    if len(outcome.offending):
-        metadata["offending_rows"] = md(outcome.offending.astype(str).to_markdown(index=False))
-    return {**metadata, **wire_metadata(outcome.metadata)}
-
-
 def wire_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """Metadata for Pipes: markdown stays markdown, ``None`` (nothing to show) is left out."""
     return {k: md(v) if isinstance(v, Markdown) else v for k, v in metadata.items() if v is not None}
@@ -118,5 +106,7 @@ def run_job(run: Callable[[Any, PipesContext], JobResult], kind: type[P] | TypeA
         pipes.report_asset_materialization(metadata=wire_metadata(result.metadata))
         for suffix, outcome in result.checks.items():
             pipes.report_asset_check(
-                check_name=f"{params.asset}_{suffix}", passed=outcome.passed, metadata=check_metadata(outcome)
+                check_name=f"{params.asset}_{suffix}",
+                passed=outcome.passed,
+                metadata=wire_metadata({"description": outcome.message, **outcome.details()}),
             )

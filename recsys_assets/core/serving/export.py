@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,9 +133,10 @@ def item_titles(items_uri: str, maps: NodeMaps) -> list[str]:
     return catalogue["title"].fillna("").astype(str).tolist()
 
 
-def prepare_version(artifacts: Artifacts, version: str) -> dict[str, Any]:
+def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export the promoted model (``eval.json``'s candidate, its gate passed) as serving version
-    ``version``: every file but the index, and the pending record ``faiss_index`` completes."""
+    ``version``: every file but the index, and the pending record ``faiss_index`` completes.
+    Returns the pending record and a summary of what was exported (sizes, item vector norms)."""
     report_uri = artifacts.uri(EVAL_REPORT)
     release = promoted_release(read_json(report_uri), report_uri)
     files = release["model"]["files"]
@@ -154,11 +156,19 @@ def prepare_version(artifacts: Artifacts, version: str) -> dict[str, Any]:
     )
     pending = {"version": version, **release}
     save(artifacts.uri(SERVING_PENDING), pending)
-    return pending
+    norms = np.linalg.norm(items, axis=1)
+    summary = {
+        "users": len(users),
+        "items": len(items),
+        "dim": int(items.shape[1]),
+        "item_norm_min_max": [float(norms.min()), float(norms.max())],
+        "uri": artifacts.uri(SERVING_FILES["items.npy"], version=version).rsplit("/", 1)[0],
+    }
+    return pending, summary
 
 
 def publish_pending(
-    artifacts: Artifacts, config: IndexConfig, min_recall: float
+    artifacts: Artifacts, config: IndexConfig, min_recall: float, log: Callable[[str], None] = lambda _: None
 ) -> tuple[dict[str, Any], BuiltIndex]:
     """Build and measure the pending version's index, and publish the version unless its
     recall@k against exact search is below ``min_recall`` (then nothing is published)."""
@@ -166,6 +176,7 @@ def publish_pending(
     version = pending["version"]
     items = read_npy(artifacts.uri(SERVING_FILES["items.npy"], version=version))
     users = read_npy(artifacts.uri(SERVING_FILES["users.npy"], version=version))
+    log(f"building a {config.resolved_kind(len(items))} index over {items.shape}")
     built = measure(build_index(items, config), items, users, config)
     if built.recall < min_recall:
         raise ValueError(

@@ -45,13 +45,17 @@ def ablate(
     load_inputs: InputLoader,
     progress: Callable[[str, dict[str, float]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per variant: its config, best epoch, validation and test metrics."""
+    """One row per variant: its config, best epoch, validation and test metrics. Inputs are
+    loaded once per feature set, however many variants share it."""
+    loaded: dict[str, tuple[np.ndarray, Graph]] = {}
     rows: list[dict[str, Any]] = []
     for name, overrides in variants.items():
         changes = dict(overrides)
         variant_features = str(changes.pop("features", features))
         config = base.with_changes(changes, f"ablation variant {name!r}")
-        x, graph = load_inputs(variant_features)
+        if variant_features not in loaded:
+            loaded[variant_features] = load_inputs(variant_features)
+        x, graph = loaded[variant_features]
         report: Progress | None = (lambda record, name=name: progress(name, record)) if progress else None
         trained = fit_gat(data, x, graph, config, report)
         metrics = evaluate(trained.users, trained.items, data)
