@@ -31,7 +31,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-$(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/devdata/synthetic.py recsys_assets/devdata/vocabulary.json
+$(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/devdata/synthetic.py recsys_assets/devdata/formats.py recsys_assets/devdata/quirks.py recsys_assets/devdata/vocabulary.json
 	$(PY) -m recsys_assets.devdata.synthetic --preset small --out $(SMALL) > /dev/null
 	@echo "synthetic catalogue written to $(SMALL)"
 

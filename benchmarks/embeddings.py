@@ -37,7 +37,7 @@ def corpus(n: int) -> list[str]:
 
     with tempfile.TemporaryDirectory() as tmp:
         generate("small", Path(tmp), image_files=False, overrides={"n_items": 2 * n})
-        items = stage_items(str(Path(tmp) / METADATA_FILE), "2014", workers=1).items
+        items = stage_items(str(Path(tmp) / METADATA_FILE), "2014", Path(tmp) / "out", workers=1).load_items()
     items = items[items["title"].notna() & items["description"].notna()].head(n).reset_index(drop=True)
     rng = np.random.default_rng(0)
     extra = rng.integers(0, 5, size=len(items))

@@ -11,13 +11,15 @@ settings tree, ``recsys_assets/settings``) differ by environment. Three resource
 
 from __future__ import annotations
 
+import multiprocessing
 from functools import cached_property
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from recsys_assets.core.io.artifacts import Artifacts
+from recsys_assets.core.processes import die_with_parent
 from recsys_assets.core.warehouse.clients import Warehouse, open_warehouse
 from recsys_assets.io_manager import ArtifactIOManagerFactory
 from recsys_assets.settings import Settings, load_settings
@@ -38,6 +40,12 @@ class SettingsResource(ConfigurableResource):
     @classmethod
     def of(cls, settings: Settings) -> SettingsResource:
         return cls(values=settings.model_dump(mode="json"))
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # A step that runs in its own process (the multiprocess executor) ends with the run's
+        # process: killing the CLI or the run worker, even with -9, leaves no step writing.
+        if multiprocessing.parent_process() is not None:
+            die_with_parent()
 
     @cached_property
     def tree(self) -> Settings:

@@ -24,6 +24,8 @@ from recsys_assets.assets.check_results import check_result
 from recsys_assets.core.catalogue.checks import interactions_outcomes, items_outcomes
 from recsys_assets.core.catalogue.staging import month_index, month_label, stage_interactions, stage_items
 from recsys_assets.core.io.artifacts import INTERACTIONS, INTERACTIONS_QUARANTINE, ITEMS, ITEMS_QUARANTINE
+from recsys_assets.core.io.codecs import ParquetFile
+from recsys_assets.core.io.storage import scratch_dir
 from recsys_assets.environments import SettingsResource
 from recsys_assets.io_manager import PerPartition, artifact_metadata
 from recsys_assets.partitions import interaction_months
@@ -46,10 +48,26 @@ def _blocking(asset: str, name: str, description: str) -> AssetCheckSpec:
     return AssetCheckSpec(name, asset=asset, blocking=True, description=description)
 
 
+SEVERITY = {
+    name: AssetCheckSeverity.WARN
+    for name in (
+        "interactions_row_count_vs_previous_month",
+        "interactions_duplicate_share",
+        "items_repeated_lines",
+    )
+}
+
+
 ITEMS_CHECKS = [
     _blocking("items", "items_item_id_not_null", "item_id is never null."),
     _blocking("items", "items_item_id_unique", "item_id identifies one row."),
-    _blocking("items", "items_quarantine_rate", "Quarantined metadata records stay under the limit."),
+    _blocking("items", "items_quarantine_rate", "Invalid metadata records stay under the limit."),
+    AssetCheckSpec(
+        "items_repeated_lines",  # severity WARN, see SEVERITY
+        asset="items",
+        blocking=False,
+        description="Warns when many metadata lines repeat an item (they are merged) and shows conflicts.",
+    ),
 ]
 
 
@@ -74,34 +92,47 @@ def items(
 ) -> Iterator[Output[Any] | AssetCheckResult]:
     """Stage the metadata dump into ``items.parquet`` and its quarantine."""
     data = settings.tree.data
-    staged = stage_items(
-        data.metadata_uri, data.format, workers=data.parser_workers or None, progress=context.log.info
-    )
-    frame = staged.items
-    context.log.info(
-        f"{len(frame):,} items staged, {len(staged.quarantine):,} records quarantined "
-        f"from {staged.records_read:,} in {staged.seconds:.1f}s"
-    )
-    yield Output(
-        frame,
-        output_name="items",
-        metadata={
-            "source": MetadataValue.path(data.metadata_uri),
-            "records_read": staged.records_read,
-            "with_title": int(frame["title"].notna().sum()),
-            "with_description": int(frame["description"].notna().sum()),
-            "with_image_url": int(frame["image_url"].notna().sum()),
-            "price_unparsed": staged.price_unparsed,
-            "stage_seconds": round(staged.seconds, 2),
-        },
-    )
-    yield Output(
-        staged.quarantine, output_name="items_quarantine", metadata=_reason_counts(staged.quarantine)
-    )
+    with scratch_dir("items") as scratch:
+        staged = stage_items(
+            data.metadata_uri,
+            data.format,
+            scratch,
+            workers=data.parser_workers or None,
+            progress=context.log.info,
+        )
+        context.log.info(
+            f"{staged.items:,} items staged from {staged.records_read:,} records in {staged.seconds:.1f}s: "
+            f"{staged.repeated_lines:,} repeated lines merged, "
+            f"{staged.invalid:,} invalid records quarantined, "
+            f"{staged.blank_lines:,} blank lines"
+        )
+        texts = staged.load_items(["title", "description", "image_url"]).notna().sum()
+        yield Output(
+            ParquetFile(staged.path),
+            output_name="items",
+            metadata={
+                "source": MetadataValue.path(data.metadata_uri),
+                "records_read": staged.records_read,
+                "blank_lines": staged.blank_lines,
+                "repeated_lines_merged": staged.repeated_lines,
+                "items_with_conflicting_lines": MetadataValue.json(dict(staged.conflicts)),
+                "with_title": int(texts["title"]),
+                "with_description": int(texts["description"]),
+                "with_image_url": int(texts["image_url"]),
+                "price_unparsed": staged.price_unparsed,
+                "fields_set_to_null": MetadataValue.json(dict(staged.nulled)),
+                "stage_seconds": round(staged.seconds, 2),
+            },
+        )
+        quarantine = staged.load_quarantine()
+        yield Output(ParquetFile(staged.quarantine_path), output_name="items_quarantine",
+                     metadata=_reason_counts(quarantine))  # fmt: skip
 
-    outcomes = items_outcomes(staged, data.metadata_uri, data.max_quarantine_rate)
+        outcomes = items_outcomes(
+            staged, data.metadata_uri, data.max_quarantine_rate, data.duplicate_warn_share
+        )
     for name, outcome in outcomes.items():
-        yield check_result("items", name, outcome)
+        yield check_result("items", name, outcome, SEVERITY.get(name, AssetCheckSeverity.ERROR))
 
 
 INTERACTIONS_CHECKS = [
@@ -113,9 +144,17 @@ INTERACTIONS_CHECKS = [
         "Every row's timestamp lies in its partition's month, and no record lies outside every month.",
     ),
     _blocking("interactions", "interactions_item_in_items", "Every item_id is a row of items."),
-    _blocking("interactions", "interactions_no_duplicate_events", "No repeated (user_id, item_id, ts) row."),
     _blocking(
-        "interactions", "interactions_quarantine_rate", "Quarantined review records stay under the limit."
+        "interactions",
+        "interactions_no_duplicate_events",
+        "No repeated (user_id, item_id, ts) row is staged.",
+    ),
+    _blocking("interactions", "interactions_quarantine_rate", "Invalid review records stay under the limit."),
+    AssetCheckSpec(
+        "interactions_duplicate_share",  # severity WARN, see SEVERITY
+        asset="interactions",
+        blocking=False,
+        description="Warns when many reviews repeat an earlier one (they are collapsed), with examples.",
     ),
     AssetCheckSpec(
         "interactions_row_count_vs_previous_month",  # severity WARN, see SEVERITY
@@ -124,9 +163,6 @@ INTERACTIONS_CHECKS = [
         description="Warns when a month's row count moves more than the tolerance from the month before.",
     ),
 ]
-
-
-SEVERITY = {"interactions_row_count_vs_previous_month": AssetCheckSeverity.WARN}
 
 
 @multi_asset(
@@ -159,44 +195,49 @@ def interactions(
     data = settings.tree.data
     months = list(context.partition_keys)
     keys = interaction_months.get_partition_keys()
-    staged = stage_interactions(
-        data.reviews_uri,
-        data.format,
-        months,
-        (keys[0], month_label(month_index(keys[-1]) + 1)),
-        workers=data.parser_workers or None,
-        progress=context.log.info,
-    )
-    rows = sum(len(frame) for frame in staged.months.values())
-    context.log.info(
-        f"{rows:,} interactions in {len(months)} month(s) from "
-        f"{staged.records_read:,} records in {staged.seconds:.1f}s"
-    )
-    yield Output(
-        PerPartition(staged.months),
-        output_name="interactions",
-        metadata={
-            "source": MetadataValue.path(data.reviews_uri),
-            "records_read": staged.records_read,
-            "records_of_other_months": staged.records_other_months,
-            "records_outside_every_month": len(staged.unassigned),
-            "stage_seconds": round(staged.seconds, 2),
-            "rows_by_month": MetadataValue.md(staged.rows_by_month()),
-        },
-    )
-    yield Output(
-        PerPartition(staged.quarantine),
-        output_name="interactions_quarantine",
-        metadata=_reason_counts(staged.unassigned),
-    )
-    outcomes = interactions_outcomes(
-        staged,
-        items["item_id"],
-        first_month=keys[0],
-        max_quarantine_rate=data.max_quarantine_rate,
-        row_count_tolerance=data.row_count_tolerance,
-        stored_rows=lambda month: _stored_rows(context, month),
-    )
+    with scratch_dir("interactions") as scratch:
+        staged = stage_interactions(
+            data.reviews_uri,
+            data.format,
+            months,
+            (keys[0], month_label(month_index(keys[-1]) + 1)),
+            scratch,
+            workers=data.parser_workers or None,
+            progress=context.log.info,
+        )
+        context.log.info(
+            f"{staged.rows:,} interactions in {len(months)} month(s) from {staged.records_read:,} records "
+            f"in {staged.seconds:.1f}s: {staged.duplicates:,} duplicates collapsed, "
+            f"{staged.blank_lines:,} blank lines"
+        )
+        yield Output(
+            PerPartition({month: ParquetFile(m.path) for month, m in staged.months.items()}),
+            output_name="interactions",
+            metadata={
+                "source": MetadataValue.path(data.reviews_uri),
+                "records_read": staged.records_read,
+                "blank_lines": staged.blank_lines,
+                "duplicates_collapsed": staged.duplicates,
+                "records_of_other_months": staged.records_other_months,
+                "records_outside_every_month": len(staged.unassigned),
+                "stage_seconds": round(staged.seconds, 2),
+                "rows_by_month": MetadataValue.md(staged.rows_by_month()),
+            },
+        )
+        yield Output(
+            PerPartition({month: ParquetFile(m.quarantine_path) for month, m in staged.months.items()}),
+            output_name="interactions_quarantine",
+            metadata=_reason_counts(staged.unassigned),
+        )
+        outcomes = interactions_outcomes(
+            staged,
+            items["item_id"],
+            first_month=keys[0],
+            max_quarantine_rate=data.max_quarantine_rate,
+            row_count_tolerance=data.row_count_tolerance,
+            duplicate_warn_share=data.duplicate_warn_share,
+            stored_rows=lambda month: _stored_rows(context, month),
+        )
     for name, outcome in outcomes.items():
         yield check_result("interactions", name, outcome, SEVERITY.get(name, AssetCheckSeverity.ERROR))
 

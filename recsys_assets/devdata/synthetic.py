@@ -28,10 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
-REVIEWS_FILE = "reviews_Electronics_5.json.gz"
-METADATA_FILE = "meta_Electronics.json.gz"
+from recsys_assets.devdata.formats import FORMATS, metadata_line, review_line, review_record
+from recsys_assets.devdata.quirks import (
+    QuirkCounts,
+    changed_rating,
+    plan_review_quirks,
+    plant_metadata_quirks,
+    render_huge_price,
+    wrong_typed_review,
+)
+
+REVIEWS_FILE = FORMATS["2014"].reviews_file
+METADATA_FILE = FORMATS["2014"].metadata_file
 IMAGES_DIR = "images"
 N_BRANDS = 6
 #: The colour of each brand's mark on its images.
@@ -69,6 +78,25 @@ class Preset:
     #: Mean size of the ``related.also_bought`` list (read and discarded by the reader).
     related_items: int = 8
     seed: int = 7
+    # The quirks of real dumps, planted as extra lines on top of the clean records (so the
+    # clean counts above still hold after staging). Shares scale with the preset; the counts
+    # they give (``QuirkCounts``) are in the manifest, and staging must report exactly them.
+    #: review lines copied (same user, item and time), some far from their source...
+    duplicate_review_share: float = 0.0
+    #: ...and the share of those copies that carry a different rating (still collapsed);
+    duplicate_rating_change_share: float = 0.25
+    #: metadata lines repeating an item: a copy, or a copy with fewer fields...
+    repeated_item_share: float = 0.0
+    #: ...and the share of those that disagree with the item's first line (a longer title);
+    conflicting_item_share: float = 1 / 3
+    #: review copies with a wrong-typed field (an id as a list, dict or fraction, a rating
+    #: as a string), at most one a month, which staging quarantines;
+    wrong_type_review_share: float = 0.0
+    #: metadata copies whose id is a list or a boolean (quarantined), and as many items whose
+    #: price is not a finite number (stored as null and counted);
+    wrong_type_item_share: float = 0.0
+    #: blank lines in each file.
+    blank_lines: int = 0
 
 
 PRESETS: dict[str, Preset] = {
@@ -80,6 +108,13 @@ PRESETS: dict[str, Preset] = {
         n_reviewed_items=2_000,
         first_month="2012-08",
         n_months=24,
+        # A few of each (40 duplicate reviews, 30 repeated metadata lines, 4 wrong-typed
+        # reviews, 2 wrong-typed metadata lines, 3 blank lines), so `make run` shows them handled.
+        duplicate_review_share=0.0008,
+        repeated_item_share=0.01,
+        wrong_type_review_share=0.00008,
+        wrong_type_item_share=0.0007,
+        blank_lines=3,
     ),
     # The shape of the real 2014 Electronics files (reviews 5-core, full metadata).
     "amazon-electronics": Preset(
@@ -92,6 +127,30 @@ PRESETS: dict[str, Preset] = {
         image_share=0.3,
         review_words=90,
         related_items=25,
+        # Real 2018 5-core files repeat from 0.2% to most of their review lines.
+        duplicate_review_share=0.01,
+        repeated_item_share=0.01,
+        wrong_type_review_share=0.00001,
+        wrong_type_item_share=0.00004,
+        blank_lines=10,
+    ),
+    # Ten million reviews: with the 1.7M preset, it shows staging's memory flat in dump size.
+    # (The 2023 Electronics release has ~43.9M reviews and ~1.6M items.)
+    "reviews-10m": Preset(
+        n_items=600_000,
+        n_users=1_000_000,
+        n_reviews=10_000_000,
+        n_reviewed_items=200_000,
+        first_month="2013-01",
+        n_months=120,
+        image_share=0.3,
+        review_words=40,
+        related_items=0,
+        duplicate_review_share=0.01,
+        repeated_item_share=0.01,
+        wrong_type_review_share=0.00001,
+        wrong_type_item_share=0.00004,
+        blank_lines=10,
     ),
 }
 
@@ -294,23 +353,6 @@ def _draw_items(
     return item
 
 
-def _review_line(user: str, asin: str, rating: float, ts: int, text: str, summary: str) -> bytes:
-    stamp = time.gmtime(ts)
-    return orjson.dumps(
-        {
-            "reviewerID": user,
-            "asin": asin,
-            "reviewerName": f"Reviewer {user[-4:]}",
-            "helpful": [0, 0],
-            "reviewText": text,
-            "overall": rating,
-            "summary": summary,
-            "unixReviewTime": int(ts),
-            "reviewTime": time.strftime("%m %d, %Y", stamp),
-        }
-    )
-
-
 def write_image(path: Path, category: int, seed: int, brand: int = 0) -> None:
     """A 64x64 JPEG: colour and shape show the category, a bar pattern at the bottom the brand."""
     from PIL import Image, ImageDraw  # deferred: only the generator draws images
@@ -333,18 +375,25 @@ def generate(
     preset_name: str,
     out: Path,
     *,
+    fmt: str = "2014",
     image_files: bool = True,
     image_base_uri: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, object]:
-    """Write the reviews file, the metadata file, images and a manifest into ``out``.
+    """Write the reviews file, the metadata file (in the ``fmt`` release's format), images and
+    a manifest into ``out``.
 
-    Returns the manifest: preset, counts and the month range the reviews cover.
+    Returns the manifest: preset, file names, counts, the month range the reviews cover, and
+    the counts staging must report for the planted quirks.
     """
     if preset_name not in PRESETS:
         raise ValueError(f"unknown preset {preset_name!r}; expected one of {', '.join(PRESETS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    files = FORMATS[fmt]
     preset = replace(PRESETS[preset_name], **(overrides or {}))
     rng = np.random.default_rng(preset.seed)
+    quirk_rng = np.random.default_rng([preset.seed, 1])
     out.mkdir(parents=True, exist_ok=True)
     images_dir = out / IMAGES_DIR
     base_uri = image_base_uri or images_dir.resolve().as_uri()
@@ -352,32 +401,45 @@ def generate(
 
     cat = make_catalogue(preset, rng)
     records, has_image = metadata_records(preset, cat, rng, base_uri)
-    with gzip.open(out / METADATA_FILE, "wb", compresslevel=1) as meta:
-        for record in records:
-            # repr() of a dict is exactly the 2014 file's Python-literal syntax.
-            meta.write(repr(record).encode("utf-8") + b"\n")
+    counts = QuirkCounts.of(preset)
+    with gzip.open(out / files.metadata_file, "wb", compresslevel=1) as meta:
+        for record in plant_metadata_quirks(records, fmt, counts, quirk_rng):
+            line = b"" if record is None else render_huge_price(metadata_line(record, fmt))
+            meta.write(line + b"\n")
     del records
 
     reviews = make_reviews(preset, cat, rng)
+    months = np.searchsorted(_month_starts(preset), reviews.ts, side="right") - 1
+    quirks = plan_review_quirks(len(reviews.item), months, counts, quirk_rng)
+    pending: dict[int, list[bytes]] = {}
     users = user_ids(preset.n_users)
     words_per_review = rng.poisson(preset.review_words, len(reviews.item)) + 3
-    with gzip.open(out / REVIEWS_FILE, "wb", compresslevel=1) as fh:
+    with gzip.open(out / files.reviews_file, "wb", compresslevel=1) as fh:
         for k in range(len(reviews.item)):
             item = int(reviews.item[k])
             vocab = CATEGORIES[CATEGORY_NAMES[int(cat.category[item])]][1]
             n_words = int(words_per_review[k])
             words = _words(rng, vocab, max(1, n_words // 3)) + _words(rng, GENERIC, n_words)
-            fh.write(
-                _review_line(
-                    users[reviews.user[k]],
-                    cat.item_id[item],
-                    float(reviews.rating[k]),
-                    int(reviews.ts[k]),
-                    " ".join(words).capitalize() + ".",
-                    " ".join(words[:4]).title(),
-                )
-                + b"\n"
+            rating = float(reviews.rating[k])
+            record = review_record(
+                fmt,
+                users[reviews.user[k]],
+                cat.item_id[item],
+                rating,
+                int(reviews.ts[k]),
+                " ".join(words).capitalize() + ".",
+                " ".join(words[:4]).title(),
             )
+            fh.write(review_line(record) + b"\n")
+            for target, copy_rating in quirks.copies.get(k, []):
+                copy = record if copy_rating is None else {**record, files.rating: changed_rating(rating)}
+                pending.setdefault(target, []).append(review_line(copy))
+            if k in quirks.wrong_typed:
+                fh.write(review_line(wrong_typed_review(record, fmt, quirks.wrong_typed[k])) + b"\n")
+            for line in pending.pop(k, []):
+                fh.write(line + b"\n")
+            if k in quirks.blank_after:
+                fh.write(b"   \n" if k % 2 else b"\n")
 
     n_images = 0
     if image_files:
@@ -394,6 +456,8 @@ def generate(
     last_month = np.datetime64(preset.first_month, "M") + preset.n_months - 1
     manifest: dict[str, object] = {
         "preset": preset_name,
+        "format": fmt,
+        "files": {"reviews": files.reviews_file, "metadata": files.metadata_file},
         "settings": asdict(preset),
         "items": preset.n_items,
         "users": preset.n_users,
@@ -402,6 +466,7 @@ def generate(
         "items_with_image_url": int(has_image.sum()),
         "image_files": n_images,
         "months": [preset.first_month, str(last_month)],
+        "expected_staging": counts.expected_staging(preset.n_items, len(reviews.item)),
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -411,6 +476,7 @@ def generate(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--format", default="2014", choices=sorted(FORMATS), help="Amazon release to imitate")
     parser.add_argument("--out", type=Path, required=True, help="folder to write into")
     parser.add_argument(
         "--no-image-files",
@@ -422,7 +488,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     manifest = generate(
-        args.preset, args.out, image_files=not args.no_image_files, image_base_uri=args.image_base_uri
+        args.preset,
+        args.out,
+        fmt=args.format,
+        image_files=not args.no_image_files,
+        image_base_uri=args.image_base_uri,
     )
     print(json.dumps(manifest, indent=2))
 

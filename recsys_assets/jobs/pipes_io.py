@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from recsys_assets.core.markdown import Markdown
 from recsys_assets.core.outcomes import CheckOutcome
+from recsys_assets.core.processes import die_with_parent
 from recsys_assets.jobs.contracts import JobParams
 from recsys_assets.settings.base import describe_errors
 
@@ -39,6 +40,8 @@ def open_job_pipes() -> Iterator[PipesContext]:
         ) as pipes:
             yield pipes
     else:
+        # A local job process is the step's child: it must not run on after the step dies.
+        die_with_parent()
         with open_dagster_pipes() as pipes:
             yield pipes
 

@@ -144,7 +144,3 @@ def load_settings() -> Settings:
 def readme_table() -> str:
     """The README's table of variables."""
     return markdown_table(Settings)
-
-
-if __name__ == "__main__":
-    print(readme_table())

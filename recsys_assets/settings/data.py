@@ -43,8 +43,14 @@ class DataSettings(Section):
     )  # fmt: skip
     max_quarantine_rate: float = setting(
         0.001,
-        "Largest share of a file's records that may be quarantined (0 rejects any bad record).",
+        "Largest share of a file's records that may be invalid and quarantined (0 rejects any bad record).",
         env="RECSYS_MAX_QUARANTINE_RATE", ge=0.0, le=1.0,
+    )  # fmt: skip
+    duplicate_warn_share: float = setting(
+        0.05,
+        "Share of repeated records (duplicate reviews, repeated metadata lines) above which a "
+        "warning check fails; they are collapsed or merged either way, and never stop a run.",
+        env="RECSYS_DUPLICATE_WARN_SHARE", ge=0.0, le=1.0,
     )  # fmt: skip
     row_count_tolerance: float = setting(
         0.5, "Month-over-month row-count change that raises a warning.", env="RECSYS_ROW_COUNT_TOLERANCE",

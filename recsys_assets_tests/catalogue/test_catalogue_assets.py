@@ -23,6 +23,9 @@ from recsys_assets.partitions import interaction_months
 from recsys_assets_tests.conftest import make_resources, make_settings
 
 MONTHS = interaction_months.get_partition_keys()
+# At this size the small preset's shares plant 2 duplicate reviews, 3 repeated metadata
+# lines and 3 blank lines, and no wrong-typed record: the quarantine of invalid records
+# starts empty and each test adds its own.
 TINY = {"n_items": 300, "n_users": 120, "n_reviews": 3_000, "n_reviewed_items": 200}
 
 
@@ -73,7 +76,7 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
     assert all(e.passed for e in _checks(result).values()), {
         k: e.description for k, e in _checks(result).items() if not e.passed
     }
-    assert len(_checks(result)) == 10
+    assert len(_checks(result)) == 12
 
     artifacts = tmp_path / "artifacts"
     items = pd.read_parquet(artifacts / "items.parquet")
@@ -95,7 +98,13 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
     march = pd.read_parquet(artifacts / "interactions" / "2013-03.parquet")
     assert (march["ts"].dt.strftime("%Y-%m") == "2013-03").all()
     assert march["ts"].is_monotonic_increasing
-    assert len(pd.read_parquet(artifacts / "quarantine" / "interactions" / "2013-03.parquet")) == 0
+    # The month's quarantine holds only its duplicate reviews, each naming the line kept.
+    march_q = pd.read_parquet(artifacts / "quarantine" / "interactions" / "2013-03.parquet")
+    assert set(march_q["code"]) <= {"duplicate"} and march_q["kept_line"].notna().all()
+    quarantined = pd.concat(pd.read_parquet(p) for p in (artifacts / "quarantine" / "interactions").glob("*"))
+    assert quarantined["code"].value_counts().to_dict() == {"duplicate": 2}
+    items_q = pd.read_parquet(artifacts / "quarantine" / "items.parquet")
+    assert items_q["code"].value_counts().to_dict() == {"repeated_item": 3}
 
     rows_md = {
         m.partition: m.materialization.metadata["rows"].value
@@ -110,7 +119,8 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
         .value
     )
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    assert {month: int(rows) for month, rows, _ in cells} == rows_md
+    assert {month: int(rows) for month, rows, *_ in cells} == rows_md
+    assert sum(int(duplicates) for _, _, duplicates, _ in cells) == 2
 
 
 def _rewrite_reviews(src: Path, dst: Path, edit: Any) -> None:
@@ -122,6 +132,8 @@ def _rewrite_reviews(src: Path, dst: Path, edit: Any) -> None:
 
 
 def _month(line: str) -> str:
+    if not line.strip():
+        return ""  # the blank lines the generator plants
     ts = json.loads(line)["unixReviewTime"]
     return str(pd.Timestamp(ts, unit="s").strftime("%Y-%m"))
 
@@ -227,6 +239,7 @@ def test_corrupted_reviews_fail_the_right_check(
     quarantined = pd.concat(
         pd.read_parquet(p) for p in (artifacts / "quarantine" / "interactions").glob("*.parquet")
     ).drop_duplicates("line")
+    quarantined = quarantined[quarantined["code"] != "duplicate"]
     assert len(stored) + len(quarantined) == 3_000 + (failing_check != "interactions_rating_in_range")
 
 
@@ -249,5 +262,6 @@ def test_corrupted_metadata_stops_interactions(tmp_path: Path, tiny_raw: Path) -
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
     assert materialized == {"items", "items_quarantine"}
     quarantine = pd.read_parquet(tmp_path / "artifacts" / "quarantine" / "items.parquet")
-    assert quarantine[["line", "code"]].values.tolist() == [[6, "missing_field"]]
+    invalid = quarantine[quarantine["code"] != "repeated_item"]
+    assert invalid[["line", "code"]].values.tolist() == [[6, "missing_field"]]
     assert len(pd.read_parquet(tmp_path / "artifacts" / "items.parquet")) == TINY["n_items"]

@@ -93,18 +93,18 @@ def test_conversion_to_the_2014_dumps_stages_back_unchanged(
     assert printed[0] == f"# movielens-100k: 3 ratings, 2 items -> {tmp_path / 'raw'}"
     settings = dict(line.removeprefix("export ").split("=", 1) for line in printed[1:])
     assert settings["RECSYS_MONTHS_START"] == "1997-12" and settings["RECSYS_MONTHS_END"] == "1998-01"
-    items = stage_items(settings["RECSYS_RAW_METADATA_URI"], "2014", workers=1)
-    assert items.quarantine.empty
-    toy = items.items.set_index("item_id").loc["10"]
+    items = stage_items(settings["RECSYS_RAW_METADATA_URI"], "2014", tmp_path / "out", workers=1)
+    assert items.load_quarantine().empty
+    toy = items.load_items().set_index("item_id").loc["10"]
     assert (toy["title"], toy["description"], list(toy["categories"])) == (
         "Toy Story",
         "1995 Comedy",
         ["Movies", "Comedy"],
     )
     staged = stage_interactions(
-        settings["RECSYS_RAW_REVIEWS_URI"], "2014", ["1997-12"], ("1997-12", "1998-01"), workers=1
+        settings["RECSYS_RAW_REVIEWS_URI"], "2014", ["1997-12"], ("1997-12", "1998-01"), tmp_path, workers=1
     )
-    frame = staged.months["1997-12"]
+    frame = staged.load("1997-12")
     assert frame[["user_id", "item_id", "rating"]].values.tolist() == [
         ["1", "10", 4.0],
         ["2", "10", 5.0],

@@ -59,16 +59,18 @@ def test_files_are_in_the_real_2014_format(small: tuple[Path, dict[str, object]]
     assert manifest["items"] == SMALLER["n_items"]
 
 
-def test_structure(small: tuple[Path, dict[str, object]]) -> None:
+def test_structure(small: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     out, _ = small
-    items = stage_items(str(out / METADATA_FILE), "2014", workers=1).items
+    items = stage_items(str(out / METADATA_FILE), "2014", tmp_path, workers=1).load_items()
     months = [str(m) for m in np.arange(np.datetime64("2012-08"), np.datetime64("2014-08"))]
-    staged = stage_interactions(str(out / REVIEWS_FILE), "2014", months, ("2012-08", "2014-08"), workers=1)
-    reviews = pd.concat(staged.months.values(), ignore_index=True)
+    staged = stage_interactions(
+        str(out / REVIEWS_FILE), "2014", months, ("2012-08", "2014-08"), tmp_path, workers=1
+    )
+    reviews = pd.concat([staged.load(m) for m in months], ignore_index=True)
     assert len(reviews) == SMALLER["n_reviews"] and staged.unassigned.empty
 
     # At least 24 months, each with reviews, volume growing gently (no month-to-month cliff).
-    per_month = np.array([len(staged.months[m]) for m in months])
+    per_month = np.array([staged.months[m].rows for m in months])
     assert len(months) >= 24 and per_month.min() > 0
     assert per_month[-6:].mean() > per_month[:6].mean()
     assert np.abs(np.diff(per_month) / per_month[:-1]).max() < 0.5
@@ -111,9 +113,9 @@ def test_structure(small: tuple[Path, dict[str, object]]) -> None:
     assert shifted / reviews["user_id"].nunique() > 0.4
 
 
-def test_images_exist_for_image_urls(small: tuple[Path, dict[str, object]]) -> None:
+def test_images_exist_for_image_urls(small: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     out, manifest = small
-    items = stage_items(str(out / METADATA_FILE), "2014", workers=1).items
+    items = stage_items(str(out / METADATA_FILE), "2014", tmp_path, workers=1).load_items()
     urls = items["image_url"].dropna()
     assert manifest["image_files"] == len(urls)
     path = Path(urls.iloc[0].removeprefix("file://"))
@@ -134,3 +136,78 @@ def test_reference_preset_has_the_reference_shape() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         generate("huge", Path("/nonexistent"))
+
+
+QUIRKY = {
+    **SMALLER,
+    "duplicate_review_share": 30 / 9_000,
+    "duplicate_rating_change_share": 7 / 30,
+    "repeated_item_share": 25 / 600,
+    "conflicting_item_share": 9 / 25,
+    "wrong_type_review_share": 4 / 9_000,
+    "wrong_type_item_share": 3 / 600,
+    "blank_lines": 5,
+}
+
+
+@pytest.mark.parametrize("fmt", ["2014", "2018", "2023"])
+def test_planted_quirks_stage_with_exactly_the_expected_counts(tmp_path: Path, fmt: str) -> None:
+    manifest = generate("small", tmp_path / "raw", fmt=fmt, image_files=False, overrides=QUIRKY)
+    files, expected = manifest["files"], manifest["expected_staging"]
+    assert isinstance(files, dict) and isinstance(expected, dict)
+    # The clean counts still hold; each quirk's count is the override asked for.
+    assert expected == {
+        "review_records": 9_000 + 30 + 4,
+        "duplicate_reviews": 30,
+        "duplicates_with_other_rating": 7,
+        "invalid_reviews": 4,
+        "review_blank_lines": 5,
+        "metadata_records": 600 + 25 + 3,
+        "repeated_item_lines": 25,
+        "items_with_conflicting_title": 9,
+        "invalid_items": 3,
+        "prices_not_finite": 3,
+        "metadata_blank_lines": 5,
+    }
+    # Two workers on small blocks: duplicates and repeated items cross block boundaries.
+    from recsys_assets.core.catalogue import blocks
+
+    original, blocks.BLOCK_BYTES = blocks.BLOCK_BYTES, 64 * 1024
+    try:
+        items = stage_items(str(tmp_path / "raw" / files["metadata"]), fmt, tmp_path / "out", workers=2)
+        months = [str(m) for m in np.arange(np.datetime64("2012-08"), np.datetime64("2014-08"))]
+        staged = stage_interactions(
+            str(tmp_path / "raw" / files["reviews"]), fmt, months, ("2012-08", "2014-08"), tmp_path / "out",
+            workers=2,
+        )  # fmt: skip
+    finally:
+        blocks.BLOCK_BYTES = original
+
+    assert (items.records_read, items.items, items.blank_lines) == (628, 600, 5)
+    assert (items.repeated_lines, dict(items.conflicts), items.invalid) == (25, {"title": 9}, 3)
+    assert dict(items.nulled) == {"price: not a finite number": 3}
+    quarantine = items.load_quarantine()
+    assert quarantine["code"].value_counts().to_dict() == {"repeated_item": 25, "wrong_type": 3}
+    assert (
+        quarantine.loc[quarantine["code"] == "repeated_item", "kept_line"]
+        .lt(quarantine.loc[quarantine["code"] == "repeated_item", "line"])
+        .all()
+    )
+    assert set(items.conflict_examples["field"]) == {"title"}
+    assert items.conflict_examples["values"].str.contains(r" \(Renewed\)").all()
+    assert items.load_items()["item_id"].is_unique
+
+    assert (staged.records_read, staged.rows, staged.blank_lines) == (9_034, 9_000, 5)
+    assert staged.duplicates == 30 and staged.unassigned.empty
+    assert sum(m.invalid for m in staged.months.values()) == 4
+    assert max(m.invalid for m in staged.months.values()) == 1  # one per month, by design
+    reasons = pd.concat([staged.months[m].load_quarantine() for m in months], ignore_index=True)
+    duplicates = reasons[reasons["code"] == "duplicate"]
+    assert len(duplicates) == 30 and (duplicates["kept_line"] < duplicates["line"]).all()
+    assert duplicates["reason"].str.contains("differs from the kept").sum() == 7
+    wrong = reasons.loc[reasons["code"] == "wrong_type", "reason"].tolist()
+    assert len(wrong) == 4
+    assert any("is a list" in r for r in wrong) and any("is a dict" in r for r in wrong)
+    assert any("is a fractional number" in r for r in wrong) and any(
+        "not a finite number" in r for r in wrong
+    )

@@ -35,4 +35,4 @@ def test_the_whole_graph_materialized_with_every_check_passing(pipeline: Pipelin
     assert pipeline.success
     failed = {name: check.description for name, check in pipeline.checks.items() if not check.passed}
     assert failed == {}
-    assert len(pipeline.checks) == 25 and len(pipeline.metadata) == 20
+    assert len(pipeline.checks) == 27 and len(pipeline.metadata) == 20

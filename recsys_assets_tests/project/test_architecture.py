@@ -52,9 +52,10 @@ def test_core_runs_without_dagster(tmp_path: Path) -> None:
                  for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
         for name in names:
             importlib.import_module(name)
+        from pathlib import Path
         from recsys_assets.core.catalogue.staging import stage_items
-        staged = stage_items({str(meta)!r}, "2014", workers=1)
-        assert staged.items["item_id"].tolist() == ["A1"]
+        staged = stage_items({str(meta)!r}, "2014", Path({str(tmp_path / "out")!r}), workers=1)
+        assert staged.load_items()["item_id"].tolist() == ["A1"]
         print(" ".join(sorted(names)))
         """
     )

@@ -128,7 +128,12 @@ def test_definitions_load(env: str) -> None:
     got = {k: (v["group"], v["deps"], v["partitioned"]) for k, v in described["assets"].items()}
     assert got == EXPECTED_ASSETS
     assert all(v["description"] for v in described["assets"].values())
-    assert described["checks"] == sorted([*BLOCKING, "interactions_row_count_vs_previous_month"])
+    warnings = [
+        "interactions_row_count_vs_previous_month",
+        "interactions_duplicate_share",
+        "items_repeated_lines",
+    ]
+    assert described["checks"] == sorted([*BLOCKING, *warnings])
     assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == [
         "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain"

@@ -16,11 +16,13 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
 import orjson
+import pyarrow as pa
 
 from recsys_assets.core.catalogue.text import clean_text
 from recsys_assets.settings.data import RawFormat
@@ -34,8 +36,13 @@ MAX_EPOCH_SECONDS = 10**11
 INVALID = "invalid_record"
 MISSING = "missing_field"
 WRONG_TYPE = "wrong_type"
-DUPLICATE_ITEM = "duplicate_item_id"
 TS_OUT_OF_RANGE = "ts_out_of_range"
+#: Not invalid: a review repeating an earlier one (same user, item and time), or a metadata
+#: line repeating an earlier item. Kept in the quarantine with the line of the record kept,
+#: and left out of the quarantine rates.
+DUPLICATE = "duplicate"
+REPEATED_ITEM = "repeated_item"
+NOT_INVALID = (DUPLICATE, REPEATED_ITEM)
 
 
 @dataclass(frozen=True)
@@ -54,15 +61,24 @@ REVIEW_SCHEMAS = {
     "2023": ReviewSchema("user_id", "parent_asin", "rating", "timestamp", 1000),
 }
 
-REVIEW_COLUMNS = ("user_id", "item_id", "rating", "ts")
-ITEM_COLUMNS = ("item_id", "title", "description", "brand", "categories", "price", "image_url")
+#: Good review rows as the parser hands them on: ``line`` is the record's line in the file.
+REVIEW_SCHEMA = pa.schema(
+    [("user_id", pa.string()), ("item_id", pa.string()), ("rating", pa.float64()), ("ts", pa.int64()),
+     ("line", pa.int64())]
+)  # fmt: skip
+ITEM_SCHEMA = pa.schema(
+    [("item_id", pa.string()), ("title", pa.string()), ("description", pa.string()), ("brand", pa.string()),
+     ("categories", pa.list_(pa.string())), ("price", pa.float64()), ("image_url", pa.string()),
+     ("line", pa.int64())]
+)  # fmt: skip
+ITEM_COLUMNS = tuple(name for name in ITEM_SCHEMA.names if name != "line")
 
 
 @dataclass
 class ParsedBlock:
-    """Columns of the good records of one block, and the records quarantined from it."""
+    """The good records of one block as an Arrow table, and the records quarantined from it."""
 
-    columns: dict[str, list[Any]]
+    table: pa.Table
     quarantine_lines: list[int] = field(default_factory=list)
     quarantine_codes: list[str] = field(default_factory=list)
     quarantine_reasons: list[str] = field(default_factory=list)
@@ -70,9 +86,11 @@ class ParsedBlock:
     #: Epoch seconds of each quarantined review whose timestamp was readable, else -1;
     #: it lets a bad record be charged to its own month.
     quarantine_ts: list[int] = field(default_factory=list)
-    #: Line number of each good record, aligned with ``columns``.
-    lines: list[int] = field(default_factory=list)
-    price_unparsed: int = 0
+    #: Lines holding only whitespace: counted, never records.
+    blank_lines: int = 0
+    #: Optional fields present but unusable (a price of ``inf``, a title that is a dict),
+    #: stored as null and counted here by ``"field: what"``.
+    nulled: Counter[str] = field(default_factory=Counter)
 
     def quarantine(self, line: int, code: str, reason: str, raw: bytes, ts: int = -1) -> None:
         self.quarantine_lines.append(line)
@@ -81,6 +99,10 @@ class ParsedBlock:
         self.quarantine_reasons.append(reason)
         self.quarantine_records.append(raw[:QUARANTINE_SNIPPET_CHARS].decode("utf-8", errors="replace"))
 
+    @property
+    def records(self) -> int:
+        return self.table.num_rows + len(self.quarantine_lines)
+
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
@@ -88,14 +110,18 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def iter_block_lines(start_line: int, block: bytes) -> list[tuple[int, bytes]]:
-    """Split a block of whole lines, keeping 1-based line numbers; blank lines are skipped."""
+def iter_block_lines(start_line: int, block: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """The non-blank lines of a block with their 1-based numbers, and how many were blank."""
     out = []
+    blank = 0
     for offset, raw in enumerate(block.split(b"\n")):
         line = raw.rstrip(b"\r")
         if line.strip():
             out.append((start_line + offset, line))
-    return out
+        else:
+            blank += 1
+    # A block ends on "\n", so its split ends with one empty piece that is no line at all.
+    return out, blank - block.endswith(b"\n")
 
 
 def _describe(value: Any) -> str:
@@ -103,83 +129,142 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a fractional number" if math.isfinite(value) else "a non-finite number"
+    return {"list": "a list", "dict": "a dict", "tuple": "a tuple", "set": "a set"}.get(
+        type(value).__name__, f"a {type(value).__name__}"
+    )
+
+
+def as_id(value: Any) -> str | None:
+    """An id as stored: strings as they are, integers (and integral floats) in decimal.
+
+    Returns ``None`` for anything else (a list, dict, bool or fractional number), which the
+    caller quarantines: ``str(['X'])`` would make up an id no other file knows.
+    """
+    kind = type(value)
+    if kind is str:
+        return value.strip()
+    if kind is int:
+        return str(value)
+    if kind is float and math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return None
+
+
+_ADDRESS = re.compile(r"<(?:ast\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+
+
+def error_reason(exc: BaseException) -> str:
+    """``Type: message`` without memory addresses (``<ast.Call object at 0x...>`` -> ``Call``)."""
+    message = _ADDRESS.sub(r"\1", str(exc))
+    return f"{type(exc).__name__}: {message}"
+
+
 def parse_reviews_block(fmt: str, start_line: int, block: bytes) -> ParsedBlock:
-    """Parse review lines into ``user_id, item_id, rating, ts`` (ts in epoch seconds).
+    """Parse review lines into ``user_id, item_id, rating, ts`` (ts in epoch seconds) and ``line``.
 
     A record is quarantined when it is not a JSON object, lacks a required field, or a
-    field has the wrong type. Out-of-range values (a rating of 7) are *kept*: range rules
-    belong to the data-quality checks, which report them with the offending rows.
+    field has the wrong type: ids must be strings or integers, the rating a finite number,
+    the timestamp a finite epoch number. Out-of-range values (a rating of 7) are *kept*:
+    range rules belong to the data-quality checks, which report them with the offending rows.
     """
     schema = REVIEW_SCHEMAS[check_format(fmt)]
-    parsed = ParsedBlock(columns={name: [] for name in REVIEW_COLUMNS})
-    users, items, ratings, stamps = (parsed.columns[c] for c in REVIEW_COLUMNS)
-    for number, raw in iter_block_lines(start_line, block):
+    lines, blank = iter_block_lines(start_line, block)
+    users: list[str] = []
+    items: list[str] = []
+    ratings: list[float] = []
+    stamps: list[int] = []
+    good: list[int] = []
+    parsed = ParsedBlock(table=pa.table({}), blank_lines=blank)
+    limit = MAX_EPOCH_SECONDS * schema.ts_per_second
+    for number, raw in lines:
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             parsed.quarantine(number, INVALID, f"invalid JSON: {exc}", raw)
             continue
-        if not isinstance(record, dict):
+        if type(record) is not dict:
             parsed.quarantine(number, INVALID, f"expected a JSON object, got {type(record).__name__}", raw)
             continue
         user, item = record.get(schema.user), record.get(schema.item)
-        rating, ts = record.get(schema.rating), record.get(schema.ts)
-        ts_ok = (
-            not isinstance(ts, bool)
-            and isinstance(ts, int | float)
-            and math.isfinite(ts)
-            and abs(ts) < MAX_EPOCH_SECONDS * schema.ts_per_second
-        )
-        seconds = int(cast(float, ts)) // schema.ts_per_second if ts_ok else -1
-        missing = [
-            name
-            for name, value in (
-                (schema.user, user),
-                (schema.item, item),
-                (schema.rating, rating),
-                (schema.ts, ts),
-            )
-            if value is None or value == ""
-        ]
-        if missing:
-            parsed.quarantine(number, MISSING, f"missing field: {', '.join(missing)}", raw, seconds)
+        rating: Any = record.get(schema.rating)
+        ts: Any = record.get(schema.ts)
+        kind = type(ts)
+        ts_ok = (kind is int or (kind is float and math.isfinite(ts))) and -limit < ts < limit
+        seconds = int(ts) // schema.ts_per_second if ts_ok else -1
+        user_id, item_id = as_id(user), as_id(item)
+        if not user_id or not item_id or rating is None or rating == "" or ts is None or ts == "":
+            # (``==`` with a str is safe for any JSON value; only membership tests hash.)
+            problem = _review_problem(schema, user, item, rating, ts, user_id, item_id)
+            parsed.quarantine(number, problem[0], problem[1], raw, seconds)
             continue
-        if isinstance(rating, bool) or not isinstance(rating, int | float):
-            reason = f"{schema.rating} is not a number: {_describe(rating)}"
+        kind = type(rating)
+        if not (kind is float or kind is int) or not math.isfinite(rating):
+            reason = f"{schema.rating} is not a finite number: {_describe(rating)}"
             parsed.quarantine(number, WRONG_TYPE, reason, raw, seconds)
             continue
         if not ts_ok:
-            parsed.quarantine(
-                number, WRONG_TYPE, f"{schema.ts} is not an epoch timestamp: {_describe(ts)}", raw
-            )
+            reason = f"{schema.ts} is not an epoch timestamp: {_describe(ts)}"
+            parsed.quarantine(number, WRONG_TYPE, reason, raw)
             continue
-        users.append(str(user))
-        items.append(str(item))
-        ratings.append(float(rating))
+        users.append(user_id)
+        items.append(item_id)
+        ratings.append(rating)
         stamps.append(seconds)
-        parsed.lines.append(number)
+        good.append(number)
+    parsed.table = pa.Table.from_arrays(
+        [pa.array(users, pa.string()), pa.array(items, pa.string()), pa.array(ratings, pa.float64()),
+         pa.array(stamps, pa.int64()), pa.array(good, pa.int64())],
+        schema=REVIEW_SCHEMA,
+    )  # fmt: skip
     return parsed
+
+
+def _review_problem(
+    schema: ReviewSchema, user: Any, item: Any, rating: Any, ts: Any, user_id: str | None, item_id: str | None
+) -> tuple[str, str]:
+    """Why a review lacks an id, rating or timestamp: missing fields first, then wrong types."""
+    present = ((schema.user, user), (schema.item, item), (schema.rating, rating), (schema.ts, ts))
+    missing = [
+        name for name, value in present if value is None or (isinstance(value, str) and not value.strip())
+    ]
+    missing += [name for name, value, id_ in ((schema.user, user, user_id), (schema.item, item, item_id))
+                if id_ == "" and name not in missing]  # fmt: skip
+    if missing:
+        return MISSING, f"missing field: {', '.join(missing)}"
+    name, value = (schema.user, user) if user_id is None else (schema.item, item)
+    return WRONG_TYPE, wrong_id(name, value)
+
+
+def wrong_id(name: str, value: Any) -> str:
+    return f"{name} is {_type_name(value)} ({_describe(value)}), expected a string or an integer"
 
 
 _PRICE = re.compile(r"\$?\s*([0-9][0-9,]*(?:\.[0-9]+)?)")
 
 
-def parse_price(value: Any) -> tuple[float | None, bool]:
-    """Return ``(price, unparsed)``: 2014/2023 give floats, 2018 strings like ``"$9.99"``.
+def parse_price(value: Any) -> tuple[float | None, str | None]:
+    """Return ``(price, problem)``: 2014/2023 give floats, 2018 strings like ``"$9.99"``.
 
     A range ``"$9.99 - $15.99"`` yields its lower bound. A present value that holds no
-    price at all gives ``(None, True)`` so the caller can count it.
+    finite price gives ``(None, why)`` so the caller can count it.
     """
     if value is None or value == "":
-        return None, False
+        return None, None
     if isinstance(value, bool):
-        return None, True
+        return None, "a boolean"
     if isinstance(value, int | float):
-        return float(value), False
-    match = _PRICE.search(str(value))
-    if match is None:
-        return None, True
-    return float(match.group(1).replace(",", "")), False
+        price = float(value)
+    else:
+        match = _PRICE.search(str(value))
+        if match is None:
+            return None, "no price in the text"
+        price = float(match.group(1).replace(",", ""))
+    return (price, None) if math.isfinite(price) else (None, "not a finite number")
 
 
 def _leaves(value: Any) -> Iterator[Any]:
@@ -192,7 +277,7 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 def _flatten_categories(value: Any) -> list[str]:
     """2014 gives a list of category paths, 2018/2023 a flat list; keep first-seen order."""
-    texts = (clean_text(entry) for entry in _leaves(value))
+    texts = (clean_text(entry) for entry in _leaves(value) if isinstance(entry, str | int | float))
     return list(dict.fromkeys(text for text in texts if text))
 
 
@@ -241,34 +326,58 @@ METADATA_SCHEMAS = {
 _LITERAL_ERRORS = (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError)
 
 
+def _text(parsed: ParsedBlock, name: str, value: Any) -> str | None:
+    """A text field cleaned; one of the wrong type (a dict, a boolean) is null and counted."""
+    if value is None or type(value) is str:  # the common case, first
+        return clean_text(value)
+    if isinstance(value, dict | bool):
+        parsed.nulled[f"{name}: {_type_name(value)}"] += 1
+        return None
+    return clean_text(value)
+
+
 def parse_metadata_block(fmt: str, start_line: int, block: bytes) -> ParsedBlock:
-    """Parse metadata lines into the ``items`` columns; records without an id are quarantined."""
+    """Parse metadata lines into the ``items`` columns and ``line``.
+
+    A record without a usable id (missing, or a list, dict, bool or fractional number) is
+    quarantined; an optional field of the wrong type is stored as null and counted.
+    """
     schema = METADATA_SCHEMAS[check_format(fmt)]
-    parsed = ParsedBlock(columns={name: [] for name in ITEM_COLUMNS})
-    cols = parsed.columns
+    lines, blank = iter_block_lines(start_line, block)
+    parsed = ParsedBlock(table=pa.table({}), blank_lines=blank)
+    cols: dict[str, list[Any]] = {name: [] for name in ITEM_SCHEMA.names}
     kind = "Python dict literal" if fmt == "2014" else "JSON object"
-    for number, raw in iter_block_lines(start_line, block):
+    for number, raw in lines:
         try:
             record = schema.loads(raw)
         except _LITERAL_ERRORS as exc:
-            parsed.quarantine(number, INVALID, f"not a valid {kind}: {type(exc).__name__}: {exc}", raw)
+            parsed.quarantine(number, INVALID, f"not a valid {kind}: {error_reason(exc)}", raw)
             continue
         if not isinstance(record, dict):
             parsed.quarantine(number, INVALID, f"expected a {kind}, got {type(record).__name__}", raw)
             continue
-        item = record.get(schema.item)
-        if item is None or str(item).strip() == "":
+        raw_id = record.get(schema.item)
+        item = as_id(raw_id)
+        if raw_id is None or item == "":
             parsed.quarantine(number, MISSING, f"missing field: {schema.item}", raw)
             continue
-        price, unparsed = parse_price(record.get("price"))
-        parsed.price_unparsed += unparsed
+        if item is None:
+            parsed.quarantine(number, WRONG_TYPE, wrong_id(schema.item, raw_id), raw)
+            continue
+        price, problem = parse_price(record.get("price"))
+        if problem:
+            parsed.nulled[f"price: {problem}"] += 1
         image = schema.image(record)
-        cols["item_id"].append(str(item).strip())
-        cols["title"].append(clean_text(record.get("title")))
-        cols["description"].append(clean_text(record.get("description")))
-        cols["brand"].append(clean_text(record.get(schema.brand)))
+        if image is not None and not isinstance(image, str):
+            parsed.nulled[f"image: {_type_name(image)}"] += 1
+            image = None
+        cols["item_id"].append(item)
+        cols["title"].append(_text(parsed, "title", record.get("title")))
+        cols["description"].append(_text(parsed, "description", record.get("description")))
+        cols["brand"].append(_text(parsed, schema.brand, record.get(schema.brand)))
         cols["categories"].append(_flatten_categories(record.get(schema.categories)))
         cols["price"].append(price)
-        cols["image_url"].append(str(image).strip() if image else None)
-        parsed.lines.append(number)
+        cols["image_url"].append(image.strip() or None if image else None)
+        cols["line"].append(number)
+    parsed.table = pa.Table.from_pydict(cols, schema=ITEM_SCHEMA)
     return parsed

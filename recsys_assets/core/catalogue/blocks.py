@@ -7,30 +7,48 @@ back in file order, so line numbers and row order are those of the file.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import multiprocessing
 import os
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
+from isal.igzip_lib import IsalError
+
+from recsys_assets.core.catalogue.amazon import error_reason
 from recsys_assets.core.io.storage import open_stream
+from recsys_assets.core.processes import die_with_parent
 
 BLOCK_BYTES = 8 * 1024 * 1024
 T = TypeVar("T")
+
+
+class CorruptInputError(ValueError):
+    """A raw file cannot be read to its end (a truncated or corrupt compressed stream)."""
 
 
 def iter_blocks(uri: str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
     """Yield ``(first_line_number, block)``; every block ends on a line boundary."""
     next_line = 1
     carry = b""
+    read = 0
     with open_stream(uri) as stream:
         while True:
-            chunk = stream.read(block_bytes)
+            try:
+                chunk = stream.read(block_bytes)
+            except (EOFError, zlib.error, gzip.BadGzipFile, IsalError) as exc:  # type: ignore[misc]
+                raise CorruptInputError(
+                    f"{uri}: the compressed stream is truncated or corrupt after {read:,} "
+                    f"uncompressed bytes ({next_line - 1:,} whole lines read): {error_reason(exc)}"
+                ) from exc
             if not chunk:
                 break
+            read += len(chunk)
             data = carry + chunk
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -79,7 +97,7 @@ def map_blocks(
     read_bytes = 0
     # spawn, not fork: the parent may hold gcsfs/aiohttp threads whose locks a fork copies.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent) as pool:
         pending: deque[Future[T]] = deque()
         for submitted, (start, data) in enumerate(itertools.chain([first, second], blocks), 1):
             # Bound the blocks in flight so memory stays at a few blocks per worker.

@@ -12,22 +12,53 @@ import pandas as pd
 
 from recsys_assets.core.catalogue import quality
 from recsys_assets.core.catalogue.amazon import TS_OUT_OF_RANGE
-from recsys_assets.core.catalogue.staging import StagedInteractions, StagedItems, month_index, month_label
+from recsys_assets.core.catalogue.staging import (
+    StagedInteractions,
+    StagedItems,
+    invalid_only,
+    month_index,
+    month_label,
+)
 from recsys_assets.core.outcomes import MAX_OFFENDING, CheckOutcome
 
+#: Rows the interaction checks hold at once: months are validated a few at a time.
+WINDOW_ROWS = 500_000
 
-def items_outcomes(staged: StagedItems, uri: str, max_quarantine_rate: float) -> dict[str, CheckOutcome]:
+
+def items_outcomes(
+    staged: StagedItems, uri: str, max_quarantine_rate: float, duplicate_warn_share: float
+) -> dict[str, CheckOutcome]:
+    ids = staged.load_items(["item_id"])
+    quarantine = staged.load_quarantine()
     return {
-        "items_item_id_not_null": quality.not_null(staged.items, ["item_id"]),
-        "items_item_id_unique": quality.unique(staged.items, "item_id"),
+        "items_item_id_not_null": quality.not_null(ids, ["item_id"]),
+        "items_item_id_unique": quality.unique(ids, "item_id"),
         "items_quarantine_rate": quality.rate_at_most(
-            len(staged.quarantine),
+            staged.invalid,
             staged.records_read,
             max_quarantine_rate,
-            f"quarantined records of {uri}",
-            staged.quarantine,
+            f"invalid records of {uri}",
+            invalid_only(quarantine),
         ),
+        "items_repeated_lines": _repeated_items(staged, quarantine, duplicate_warn_share),
     }
+
+
+def _repeated_items(staged: StagedItems, quarantine: pd.DataFrame, warn_share: float) -> CheckOutcome:
+    share = staged.repeated_lines / staged.records_read if staged.records_read else 0.0
+    clashes = ", ".join(f"{name} x{n}" for name, n in staged.conflicts.most_common()) or "none"
+    examples = staged.conflict_examples
+    if not len(examples):
+        examples = quarantine[quarantine["code"] == "repeated_item"].head(MAX_OFFENDING)
+    return CheckOutcome(
+        share <= warn_share,
+        f"{staged.repeated_lines:,} of {staged.records_read:,} metadata lines ({share:.2%}) repeat an item "
+        f"already seen and were merged into its record; items with conflicting fields: {clashes}",
+        share,
+        warn_share,
+        examples.head(MAX_OFFENDING),
+        {"repeated_lines": staged.repeated_lines, "conflicting_items": dict(staged.conflicts)},
+    )
 
 
 def interactions_outcomes(
@@ -37,30 +68,41 @@ def interactions_outcomes(
     first_month: str,
     max_quarantine_rate: float,
     row_count_tolerance: float,
+    duplicate_warn_share: float,
     stored_rows: Callable[[str], int | None],
 ) -> dict[str, CheckOutcome]:
     """Every check over all months of one run; ``stored_rows(month)`` gives the row count of
-    a month staged by an earlier run (or ``None``), for the month-over-month comparison."""
-    months, quarantine = staged.months, staged.quarantine
-    # Rules see every month of the run at once, each row tagged with its partition.
-    frame = pd.concat([f.assign(partition=month) for month, f in months.items()], ignore_index=True)
-    outcomes = {
-        "interactions_ids_not_null": quality.not_null(frame, ["user_id", "item_id"]),
-        "interactions_rating_in_range": quality.between(frame, "rating", 1, 5),
-        "interactions_ts_in_month": _ts_in_month(frame, staged.unassigned),
-        "interactions_item_in_items": quality.present_in(frame, "item_id", item_ids, "items"),
-        "interactions_no_duplicate_events": quality.compound_unique(frame, ["user_id", "item_id", "ts"]),
-    }
+    a month staged by an earlier run (or ``None``), for the month-over-month comparison.
+
+    The row-level rules read the staged months back a window at a time, so a backfill of
+    every month is checked without holding them all.
+    """
+    months = staged.months
+    known = pd.Index(item_ids)
+    parts: dict[str, list[CheckOutcome]] = {}
+    for frame in staged.windows(WINDOW_ROWS):
+        # Months as datetimes: comparing them is far cheaper than formatting every ts.
+        frame["ts_month"] = (
+            frame["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[M]").astype("datetime64[ns]")
+        )
+        frame["partition_month"] = pd.to_datetime(frame["partition"]).to_numpy().astype("datetime64[ns]")
+        window = _window_outcomes(frame, known)
+        for name, outcome in window.items():
+            parts.setdefault(name, []).append(outcome)
+    outcomes = {name: quality.combine(found) for name, found in parts.items()}
+    outcomes["interactions_ts_in_month"] = _with_out_of_range(
+        outcomes["interactions_ts_in_month"], staged.unassigned
+    )
 
     rates = [
         quality.rate_at_most(
-            len(quarantine[month]),
-            len(quarantine[month]) + len(months[month]),
+            m.invalid,
+            m.rows + m.duplicates + m.invalid,
             max_quarantine_rate,
             f"month {month}",
-            quarantine[month],
+            invalid_only(m.load_quarantine()),
         )
-        for month in months
+        for month, m in months.items()
     ]
     worst = max(rates, key=lambda outcome: float(outcome.observed))
     failing = [o for o in rates if not o.passed]
@@ -70,16 +112,17 @@ def interactions_outcomes(
         else f"all {len(rates)} month(s) within the limit; worst {worst.message}"
     )
     outcomes["interactions_quarantine_rate"] = worst
+    outcomes["interactions_duplicate_share"] = _duplicate_share(staged, duplicate_warn_share)
 
     def previous_rows(month: str) -> int | None:
         if month == first_month:
             return None
         previous = month_label(month_index(month) - 1)
-        return len(months[previous]) if previous in months else stored_rows(previous)
+        return months[previous].rows if previous in months else stored_rows(previous)
 
     changes = [
-        quality.relative_change_at_most(len(months[m]), previous_rows(m), row_count_tolerance, m)
-        for m in months
+        quality.relative_change_at_most(m.rows, previous_rows(month), row_count_tolerance, month)
+        for month, m in months.items()
     ]
     flagged = [c for c in changes if not c.passed]
     summary = flagged[0] if flagged else max(changes, key=lambda c: abs(float(c.observed)))
@@ -88,10 +131,51 @@ def interactions_outcomes(
     return outcomes
 
 
-def _ts_in_month(frame: pd.DataFrame, unassigned: pd.DataFrame) -> CheckOutcome:
+def _window_outcomes(frame: pd.DataFrame, known: pd.Index) -> dict[str, CheckOutcome]:
+    """The row-level rules on one window, validated by GX as one suite."""
+    import great_expectations.expectations as gxe
+
+    ids = ["user_id", "item_id"]
+    results = quality.validate_all(
+        frame,
+        [
+            *quality.null_expectations(ids),
+            gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=1, max_value=5),
+            gxe.ExpectColumnPairValuesToBeEqual(column_A="ts_month", column_B="partition_month"),
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "item_id", "ts"]),
+        ],
+    )
+    rating = quality.outcome_of(frame, results[2], "rating in [1, 5]")
+    rating.threshold = "[1, 5]"
+    return {
+        "interactions_ids_not_null": quality.no_nulls(frame, ids, results[:2]),
+        "interactions_rating_in_range": rating,
+        "interactions_ts_in_month": quality.outcome_of(frame, results[3], "ts lies in the partition's month"),
+        "interactions_item_in_items": quality.present_in(frame, "item_id", known, "items"),
+        "interactions_no_duplicate_events": quality.outcome_of(
+            frame, results[4], "(user_id, item_id, ts) is unique"
+        ),
+    }
+
+
+def _duplicate_share(staged: StagedInteractions, warn_share: float) -> CheckOutcome:
+    events = staged.rows + staged.duplicates
+    share = staged.duplicates / events if events else 0.0
+    worst = max(staged.months.items(), key=lambda kv: kv[1].duplicates, default=None)
+    where = f"; most in {worst[0]} ({worst[1].duplicates:,})" if worst and worst[1].duplicates else ""
+    return CheckOutcome(
+        share <= warn_share,
+        f"{staged.duplicates:,} of {events:,} review records ({share:.2%}) repeat an earlier review "
+        f"(same user_id, item_id and ts) and were collapsed into it{where}",
+        share,
+        warn_share,
+        staged.duplicate_examples,
+        {"duplicates": staged.duplicates},
+    )
+
+
+def _with_out_of_range(in_month: CheckOutcome, unassigned: pd.DataFrame) -> CheckOutcome:
     """Stored rows outside their partition's month, plus records outside every month."""
-    tagged = frame.assign(ts_month=frame["ts"].dt.strftime("%Y-%m"))
-    in_month = quality.columns_equal(tagged, "ts_month", "partition", "ts lies in the partition's month")
     out_of_range = unassigned[unassigned["code"] == TS_OUT_OF_RANGE]
     if not len(out_of_range):
         return in_month
@@ -99,7 +183,7 @@ def _ts_in_month(frame: pd.DataFrame, unassigned: pd.DataFrame) -> CheckOutcome:
         False,
         f"{len(out_of_range):,} records have a ts outside every partitioned month "
         f"(quarantined; e.g. {out_of_range['reason'].iloc[0]}); {in_month.message}",
-        in_month.observed + len(out_of_range),
+        float(in_month.observed) + len(out_of_range),
         0,
         pd.concat([in_month.offending, out_of_range]).head(MAX_OFFENDING),
     )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from pathlib import PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from recsys_assets.core.io.storage import atomic_write, to_path
 
@@ -38,12 +41,26 @@ class Codec(ABC):
         """Plain metadata for people: rows, columns, shape, dtype..."""
 
 
+@dataclass(frozen=True)
+class ParquetFile:
+    """A parquet file already written on local disk, to be stored as an artifact as it is.
+
+    Staging writes tables larger than memory this way; the IO manager copies the bytes.
+    """
+
+    path: Path
+
+
 class ParquetCodec(Codec):
-    """``pandas.DataFrame`` <-> parquet."""
+    """``pandas.DataFrame`` (or a ``ParquetFile``) <-> parquet."""
 
     extension = ".parquet"
 
-    def dump(self, obj: pd.DataFrame, stream: IO[bytes]) -> None:
+    def dump(self, obj: pd.DataFrame | ParquetFile, stream: IO[bytes]) -> None:
+        if isinstance(obj, ParquetFile):
+            with obj.path.open("rb") as source:
+                shutil.copyfileobj(source, stream, 8 * 1024 * 1024)
+            return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"parquet artifacts hold a pandas DataFrame, got {type(obj).__name__}")
         obj.to_parquet(stream, index=False)
@@ -51,7 +68,13 @@ class ParquetCodec(Codec):
     def load(self, stream: IO[bytes], columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_parquet(stream, columns=columns)
 
-    def describe(self, obj: pd.DataFrame) -> dict[str, Any]:
+    def describe(self, obj: pd.DataFrame | ParquetFile) -> dict[str, Any]:
+        if isinstance(obj, ParquetFile):
+            schema = pq.read_schema(obj.path)
+            return {
+                "rows": pq.read_metadata(obj.path).num_rows,
+                "columns": {name: str(schema.field(name).type) for name in schema.names},
+            }
         return {"rows": len(obj), "columns": {str(name): str(dtype) for name, dtype in obj.dtypes.items()}}
 
 

@@ -7,10 +7,13 @@ sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import hashlib
 import io
 import os
+import re
+import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,12 +48,64 @@ def exists(uri: str) -> bool:
     return bool(to_path(uri).exists())
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_")
+
+
+def _owner_tag() -> str:
+    return f"{_host()}.{os.getpid()}"
+
+
+# ``.<name>.<host>.<pid>-<hex>.tmp``; ``.<name>.<hex>.tmp`` came from versions that named no owner.
+_TEMPORARY = re.compile(r"^\..+\.(?:(?P<host>[^.]+)\.(?P<pid>\d+)-)?[0-9a-f]{32}\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _orphaned(host: str | None, pid: str | None) -> bool:
+    """True for a temporary whose writer is gone: a dead process of this host, or no owner."""
+    if host is None or pid is None:
+        return True
+    return host == _host() and not _alive(int(pid))
+
+
+def remove_orphaned_temporaries(folder: str | os.PathLike[str]) -> list[str]:
+    """Delete the temporaries that interrupted writes (``kill -9``, power loss) left in
+    ``folder``; those of writers still running are left alone. Returns the names removed."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if match and _orphaned(match["host"], match["pid"]):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
 def atomic_write(path: UPath, write: Callable[[IO[bytes]], None]) -> int:
-    """Write through ``write(stream)`` so readers never see a partial file; return bytes."""
+    """Write through ``write(stream)`` so readers never see a partial file; return bytes.
+
+    Locally, the temporaries that earlier interrupted writes left in the folder go first.
+    """
     if is_local(path):
         target = path.path
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+        folder = os.path.dirname(target) or "."
+        os.makedirs(folder, exist_ok=True)
+        remove_orphaned_temporaries(folder)
+        name = f".{os.path.basename(target)}.{_owner_tag()}-{uuid.uuid4().hex}.tmp"
+        tmp = os.path.join(folder, name)
         try:
             with open(tmp, "wb") as stream:
                 write(stream)
@@ -65,6 +120,37 @@ def atomic_write(path: UPath, write: Callable[[IO[bytes]], None]) -> int:
     with path.open("wb") as stream:
         write(stream)
     return int(path.stat().st_size)
+
+
+@contextmanager
+def scratch_dir(purpose: str) -> Iterator[Path]:
+    """A private local folder for intermediate files, deleted afterwards.
+
+    It lives under the system temporary folder (``TMPDIR``); folders of earlier processes
+    that were killed before cleaning up are deleted on the way in.
+    """
+    root = Path(tempfile.gettempdir()) / "recsys-scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        host, _, rest = entry.name.partition(".")
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and _orphaned(host, pid):
+            shutil.rmtree(entry, ignore_errors=True)
+    folder = root / f"{_owner_tag()}-{uuid.uuid4().hex}"
+    (folder / purpose).mkdir(parents=True)
+    try:
+        yield folder / purpose
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def size_of(uri: str) -> int | None:
+    """The size of a file in bytes, or ``None`` where the store does not say (some servers)."""
+    try:
+        size = to_path(uri).stat().st_size
+    except (OSError, NotImplementedError, ValueError):
+        return None
+    return int(size) if size is not None else None
 
 
 def write_bytes(uri: str, payload: bytes) -> int:
@@ -131,7 +217,9 @@ def open_stream(uri: str) -> Iterator[IO[bytes]]:
             else io.BufferedReader(cast(io.RawIOBase, raw), _READ_BLOCK)
         )
         if buffered.peek(2)[:2] == GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=buffered, mode="rb") as unzipped:
+            from isal import igzip  # ISA-L: the same gzip, inflated ~3x faster than zlib
+
+            with igzip.IGzipFile(fileobj=buffered, mode="rb") as unzipped:
                 yield io.BufferedReader(cast(io.RawIOBase, unzipped), _READ_BLOCK)
         else:
             yield buffered

@@ -1,0 +1,147 @@
+"""Killed runs leave nothing behind: no temporaries that stay, no process that writes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from upath import UPath
+
+from recsys_assets.core.io.storage import atomic_write, scratch_dir
+
+REPO = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and, straight after, is not reused)."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A killed child of ours stays a zombie until reaped; a zombie writes nothing.
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_next_write_removes_temporaries_of_interrupted_writes(tmp_path: Path) -> None:
+    host = socket.gethostname().replace(".", "_")
+    hexes = iter(f"{i:032x}" for i in range(1, 10))
+    orphan = tmp_path / f".2013-03.parquet.{host}.{_dead_pid()}-{next(hexes)}.tmp"
+    legacy = tmp_path / f".items.parquet.{next(hexes)}.tmp"  # written before temporaries named their owner
+    running = tmp_path / f".items.parquet.{host}.{os.getpid()}-{next(hexes)}.tmp"
+    other_host = tmp_path / f".items.parquet.elsewhere.{_dead_pid()}-{next(hexes)}.tmp"
+    for path in (orphan, legacy, running, other_host):
+        path.write_bytes(b"")
+    assert atomic_write(UPath(tmp_path / "2013-04.parquet"), lambda s: s.write(b"x")) == 1
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["2013-04.parquet", running.name, other_host.name])
+
+
+def test_scratch_folders_of_killed_processes_are_removed(tmp_path: Path, monkeypatch: object) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # type: ignore[attr-defined]
+    host = socket.gethostname().replace(".", "_")
+    stale = tmp_path / "recsys-scratch" / f"{host}.{_dead_pid()}-{'a' * 32}" / "interactions"
+    stale.mkdir(parents=True)
+    (stale / "part.arrow").write_bytes(b"x" * 100)
+    with scratch_dir("items") as folder:
+        assert folder.is_dir() and not stale.parent.exists()
+        mine = folder.parent
+    assert not mine.exists()
+
+
+def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
+    child_code = (
+        "from recsys_assets.core.processes import die_with_parent; die_with_parent(); "
+        "import time; time.sleep(60)"
+    )
+    parent_code = textwrap.dedent(
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", {child_code!r}])
+        print(child.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child has called die_with_parent
+    assert not _gone(child, within=0.1)
+    parent.kill()
+    parent.wait()
+    assert _gone(child, within=10), "the child outlived its parent"
+
+
+SLOW_DEFINITIONS = """
+import os, time
+from pathlib import Path
+from dagster import Definitions, asset
+from recsys_assets.environments import SettingsResource
+from recsys_assets.settings import Settings
+
+@asset
+def slow(settings: SettingsResource) -> None:
+    Path(os.environ["STEP_PID_FILE"]).write_text(str(os.getpid()))
+    time.sleep(120)
+
+defs = Definitions(assets=[slow], resources={"settings": SettingsResource.of(Settings.from_env({}))})
+"""
+
+
+def test_killing_the_cli_ends_the_step_process(tmp_path: Path) -> None:
+    definitions = tmp_path / "slow_defs.py"
+    definitions.write_text(SLOW_DEFINITIONS)
+    home = tmp_path / "home"
+    home.mkdir()
+    pid_file = tmp_path / "step.pid"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")},
+        "DAGSTER_HOME": str(home),
+        "STEP_PID_FILE": str(pid_file),
+        "PYTHONPATH": str(REPO),
+    }
+    cli = subprocess.Popen(
+        [DAGSTER, "asset", "materialize", "-f", str(definitions), "--select", "slow"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists():
+            assert cli.poll() is None, "the CLI exited before the step started"
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.2)
+        step = int(pid_file.read_text())
+        assert step != cli.pid  # the multiprocess executor ran it in its own process
+        os.kill(cli.pid, signal.SIGKILL)
+        cli.wait()
+        assert _gone(step, within=15), "the step process outlived the CLI"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
