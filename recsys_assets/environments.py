@@ -18,9 +18,10 @@ from typing import Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
+from recsys_assets.core.catalogue.bigquery_staging import BigQueryStaging
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.processes import die_with_parent
-from recsys_assets.core.warehouse.clients import Warehouse, open_warehouse
+from recsys_assets.core.warehouse.clients import Warehouse, bigquery_client, open_warehouse
 from recsys_assets.io_manager import ArtifactIOManagerFactory
 from recsys_assets.settings import Settings, load_settings
 from recsys_assets.settings.base import merged
@@ -58,6 +59,13 @@ class SettingsResource(ConfigurableResource):
 
     def warehouse(self) -> Warehouse:
         return open_warehouse(self.tree.warehouse, self.tree.gcp.project)
+
+    def bigquery_staging(self) -> BigQueryStaging:
+        """Where ``data.staging_engine = bigquery`` works: the warehouse's dataset, and
+        ``gs://<bucket>/staging`` for the numbered shards and the exports."""
+        tree = self.tree
+        client = bigquery_client(tree.gcp.project, tree.warehouse.endpoint)
+        return BigQueryStaging(client, tree.warehouse.dataset, f"gs://{tree.gcp.bucket}/staging")
 
 
 def job_runner(settings: Settings) -> JobRunner:

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from recsys_assets.assets.check_results import check_result
+from recsys_assets.core.catalogue.bigquery_staging import stage_interactions_bigquery
 from recsys_assets.core.catalogue.checks import interactions_outcomes, items_outcomes
 from recsys_assets.core.catalogue.staging import month_index, month_label, stage_interactions, stage_items
 from recsys_assets.core.io.artifacts import INTERACTIONS, INTERACTIONS_QUARANTINE, ITEMS, ITEMS_QUARANTINE
@@ -196,15 +197,23 @@ def interactions(
     months = list(context.partition_keys)
     keys = interaction_months.get_partition_keys()
     with scratch_dir("interactions") as scratch:
-        staged = stage_interactions(
-            data.reviews_uri,
-            data.format,
-            months,
-            (keys[0], month_label(month_index(keys[-1]) + 1)),
-            scratch,
-            workers=data.parser_workers or None,
-            progress=context.log.info,
-        )
+        span = (keys[0], month_label(month_index(keys[-1]) + 1))
+        workers = data.parser_workers or None
+        if data.staging_engine == "bigquery":
+            staged = stage_interactions_bigquery(
+                settings.bigquery_staging(), data.reviews_uri, data.format, months, span, scratch,
+                workers=workers, progress=context.log.info,
+            )  # fmt: skip
+        else:
+            staged = stage_interactions(
+                data.reviews_uri,
+                data.format,
+                months,
+                span,
+                scratch,
+                workers=workers,
+                progress=context.log.info,
+            )
         context.log.info(
             f"{staged.rows:,} interactions in {len(months)} month(s) from {staged.records_read:,} records "
             f"in {staged.seconds:.1f}s: {staged.duplicates:,} duplicates collapsed, "
@@ -221,6 +230,7 @@ def interactions(
                 "records_of_other_months": staged.records_other_months,
                 "records_outside_every_month": len(staged.unassigned),
                 "stage_seconds": round(staged.seconds, 2),
+                "staging_engine": data.staging_engine,
                 "rows_by_month": MetadataValue.md(staged.rows_by_month()),
             },
         )

@@ -119,6 +119,15 @@ class Settings(Section):
                         current.setdefault(key, value)
         return data
 
+    @model_validator(mode="after")
+    def _bigquery_staging_needs_bigquery(self) -> Settings:
+        if self.data.staging_engine == "bigquery" and self.warehouse.kind != "bigquery":
+            raise ValueError(
+                "data.staging_engine 'bigquery' stages reviews in the warehouse's BigQuery dataset; "
+                f"the warehouse is {self.warehouse.kind!r} (set RECSYS_WAREHOUSE=bigquery)"
+            )
+        return self
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The tree from ``RECSYS_*`` variables (default: this process's environment); an

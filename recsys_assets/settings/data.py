@@ -56,6 +56,13 @@ class DataSettings(Section):
         0.5, "Month-over-month row-count change that raises a warning.", env="RECSYS_ROW_COUNT_TOLERANCE",
         ge=0.0,
     )  # fmt: skip
+    staging_engine: Literal["local", "bigquery"] = setting(
+        "local",
+        "Where reviews are typed, deduplicated and split by month: `local` (this machine, memory flat "
+        "in dump size) or `bigquery` (the dump is numbered into GCS shards, loaded and staged in SQL by "
+        "the warehouse's BigQuery; needs `RECSYS_WAREHOUSE=bigquery`). Metadata stages locally either way.",
+        env="RECSYS_STAGING_ENGINE",
+    )
     parser_workers: int = setting(
         0, "Processes parsing the raw dumps; 0: one per core (at most 8).", env="RECSYS_PARSER_WORKERS", ge=0
     )

@@ -211,3 +211,22 @@ def test_planted_quirks_stage_with_exactly_the_expected_counts(tmp_path: Path, f
     assert any("is a fractional number" in r for r in wrong) and any(
         "not a finite number" in r for r in wrong
     )
+
+
+@pytest.mark.parametrize("fmt", ["2014", "2018", "2023"])
+def test_a_truncated_dump_stops_with_its_name_in_every_format(tmp_path: Path, fmt: str) -> None:
+    from recsys_assets.core.catalogue.blocks import CorruptInputError
+
+    manifest = generate("small", tmp_path / "raw", fmt=fmt, image_files=False, overrides=SMALLER)
+    files = manifest["files"]
+    assert isinstance(files, dict)
+    for name in (files["reviews"], files["metadata"]):
+        path = tmp_path / "raw" / name
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    months = [str(m) for m in np.arange(np.datetime64("2012-08"), np.datetime64("2014-08"))]
+    with pytest.raises(CorruptInputError, match=rf"^{tmp_path / 'raw' / files['reviews']}: the compressed"):
+        stage_interactions(
+            str(tmp_path / "raw" / files["reviews"]), fmt, months, ("2012-08", "2014-08"), tmp_path, workers=1
+        )
+    with pytest.raises(CorruptInputError, match=r"whole lines read\): EOFError"):
+        stage_items(str(tmp_path / "raw" / files["metadata"]), fmt, tmp_path, workers=1)

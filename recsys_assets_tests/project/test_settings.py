@@ -99,6 +99,11 @@ def test_variables_reach_their_fields() -> None:
         ({"RECSYS_DRIFT_THRESHOLDS": '{"psi": 1}'}, "thresholds for unknown metrics ['psi']"),
         ({"RECSYS_MONTHS_START": "2013-13"}, "RECSYS_MONTHS_START='2013-13': String should match pattern"),
         ({"RECSYS_MONTHS_END": "2010-01"}, "months_end 2010-01 must come after months_start 2012-08"),
+        (
+            {"RECSYS_STAGING_ENGINE": "bigquery"},
+            "data.staging_engine 'bigquery' stages reviews in the warehouse's BigQuery dataset; "
+            "the warehouse is 'duckdb' (set RECSYS_WAREHOUSE=bigquery)",
+        ),
     ],
 )
 def test_a_bad_value_is_named(environ: dict[str, str], message: str) -> None:

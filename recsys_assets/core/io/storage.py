@@ -144,6 +144,15 @@ def scratch_dir(purpose: str) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def remove_prefix(uri: str) -> None:
+    """Delete a folder (or every object under a ``gs://`` prefix); nothing if absent."""
+    path = to_path(uri)
+    if is_local(path):
+        shutil.rmtree(path.path, ignore_errors=True)
+    elif path.exists():
+        path.fs.rm(path.path, recursive=True)
+
+
 def size_of(uri: str) -> int | None:
     """The size of a file in bytes, or ``None`` where the store does not say (some servers)."""
     try:
