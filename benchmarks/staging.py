@@ -101,7 +101,7 @@ def run_task(task: str, raw: Path, fmt: str, workers: int, out: Path) -> dict[st
             "checks_failed": sorted(n for n, o in outcomes.items() if not o.passed),
         }
     if task == "number":
-        from recsys_assets.core.catalogue.bigquery_staging import number_lines
+        from recsys_assets.core.catalogue.bigquery_numbering import number_lines
 
         numbered = number_lines(reviews, "json", str(out / "numbered"), workers=workers)
         size = sum(Path(shard).stat().st_size for shard in numbered.shards)
@@ -112,8 +112,11 @@ def run_task(task: str, raw: Path, fmt: str, workers: int, out: Path) -> dict[st
         items = stage_items(metadata, fmt, out, workers=workers)
         return {"seconds": time.perf_counter() - started, "records": items.records_read, "items": items.items}
     if task == "items-before":
-        # The code of BEFORE_COMMIT comes first on sys.path (see measure): it held the whole
-        # dump in memory and had no rules for repeated lines or wrong-typed ids.
+        # The code of BEFORE_COMMIT, first on sys.path: it held the whole dump in memory and
+        # had no rules for repeated lines or wrong-typed ids.
+        for name in [m for m in sys.modules if m == "recsys_assets" or m.startswith("recsys_assets.")]:
+            del sys.modules[name]
+        sys.path.insert(0, os.environ["BENCH_BEFORE_CODE"])  # spawned workers inherit sys.path
         from recsys_assets.core.catalogue.staging import stage_items as stage_items_before
 
         before = stage_items_before(metadata, fmt, workers=workers)  # type: ignore[call-arg]
@@ -145,7 +148,7 @@ def run_task(task: str, raw: Path, fmt: str, workers: int, out: Path) -> dict[st
 def measure(task: str, raw: Path, fmt: str, workers: int, code: Path | None = None) -> dict[str, Any]:
     """Run ``run_task`` in a child (on the package at ``code`` when given); sample the RSS of
     its whole process tree every 50 ms."""
-    env = {**os.environ, "PYTHONPATH": str(code)} if code else None
+    env = {**os.environ, "BENCH_BEFORE_CODE": str(code)} if code else None
     with tempfile.TemporaryDirectory() as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.staging", "--child", task, str(raw), fmt, str(workers), out],

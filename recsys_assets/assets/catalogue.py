@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from recsys_assets.assets.check_results import check_result
-from recsys_assets.core.catalogue.bigquery_staging import stage_interactions_bigquery
+from recsys_assets.core.catalogue.bigquery_staging import stage_interactions_bigquery, stage_items_bigquery
 from recsys_assets.core.catalogue.checks import interactions_outcomes, items_outcomes
 from recsys_assets.core.catalogue.staging import month_index, month_label, stage_interactions, stage_items
 from recsys_assets.core.io.artifacts import INTERACTIONS, INTERACTIONS_QUARANTINE, ITEMS, ITEMS_QUARANTINE
@@ -94,13 +94,16 @@ def items(
     """Stage the metadata dump into ``items.parquet`` and its quarantine."""
     data = settings.tree.data
     with scratch_dir("items") as scratch:
-        staged = stage_items(
-            data.metadata_uri,
-            data.format,
-            scratch,
-            workers=data.parser_workers or None,
-            progress=context.log.info,
-        )
+        workers = data.parser_workers or None
+        if data.staging_engine == "bigquery":
+            staged = stage_items_bigquery(
+                settings.bigquery_staging(), data.metadata_uri, data.format, scratch,
+                workers=workers, progress=context.log.info,
+            )  # fmt: skip
+        else:
+            staged = stage_items(
+                data.metadata_uri, data.format, scratch, workers=workers, progress=context.log.info
+            )
         context.log.info(
             f"{staged.items:,} items staged from {staged.records_read:,} records in {staged.seconds:.1f}s: "
             f"{staged.repeated_lines:,} repeated lines merged, "
@@ -122,6 +125,7 @@ def items(
                 "with_image_url": int(texts["image_url"]),
                 "price_unparsed": staged.price_unparsed,
                 "fields_set_to_null": MetadataValue.json(dict(staged.nulled)),
+                "staging_engine": data.staging_engine,
                 "stage_seconds": round(staged.seconds, 2),
             },
         )

@@ -123,7 +123,7 @@ class Settings(Section):
     def _bigquery_staging_needs_bigquery(self) -> Settings:
         if self.data.staging_engine == "bigquery" and self.warehouse.kind != "bigquery":
             raise ValueError(
-                "data.staging_engine 'bigquery' stages reviews in the warehouse's BigQuery dataset; "
+                "data.staging_engine 'bigquery' stages the dumps in the warehouse's BigQuery dataset; "
                 f"the warehouse is {self.warehouse.kind!r} (set RECSYS_WAREHOUSE=bigquery)"
             )
         return self

@@ -58,9 +58,9 @@ class DataSettings(Section):
     )  # fmt: skip
     staging_engine: Literal["local", "bigquery"] = setting(
         "local",
-        "Where reviews are typed, deduplicated and split by month: `local` (this machine, memory flat "
-        "in dump size) or `bigquery` (the dump is numbered into GCS shards, loaded and staged in SQL by "
-        "the warehouse's BigQuery; needs `RECSYS_WAREHOUSE=bigquery`). Metadata stages locally either way.",
+        "Where the dumps are staged: `local` (this machine, memory flat in dump size) or `bigquery` "
+        "(each dump is numbered into GCS shards, loaded, typed, deduplicated or merged and split by "
+        "month in SQL by the warehouse's BigQuery; needs `RECSYS_WAREHOUSE=bigquery`).",
         env="RECSYS_STAGING_ENGINE",
     )
     parser_workers: int = setting(

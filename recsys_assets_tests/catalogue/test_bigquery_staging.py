@@ -16,18 +16,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_assets.core.catalogue.bigquery_staging import (
+from recsys_assets.core.catalogue.bigquery_numbering import (
     SEPARATOR,
-    BigQueryStaging,
-    Tables,
-    export_statement,
     load_job_config,
     number_lines,
     numbered_block,
-    review_statements,
-    stage_interactions_bigquery,
 )
-from recsys_assets.core.catalogue.staging import stage_interactions
+from recsys_assets.core.catalogue.bigquery_sql import (
+    ItemTables,
+    Tables,
+    export_statement,
+    item_export_statement,
+    review_statements,
+)
+from recsys_assets.core.catalogue.bigquery_staging import (
+    BigQueryStaging,
+    stage_interactions_bigquery,
+    stage_items_bigquery,
+)
+from recsys_assets.core.catalogue.staging import stage_interactions, stage_items
 from recsys_assets.devdata.synthetic import generate
 
 TINY = {
@@ -43,9 +50,9 @@ TINY = {
 
 def test_numbering_keeps_line_numbers_and_converts_literals() -> None:
     block = b"{'asin': 'A', 'title': 'x\\x1fy'}\n\n{'asin': f(1)}\n  \n{'asin': {1, 2}}\nbad \x1f line\n"
-    text, records, blank = numbered_block("literal", 7, block)
-    rows = [line.split(SEPARATOR) for line in text.decode().splitlines()]
-    assert (records, blank) == (4, 2)
+    numbered = numbered_block("literal", 7, block)
+    rows = [line.split(SEPARATOR) for line in numbered.text.decode().splitlines()]
+    assert (numbered.records, numbered.blank_lines) == (4, 2)
     # The separator never leaks into a field: JSON escapes it, raw text replaces it.
     assert rows[0] == ["7", '{"asin":"A","title":"x\\u001fy"}', ""]
     assert rows[3][:2] == ["12", "bad \ufffd line"]
@@ -156,6 +163,15 @@ class EmulatorStaging(BigQueryStaging):
         self.loads.append((list(shards), table))
         _insert(self.client, table, shards)
 
+    def export_items(self, tables: ItemTables, dest_prefix: str) -> list[str]:
+        sql = item_export_statement(tables, dest_prefix)
+        self.exports.append(sql)
+        rows = _query(self.client, sql.split(") AS\n", 1)[1])
+        target = Path(dest_prefix) / "items" / "000000000000.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_parquet(target, index=False)
+        return [str(target)]
+
     def export(self, tables: Tables, month: str, dest_prefix: str) -> list[str]:
         sql = export_statement(tables, month, dest_prefix)
         self.exports.append(sql)
@@ -195,9 +211,38 @@ def test_a_bigquery_staging_run_writes_what_the_local_run_writes(
     # The requests that would go to BigQuery for GCS, as sent: one load of every shard, one
     # export per month; then the run's tables and its staging folder are gone.
     [(shards, table)] = engine.loads
-    assert table == f"{dataset}.staging_{table.split('_')[2]}_raw" and len(shards) == 1
+    run = table.split(".")[1].split("_")[1]
+    assert table == f"{dataset}.staging_{run}_reviews_raw" and len(shards) == 1
     assert [sql.split("uri = ")[1].split(",")[0] for sql in engine.exports] == [
-        f"'{tmp_path}/gcs/staging/{table.split('_')[2]}/export/{month}/*.parquet'" for month in months
+        f"'{tmp_path}/gcs/staging/{run}/export/{month}/*.parquet'" for month in months
     ]
     assert not list(bigquery_client.list_tables(dataset))
     assert not (tmp_path / "gcs" / "staging").exists() or not any((tmp_path / "gcs" / "staging").iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["2014", "2023"])
+def test_bigquery_merges_repeated_items_as_the_local_staging(
+    tmp_path: Path, bigquery_client: Any, fmt: str
+) -> None:
+    quirks = {**TINY, "repeated_item_share": 0.1, "wrong_type_item_share": 0.02}
+    manifest = generate("small", tmp_path / "raw", fmt=fmt, image_files=False, overrides=quirks)
+    uri = str(tmp_path / "raw" / manifest["files"]["metadata"])  # type: ignore[index]
+    local = stage_items(uri, fmt, tmp_path / "local", workers=1)
+
+    dataset = f"items_{fmt}_{uuid.uuid4().hex[:6]}"
+    bigquery_client.create_dataset(dataset)
+    engine = EmulatorStaging(bigquery_client, dataset, str(tmp_path / "gcs" / "staging"))
+    remote = stage_items_bigquery(engine, uri, fmt, tmp_path / "bq", workers=1)
+
+    assert local.repeated_lines == 20 and local.invalid == 4 and sum(local.conflicts.values()) > 0
+    assert (remote.items, remote.records_read, remote.blank_lines, remote.invalid, remote.repeated_lines) == (
+        local.items, local.records_read, local.blank_lines, local.invalid, local.repeated_lines,
+    )  # fmt: skip
+    assert remote.conflicts == local.conflicts and remote.nulled == local.nulled
+    assert pd.read_parquet(remote.path).equals(pd.read_parquet(local.path))
+    columns = ["line", "code", "reason", "kept_line"]
+    assert remote.load_quarantine()[columns].equals(local.load_quarantine()[columns])
+    assert set(remote.conflict_examples["field"]) == set(local.conflicts)
+    assert remote.conflict_examples["values"].str.contains(" | ").all()
+    assert [sql.split("uri = ")[1].split(",")[0].rsplit("/", 2)[1] for sql in engine.exports] == ["items"]
+    assert not list(bigquery_client.list_tables(dataset))

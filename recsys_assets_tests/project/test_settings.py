@@ -101,7 +101,7 @@ def test_variables_reach_their_fields() -> None:
         ({"RECSYS_MONTHS_END": "2010-01"}, "months_end 2010-01 must come after months_start 2012-08"),
         (
             {"RECSYS_STAGING_ENGINE": "bigquery"},
-            "data.staging_engine 'bigquery' stages reviews in the warehouse's BigQuery dataset; "
+            "data.staging_engine 'bigquery' stages the dumps in the warehouse's BigQuery dataset; "
             "the warehouse is 'duckdb' (set RECSYS_WAREHOUSE=bigquery)",
         ),
     ],

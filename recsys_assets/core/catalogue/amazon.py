@@ -17,7 +17,7 @@ import ast
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -267,18 +267,21 @@ def parse_price(value: Any) -> tuple[float | None, str | None]:
     return (price, None) if math.isfinite(price) else (None, "not a finite number")
 
 
-def _leaves(value: Any) -> Iterator[Any]:
-    if isinstance(value, list):
-        for entry in value:
-            yield from _leaves(entry)
-    else:
-        yield value
-
-
 def _flatten_categories(value: Any) -> list[str]:
     """2014 gives a list of category paths, 2018/2023 a flat list; keep first-seen order."""
-    texts = (clean_text(entry) for entry in _leaves(value) if isinstance(entry, str | int | float))
-    return list(dict.fromkeys(text for text in texts if text))
+    seen: dict[str, None] = {}
+    _collect(value, seen)
+    return list(seen)
+
+
+def _collect(value: Any, seen: dict[str, None]) -> None:
+    if type(value) is list:
+        for entry in value:
+            _collect(entry, seen)
+    elif type(value) is str or (isinstance(value, int | float) and not isinstance(value, bool)):
+        text = clean_text(value)
+        if text:
+            seen[text] = None
 
 
 def _first_image_2018(record: dict[str, Any]) -> Any:
@@ -372,9 +375,13 @@ def parse_metadata_block(fmt: str, start_line: int, block: bytes) -> ParsedBlock
             parsed.nulled[f"image: {_type_name(image)}"] += 1
             image = None
         cols["item_id"].append(item)
-        cols["title"].append(_text(parsed, "title", record.get("title")))
-        cols["description"].append(_text(parsed, "description", record.get("description")))
-        cols["brand"].append(_text(parsed, schema.brand, record.get(schema.brand)))
+        # Strings (the common case) go straight to clean_text; other types through _text.
+        title, description, brand = record.get("title"), record.get("description"), record.get(schema.brand)
+        cols["title"].append(clean_text(title) if type(title) is str else _text(parsed, "title", title))
+        cols["description"].append(
+            clean_text(description) if type(description) is str else _text(parsed, "description", description)
+        )
+        cols["brand"].append(clean_text(brand) if type(brand) is str else _text(parsed, schema.brand, brand))
         cols["categories"].append(_flatten_categories(record.get(schema.categories)))
         cols["price"].append(price)
         cols["image_url"].append(image.strip() or None if image else None)
