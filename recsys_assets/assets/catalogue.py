@@ -1,6 +1,7 @@
 """The catalogue family: raw dumps -> ``items`` and monthly ``interactions``, with their checks."""
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -94,16 +95,18 @@ def items(
     """Stage the metadata dump into ``items.parquet`` and its quarantine."""
     data = settings.tree.data
     with scratch_dir("items") as scratch:
-        workers = data.parser_workers or None
-        if data.staging_engine == "bigquery":
-            staged = stage_items_bigquery(
-                settings.bigquery_staging(), data.metadata_uri, data.format, scratch,
-                workers=workers, progress=context.log.info,
-            )  # fmt: skip
-        else:
-            staged = stage_items(
-                data.metadata_uri, data.format, scratch, workers=workers, progress=context.log.info
-            )
+        stage = (
+            partial(stage_items_bigquery, settings.bigquery_staging())
+            if data.staging_engine == "bigquery"
+            else stage_items
+        )
+        staged = stage(
+            data.metadata_uri,
+            data.format,
+            scratch,
+            workers=data.parser_workers or None,
+            progress=context.log.info,
+        )
         context.log.info(
             f"{staged.items:,} items staged from {staged.records_read:,} records in {staged.seconds:.1f}s: "
             f"{staged.repeated_lines:,} repeated lines merged, "
@@ -134,7 +137,7 @@ def items(
                      metadata=_reason_counts(quarantine))  # fmt: skip
 
         outcomes = items_outcomes(
-            staged, data.metadata_uri, data.max_quarantine_rate, data.duplicate_warn_share
+            staged, quarantine, data.metadata_uri, data.max_quarantine_rate, data.duplicate_warn_share
         )
     for name, outcome in outcomes.items():
         yield check_result("items", name, outcome, SEVERITY.get(name, AssetCheckSeverity.ERROR))
@@ -202,22 +205,15 @@ def interactions(
     keys = interaction_months.get_partition_keys()
     with scratch_dir("interactions") as scratch:
         span = (keys[0], month_label(month_index(keys[-1]) + 1))
-        workers = data.parser_workers or None
-        if data.staging_engine == "bigquery":
-            staged = stage_interactions_bigquery(
-                settings.bigquery_staging(), data.reviews_uri, data.format, months, span, scratch,
-                workers=workers, progress=context.log.info,
-            )  # fmt: skip
-        else:
-            staged = stage_interactions(
-                data.reviews_uri,
-                data.format,
-                months,
-                span,
-                scratch,
-                workers=workers,
-                progress=context.log.info,
-            )
+        stage = (
+            partial(stage_interactions_bigquery, settings.bigquery_staging())
+            if data.staging_engine == "bigquery"
+            else stage_interactions
+        )
+        staged = stage(
+            data.reviews_uri, data.format, months, span, scratch,
+            workers=data.parser_workers or None, progress=context.log.info,
+        )  # fmt: skip
         context.log.info(
             f"{staged.rows:,} interactions in {len(months)} month(s) from {staged.records_read:,} records "
             f"in {staged.seconds:.1f}s: {staged.duplicates:,} duplicates collapsed, "

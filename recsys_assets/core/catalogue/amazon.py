@@ -71,7 +71,6 @@ ITEM_SCHEMA = pa.schema(
      ("categories", pa.list_(pa.string())), ("price", pa.float64()), ("image_url", pa.string()),
      ("line", pa.int64())]
 )  # fmt: skip
-ITEM_COLUMNS = tuple(name for name in ITEM_SCHEMA.names if name != "line")
 
 
 @dataclass

@@ -293,3 +293,55 @@ def item_export_statement(tables: ItemTables, dest_prefix: str) -> str:
 EXPORT DATA OPTIONS (uri = {uri}, format = 'PARQUET', overwrite = true) AS
 SELECT {columns} FROM {tables.merged}
 """
+
+
+# Reading back what the statements above wrote.
+
+_QUARANTINE_COLUMNS = "file, line, code, reason, record, kept_line"
+
+
+def quarantine_sql(table: str, month: str | None = None) -> str:
+    """The quarantine rows of ``month``, or all of them."""
+    where = f" WHERE month = '{month}'" if month else ""
+    return f"SELECT {_QUARANTINE_COLUMNS} FROM {table}{where} ORDER BY line"
+
+
+def unassigned_sql(table: str) -> str:
+    """The quarantine rows of no month (listed with every month, as locally)."""
+    return f"SELECT {_QUARANTINE_COLUMNS} FROM {table} WHERE month IS NULL ORDER BY line"
+
+
+def month_counts_sql(tables: Tables) -> str:
+    """Events and collapsed copies per month."""
+    return (
+        "SELECT month, COUNTIF(copy = 1) AS events, COUNTIF(copy > 1) AS copies "
+        f"FROM {tables.staged} GROUP BY month"
+    )
+
+
+def invalid_by_month_sql(tables: Tables) -> str:
+    return f"SELECT month, COUNT(*) AS n FROM {tables.quarantine} WHERE code != '{DUPLICATE}' GROUP BY month"
+
+
+def duplicate_examples_sql(tables: Tables) -> str:
+    return (
+        f"SELECT line, kept_line, record, reason, month FROM {tables.quarantine} "
+        f"WHERE code = '{DUPLICATE}' ORDER BY line LIMIT 10"
+    )
+
+
+def conflict_counts_sql(tables: ItemTables) -> str:
+    """Per field, the items whose lines disagree."""
+    counts = ", ".join(f"COUNTIF({name}_conflict) AS {name}" for name in ITEM_FIELDS)
+    return f"SELECT {counts} FROM {tables.merged}"
+
+
+def conflict_examples_sql(tables: ItemTables) -> str:
+    """Per field, up to ten conflicting items with their values."""
+    return " UNION ALL ".join(
+        f"(SELECT t.item_id, '{name}' AS field, "
+        f"STRING_AGG(DISTINCT SUBSTR(CAST(t.{name} AS STRING), 1, 80), ' | ') AS `values` "
+        f"FROM {tables.typed} AS t JOIN {tables.merged} AS m USING (item_id) "
+        f"WHERE m.{name}_conflict GROUP BY t.item_id ORDER BY MIN(t.line) LIMIT 10)"
+        for name in ITEM_FIELDS
+    )

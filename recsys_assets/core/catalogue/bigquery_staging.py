@@ -26,7 +26,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recsys_assets.core.catalogue.amazon import DUPLICATE, ITEM_SCHEMA, REPEATED_ITEM
+from recsys_assets.core.catalogue.amazon import ITEM_SCHEMA, REPEATED_ITEM
 from recsys_assets.core.catalogue.bigquery_numbering import (
     load_job_config,
     number_lines,
@@ -47,10 +48,17 @@ from recsys_assets.core.catalogue.bigquery_sql import (
     ITEM_FIELDS,
     ItemTables,
     Tables,
+    conflict_counts_sql,
+    conflict_examples_sql,
+    duplicate_examples_sql,
     export_statement,
+    invalid_by_month_sql,
     item_export_statement,
     item_statements,
+    month_counts_sql,
+    quarantine_sql,
     review_statements,
+    unassigned_sql,
 )
 from recsys_assets.core.catalogue.staging import (
     INTERACTION_SCHEMA,
@@ -58,6 +66,7 @@ from recsys_assets.core.catalogue.staging import (
     StagedItems,
     StagedMonth,
     quarantine_frame,
+    write_quarantine,
 )
 from recsys_assets.core.io.storage import join, list_files, remove_prefix, to_path
 
@@ -71,11 +80,19 @@ class BigQueryStaging:
     dataset: str
     staging_uri: str
 
-    def new_run(self, what: str, names: tuple[str, ...]) -> tuple[list[str], str]:
-        """A run's own table names (``staging_<run>_<what>_<name>``) and GCS folder."""
+    @contextmanager
+    def run(self, what: str, names: tuple[str, ...]) -> Iterator[tuple[list[str], str]]:
+        """A run's own table names (``staging_<run>_<what>_<name>``) and GCS folder, both
+        deleted when the run ends, whether or not it succeeds."""
         run = uuid.uuid4().hex[:12]
         tables = [f"{self.dataset}.staging_{run}_{what}_{name}" for name in names]
-        return tables, join(self.staging_uri, run)
+        work = join(self.staging_uri, run)
+        try:
+            yield tables, work
+        finally:
+            for table in tables:
+                self.client.delete_table(table, not_found_ok=True)
+            remove_prefix(work)
 
     def load(self, shards: list[str], table: str) -> None:
         """One load job of every shard into ``table``."""
@@ -94,22 +111,21 @@ class BigQueryStaging:
     def query(self, sql: str) -> pd.DataFrame:
         return self.client.query(sql).to_dataframe(create_bqstorage_client=False)
 
-    def drop_all(self, tables: list[str]) -> None:
-        for table in tables:
-            self.client.delete_table(table, not_found_ok=True)
+
+def _read_export(files: list[str], columns: list[str]) -> pa.Table:
+    """The exported parquet files as one table (``columns``, untyped and empty if none)."""
+    parts = []
+    for uri in files:
+        with to_path(uri).open("rb") as stream:
+            parts.append(pq.read_table(stream))
+    return pa.concat_tables(parts) if parts else pa.table({name: [] for name in columns})
 
 
 def combine_export(files: list[str], path: Path) -> int:
     """One month's exported parquet files as the local staging writes them: ordered by
     ``ts`` then line, in the same schema. Returns the rows written."""
-    parts = []
-    for uri in files:
-        with to_path(uri).open("rb") as stream:
-            parts.append(pq.read_table(stream))
-    table = (
-        pa.concat_tables(parts) if parts else pa.table({n: [] for n in [*INTERACTION_SCHEMA.names, "line"]})
-    )
-    if parts:
+    table = _read_export(files, [*INTERACTION_SCHEMA.names, "line"])
+    if table.num_rows:
         table = table.take(pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("line", "ascending")]))
     staged = pa.Table.from_arrays(
         [table["user_id"].cast(pa.string()), table["item_id"].cast(pa.string()),
@@ -136,25 +152,16 @@ def stage_interactions_bigquery(
     the same files under ``out`` and the same counts, so the same checks follow."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
-    names, work = engine.new_run("reviews", ("raw", "typed", "staged", "quarantine"))
-    tables = Tables(*names)
-    try:
+    with engine.run("reviews", ("raw", "typed", "staged", "quarantine")) as (names, work):
+        tables = Tables(*names)
         numbered = number_lines(uri, "json", join(work, "numbered"), workers=workers)
         say(f"{uri}: {numbered.records:,} records numbered into {len(numbered.shards)} shard(s) under {work}")
         engine.load(numbered.shards, tables.raw)
         for statement in review_statements(fmt, tables, uri, partitioned_range):
             engine.client.query(statement).result()
-        counts = engine.query(
-            f"SELECT month, COUNTIF(copy = 1) AS events, COUNTIF(copy > 1) AS copies "
-            f"FROM {tables.staged} GROUP BY month"
-        ).set_index("month")
-        invalid = engine.query(
-            f"SELECT month, COUNT(*) AS n FROM {tables.quarantine} WHERE code != '{DUPLICATE}' GROUP BY month"
-        )
-        columns = "file, line, code, reason, record, kept_line"
-        unassigned = engine.query(
-            f"SELECT {columns} FROM {tables.quarantine} WHERE month IS NULL ORDER BY line"
-        )
+        counts = engine.query(month_counts_sql(tables)).set_index("month")
+        invalid = engine.query(invalid_by_month_sql(tables))
+        unassigned = engine.query(unassigned_sql(tables.quarantine))
         unassigned["kept_line"] = unassigned["kept_line"].astype("Int64")
         by_month = dict(
             zip(invalid["month"].dropna(), invalid.loc[invalid["month"].notna(), "n"], strict=True)
@@ -163,17 +170,10 @@ def stage_interactions_bigquery(
         for month in sorted(months):
             path = out / "interactions" / f"{month}.parquet"
             rows = combine_export(engine.export(tables, month, join(work, "export")), path)
-            own = engine.query(
-                f"SELECT {columns} FROM {tables.quarantine} WHERE month = '{month}' ORDER BY line"
-            )
-            quarantine = pd.concat(
-                [quarantine_frame(uri, [], [], [], []), own, unassigned], ignore_index=True
-            )
-            quarantine = quarantine.astype({"line": "int64", "kept_line": "Int64"})
-            q_path = out / "interactions_quarantine" / f"{month}.parquet"
-            q_path.parent.mkdir(parents=True, exist_ok=True)
-            quarantine.sort_values("line", kind="stable").reset_index(drop=True).to_parquet(
-                q_path, index=False
+            own = engine.query(quarantine_sql(tables.quarantine, month))
+            q_path = write_quarantine(
+                [quarantine_frame(uri, [], [], [], []), own, unassigned],
+                out / "interactions_quarantine" / f"{month}.parquet",
             )
             staged[month] = StagedMonth(
                 path=path,
@@ -183,13 +183,7 @@ def stage_interactions_bigquery(
                 invalid=int(by_month.get(month, 0)) + len(unassigned),
             )
             say(f"{month}: {rows:,} rows exported")
-        examples = engine.query(
-            f"SELECT line, kept_line, record, reason, month FROM {tables.quarantine} "
-            f"WHERE code = '{DUPLICATE}' ORDER BY line LIMIT 10"
-        )
-    finally:
-        engine.drop_all([tables.raw, tables.typed, tables.staged, tables.quarantine])
-        remove_prefix(work)
+        examples = engine.query(duplicate_examples_sql(tables))
     # Good records of other months, copies included, as the local staging counts them.
     in_range = int(counts["events"].sum() + counts["copies"].sum())
     return StagedInteractions(
@@ -206,11 +200,7 @@ def stage_interactions_bigquery(
 def combine_items_export(files: list[str], path: Path) -> int:
     """The exported items as ``items.parquet``: in order of each item's first line, categories
     as lists, the local schema."""
-    parts = []
-    for uri in files:
-        with to_path(uri).open("rb") as stream:
-            parts.append(pq.read_table(stream))
-    frame = pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=ITEM_SCHEMA.names)
+    frame = _read_export(files, list(ITEM_SCHEMA.names)).to_pandas()
     frame = frame.sort_values("line", kind="stable").reset_index(drop=True)
     frame["categories"] = [orjson.loads(c) if isinstance(c, str) else [] for c in frame["categories"]]
     table = pa.Table.from_pandas(frame[list(ITEM_SCHEMA.names)], schema=ITEM_SCHEMA, preserve_index=False)
@@ -231,9 +221,8 @@ def stage_items_bigquery(
     """``stage_items`` with BigQuery merging repeated lines: the same files and counts."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
-    names, work = engine.new_run("items", ("raw", "typed", "merged", "quarantine"))
-    tables = ItemTables(*names)
-    try:
+    with engine.run("items", ("raw", "typed", "merged", "quarantine")) as (names, work):
+        tables = ItemTables(*names)
         numbered = number_lines(uri, fmt, join(work, "numbered"), workers=workers, parse=numbered_items_block)
         say(f"{uri}: {numbered.records:,} records parsed into {len(numbered.shards)} shard(s) under {work}")
         engine.load(numbered.shards, tables.raw)
@@ -241,29 +230,10 @@ def stage_items_bigquery(
             engine.client.query(statement).result()
         path = out / "items.parquet"
         n_items = combine_items_export(engine.export_items(tables, join(work, "export")), path)
-        quarantine = engine.query(
-            f"SELECT file, line, code, reason, record, kept_line FROM {tables.quarantine}"
-        )
-        conflicts = engine.query(
-            "SELECT "
-            + ", ".join(f"COUNTIF({name}_conflict) AS {name}" for name in ITEM_FIELDS)
-            + f" FROM {tables.merged}"
-        ).iloc[0]
-        examples = engine.query(
-            " UNION ALL ".join(
-                f"(SELECT t.item_id, '{name}' AS field, "
-                f"STRING_AGG(DISTINCT SUBSTR(CAST(t.{name} AS STRING), 1, 80), ' | ') AS `values` "
-                f"FROM {tables.typed} AS t JOIN {tables.merged} AS m USING (item_id) "
-                f"WHERE m.{name}_conflict GROUP BY t.item_id ORDER BY MIN(t.line) LIMIT 10)"
-                for name in ITEM_FIELDS
-            )
-        )
-    finally:
-        engine.drop_all([tables.raw, tables.typed, tables.merged, tables.quarantine])
-        remove_prefix(work)
-    quarantine = quarantine.astype({"line": "int64", "kept_line": "Int64"}).sort_values("line", kind="stable")
-    quarantine_path = out / "items_quarantine.parquet"
-    quarantine.reset_index(drop=True).to_parquet(quarantine_path, index=False)
+        quarantine = engine.query(quarantine_sql(tables.quarantine))
+        conflicts = engine.query(conflict_counts_sql(tables)).iloc[0]
+        examples = engine.query(conflict_examples_sql(tables))
+    quarantine_path = write_quarantine([quarantine], out / "items_quarantine.parquet")
     repeated = int((quarantine["code"] == REPEATED_ITEM).sum())
     return StagedItems(
         path=path,

@@ -26,10 +26,14 @@ WINDOW_ROWS = 500_000
 
 
 def items_outcomes(
-    staged: StagedItems, uri: str, max_quarantine_rate: float, duplicate_warn_share: float
+    staged: StagedItems,
+    quarantine: pd.DataFrame,
+    uri: str,
+    max_quarantine_rate: float,
+    duplicate_warn_share: float,
 ) -> dict[str, CheckOutcome]:
+    """``quarantine``: the staged quarantine, as loaded by the caller (who shows it too)."""
     ids = staged.load_items(["item_id"])
-    quarantine = staged.load_quarantine()
     return {
         "items_item_id_not_null": quality.not_null(ids, ["item_id"]),
         "items_item_id_unique": quality.unique(ids, "item_id"),
@@ -97,7 +101,7 @@ def interactions_outcomes(
     rates = [
         quality.rate_at_most(
             m.invalid,
-            m.rows + m.duplicates + m.invalid,
+            m.records,
             max_quarantine_rate,
             f"month {month}",
             invalid_only(m.load_quarantine()),
@@ -133,28 +137,22 @@ def interactions_outcomes(
 
 def _window_outcomes(frame: pd.DataFrame, known: pd.Index) -> dict[str, CheckOutcome]:
     """The row-level rules on one window, validated by GX as one suite."""
-    import great_expectations.expectations as gxe
-
     ids = ["user_id", "item_id"]
-    results = quality.validate_all(
+    *nulls, rating, in_month, distinct = quality.check_rules(
         frame,
         [
-            *quality.null_expectations(ids),
-            gxe.ExpectColumnValuesToBeBetween(column="rating", min_value=1, max_value=5),
-            gxe.ExpectColumnPairValuesToBeEqual(column_A="ts_month", column_B="partition_month"),
-            gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "item_id", "ts"]),
+            *(quality.rule_not_null(c) for c in ids),
+            quality.rule_between("rating", 1, 5),
+            quality.rule_equal("ts_month", "partition_month", "ts lies in the partition's month"),
+            quality.rule_compound_unique(["user_id", "item_id", "ts"]),
         ],
     )
-    rating = quality.outcome_of(frame, results[2], "rating in [1, 5]")
-    rating.threshold = "[1, 5]"
     return {
-        "interactions_ids_not_null": quality.no_nulls(frame, ids, results[:2]),
+        "interactions_ids_not_null": quality.no_nulls(frame, ids, nulls),
         "interactions_rating_in_range": rating,
-        "interactions_ts_in_month": quality.outcome_of(frame, results[3], "ts lies in the partition's month"),
+        "interactions_ts_in_month": in_month,
         "interactions_item_in_items": quality.present_in(frame, "item_id", known, "items"),
-        "interactions_no_duplicate_events": quality.outcome_of(
-            frame, results[4], "(user_id, item_id, ts) is unique"
-        ),
+        "interactions_no_duplicate_events": distinct,
     }
 
 

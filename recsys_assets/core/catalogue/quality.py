@@ -9,6 +9,7 @@ import alone takes seconds and most processes never validate anything.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,67 +34,88 @@ def _batch_definition() -> Any:
     return source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
 
 
-def batch_of(frame: pd.DataFrame) -> Any:
-    return _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+@dataclass
+class Rule:
+    """One expectation, the words its verdict uses, and the threshold it reports."""
+
+    expectation: Expectation
+    what: str
+    threshold: float | str = 0
 
 
-def validate(frame: pd.DataFrame, expectation: Expectation) -> ExpectationValidationResult:
-    """Run one expectation on ``frame``; the result lists every unexpected index."""
-    return batch_of(frame).validate(expectation, result_format={"result_format": "COMPLETE"})
+def rule_not_null(column: str) -> Rule:
+    import great_expectations.expectations as gxe
+
+    return Rule(gxe.ExpectColumnValuesToNotBeNull(column=column), f"{column} is not null")
 
 
-def validate_all(frame: pd.DataFrame, expectations: list[Expectation]) -> list[ExpectationValidationResult]:
-    """Run several expectations on ``frame`` as one suite, results in the same order.
+def rule_unique(column: str) -> Rule:
+    import great_expectations.expectations as gxe
+
+    return Rule(gxe.ExpectColumnValuesToBeUnique(column=column), f"{column} is unique")
+
+
+def rule_compound_unique(columns: list[str]) -> Rule:
+    import great_expectations.expectations as gxe
+
+    what = f"({', '.join(columns)}) is unique"
+    return Rule(gxe.ExpectCompoundColumnsToBeUnique(column_list=columns), what)
+
+
+def rule_between(column: str, low: float, high: float) -> Rule:
+    import great_expectations.expectations as gxe
+
+    expectation = gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
+    return Rule(expectation, f"{column} in [{low:g}, {high:g}]", f"[{low:g}, {high:g}]")
+
+
+def rule_equal(left: str, right: str, what: str) -> Rule:
+    import great_expectations.expectations as gxe
+
+    return Rule(gxe.ExpectColumnPairValuesToBeEqual(column_A=left, column_B=right), what)
+
+
+def check_rules(frame: pd.DataFrame, rules: list[Rule]) -> list[CheckOutcome]:
+    """Every rule's verdict on ``frame``, validated by GX as one suite, in the rules' order.
 
     One suite is one validation: GX hashes the whole frame once per validation, which on a
     window of half a million rows costs more than most expectations themselves.
     """
     import great_expectations as gx
 
-    batch = batch_of(frame)  # (first: a suite needs the context that makes the batch)
+    # The batch first: a suite needs the context that makes it.
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
     suite = gx.ExpectationSuite(name="rules")
-    for position, expectation in enumerate(expectations):
-        expectation.meta = {**(expectation.meta or {}), "position": position}
-        suite.add_expectation(expectation)
+    for position, rule in enumerate(rules):
+        rule.expectation.meta = {**(rule.expectation.meta or {}), "position": position}
+        suite.add_expectation(rule.expectation)
     found = batch.validate(suite, result_format={"result_format": "COMPLETE"}).results
-    return sorted(found, key=lambda result: result.expectation_config.meta["position"])
+    results = sorted(found, key=lambda result: result.expectation_config.meta["position"])
+    return [_outcome(frame, result, rule) for rule, result in zip(rules, results, strict=True)]
 
 
 def _offending(frame: pd.DataFrame, index: list[Any] | pd.Index) -> pd.DataFrame:
     return frame.loc[list(index)[:MAX_OFFENDING]]
 
 
-def outcome_of(frame: pd.DataFrame, result: ExpectationValidationResult, what: str) -> CheckOutcome:
-    """The verdict of one expectation's result on ``frame``."""
+def _outcome(frame: pd.DataFrame, result: ExpectationValidationResult, rule: Rule) -> CheckOutcome:
     bad = int(result.result.get("unexpected_count") or 0)
     index = result.result.get("unexpected_index_list") or []
     if result.success:
-        return CheckOutcome(True, f"all {len(frame):,} rows: {what}", 0, 0)
+        return CheckOutcome(True, f"all {len(frame):,} rows: {rule.what}", 0, rule.threshold)
     # GX reports nothing unexpected when the check itself errored: surface that as a failure.
     if bad == 0:
         raise RuntimeError(
             f"Great Expectations could not evaluate {result.expectation_config}: {result.exception_info}"
         )
     return CheckOutcome(
-        False, f"{bad:,} of {len(frame):,} rows violate: {what}", bad, 0, _offending(frame, index)
-    )
+        False, f"{bad:,} of {len(frame):,} rows violate: {rule.what}", bad, rule.threshold,
+        _offending(frame, index),
+    )  # fmt: skip
 
 
-def _gx_outcome(frame: pd.DataFrame, expectation: Expectation, what: str) -> CheckOutcome:
-    return outcome_of(frame, validate(frame, expectation), what)
-
-
-def null_expectations(columns: list[str]) -> list[Expectation]:
-    import great_expectations.expectations as gxe
-
-    return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
-
-
-def no_nulls(
-    frame: pd.DataFrame, columns: list[str], results: list[ExpectationValidationResult]
-) -> CheckOutcome:
-    """One verdict from the not-null results of ``columns``."""
-    outcomes = [outcome_of(frame, r, f"{c} is not null") for c, r in zip(columns, results, strict=True)]
+def no_nulls(frame: pd.DataFrame, columns: list[str], outcomes: list[CheckOutcome]) -> CheckOutcome:
+    """One verdict from the not-null outcomes of ``columns``."""
     failed = [o for o in outcomes if not o.passed]
     if not failed:
         return CheckOutcome(True, f"no nulls in {', '.join(columns)} ({len(frame):,} rows)", 0, 0)
@@ -107,36 +129,23 @@ def no_nulls(
 
 
 def not_null(frame: pd.DataFrame, columns: list[str]) -> CheckOutcome:
-    return no_nulls(frame, columns, validate_all(frame, null_expectations(columns)))
+    return no_nulls(frame, columns, check_rules(frame, [rule_not_null(c) for c in columns]))
 
 
 def unique(frame: pd.DataFrame, column: str) -> CheckOutcome:
-    import great_expectations.expectations as gxe
-
-    return _gx_outcome(frame, gxe.ExpectColumnValuesToBeUnique(column=column), f"{column} is unique")
+    return check_rules(frame, [rule_unique(column)])[0]
 
 
 def compound_unique(frame: pd.DataFrame, columns: list[str]) -> CheckOutcome:
-    import great_expectations.expectations as gxe
-
-    what = f"({', '.join(columns)}) is unique"
-    return _gx_outcome(frame, gxe.ExpectCompoundColumnsToBeUnique(column_list=columns), what)
+    return check_rules(frame, [rule_compound_unique(columns)])[0]
 
 
 def between(frame: pd.DataFrame, column: str, low: float, high: float) -> CheckOutcome:
-    import great_expectations.expectations as gxe
-
-    expectation = gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high)
-    outcome = _gx_outcome(frame, expectation, f"{column} in [{low:g}, {high:g}]")
-    outcome.threshold = f"[{low:g}, {high:g}]"
-    return outcome
+    return check_rules(frame, [rule_between(column, low, high)])[0]
 
 
 def columns_equal(frame: pd.DataFrame, left: str, right: str, what: str) -> CheckOutcome:
-    import great_expectations.expectations as gxe
-
-    expectation = gxe.ExpectColumnPairValuesToBeEqual(column_A=left, column_B=right)
-    return _gx_outcome(frame, expectation, what)
+    return check_rules(frame, [rule_equal(left, right, what)])[0]
 
 
 def present_in(frame: pd.DataFrame, column: str, known: pd.Series, known_name: str) -> CheckOutcome:

@@ -24,7 +24,6 @@ class Spill:
         self.folder = folder
         self.schema = schema
         self._writers: dict[str, tuple[IO[bytes], ipc.RecordBatchStreamWriter]] = {}
-        self._rows: dict[str, int] = {}
         folder.mkdir(parents=True, exist_ok=True)
 
     def append(self, bucket: str, table: pa.Table) -> None:
@@ -35,12 +34,7 @@ class Spill:
                 raise ValueError(f"spill bucket names are plain file names, got {bucket!r}")
             sink = (self.folder / f"{bucket}.arrow").open("wb")
             self._writers[bucket] = (sink, ipc.new_stream(sink, self.schema))
-            self._rows[bucket] = 0
         self._writers[bucket][1].write_table(table)
-        self._rows[bucket] += table.num_rows
-
-    def rows(self, bucket: str) -> int:
-        return self._rows.get(bucket, 0)
 
     def read(self, bucket: str) -> pa.Table:
         """Every row appended to ``bucket``, in order (an empty table if none); the bucket's

@@ -114,9 +114,11 @@ def _blocks(
         ) from exc
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+def write_quarantine(parts: Sequence[pd.DataFrame], path: Path) -> Path:
+    """The quarantine rows of ``parts`` as one file, ordered by line, in one schema."""
+    frame = pd.concat(parts, ignore_index=True).astype({"line": "int64", "kept_line": "Int64"})
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    frame.sort_values("line", kind="stable").reset_index(drop=True).to_parquet(path, index=False)
     return path
 
 
@@ -240,8 +242,7 @@ def stage_items(
         if invalid_parts
         else quarantine_frame(uri, [], [], [], [])
     )
-    quarantine = pd.concat([invalid, *repeated_parts], ignore_index=True).sort_values("line", kind="stable")
-    _write_parquet(quarantine.reset_index(drop=True), quarantine_path)
+    write_quarantine([invalid, *repeated_parts], quarantine_path)
     example_frame = pd.concat(examples, ignore_index=True) if examples else _EMPTY_EXAMPLES
     return StagedItems(
         path=path,
@@ -369,9 +370,13 @@ class StagedMonth:
     invalid: int
 
     @property
+    def records(self) -> int:
+        """Every record of the month: staged, collapsed into another, or invalid."""
+        return self.rows + self.duplicates + self.invalid
+
+    @property
     def quarantine_rate(self) -> float:
-        total = self.rows + self.duplicates + self.invalid
-        return self.invalid / total if total else 0.0
+        return self.invalid / self.records if self.records else 0.0
 
     def load(self) -> pd.DataFrame:
         return pd.read_parquet(self.path)
@@ -605,14 +610,11 @@ def _stage_month(
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(staged, path)
     own = _quarantine_of(invalid)
-    quarantine = pd.concat([own, duplicates, unassigned], ignore_index=True).sort_values(
-        "line", kind="stable"
-    )
     return _MonthResult(
         StagedMonth(
             path=path,
-            quarantine_path=_write_parquet(
-                quarantine.reset_index(drop=True), out / "interactions_quarantine" / f"{label}.parquet"
+            quarantine_path=write_quarantine(
+                [own, duplicates, unassigned], out / "interactions_quarantine" / f"{label}.parquet"
             ),
             rows=staged.num_rows,
             duplicates=len(duplicates),
