@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools run serve materialize drift-demo terraform-schemas ablation bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ drift-demo: materialize
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize
 	$(PY) -m recsys_assets.materialize --job ablation
+
+# Search one model's settings with Optuna (MODEL: gat, lightgcn, mf, ease, itemknn); its asset then uses them.
+MODEL ?= gat
+search: materialize
+	$(PY) -m recsys_assets.materialize --job search --partition $(MODEL)
 
 # Make the current eval/eval.json the bar later candidates are gated against.
 bless: install $(DAGSTER_HOME)/dagster.yaml
@@ -99,6 +104,8 @@ bench-graphs: install
 bench-movielens: install
 	$(PY) -m benchmarks.movielens
 	$(PY) -m benchmarks.movielens gat
+	$(PY) -m benchmarks.movielens peers
+	$(PY) -m benchmarks.movielens search ease itemknn mf
 
 bench-gat-scale: install
 	$(PY) -m benchmarks.gat_scale

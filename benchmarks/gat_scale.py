@@ -50,6 +50,7 @@ def child() -> dict[str, float]:
     from recsys_assets.core.models.evaluation import evaluate
     from recsys_assets.core.models.gat.graph import build_graph
     from recsys_assets.core.models.gat.train import train_gat
+    from recsys_assets.core.models.metrics import dot_scorer
     from recsys_assets.core.models.training_data import training_data
     from recsys_assets.settings.graphs import KnnConfig
     from recsys_assets.settings.models import GATConfig
@@ -97,7 +98,7 @@ def child() -> dict[str, float]:
         marks.append(time.perf_counter())
         print(text, file=sys.stderr, flush=True)
 
-    metrics = evaluate(fit.users, fit.items, data, progress=eval_progress)
+    metrics = evaluate(dot_scorer(fit.users, fit.items), data, progress=eval_progress)
     eval_s, test_eval_s = time.perf_counter() - start, marks[1] - marks[0]
     return {
         "users": data.n_users,

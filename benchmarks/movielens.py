@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.results import machine, now, verdict, write_section
+from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.graphs.splits import split_interactions
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.lightgcn import train_lightgcn
 from recsys_assets.core.models.metrics import Csr, dot_scorer, ranking_metrics, top_k
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.popularity import popularity_scores
+from recsys_assets.core.models.training_data import TrainingData, training_data
 from recsys_assets.devdata.movielens import read_ratings
 from recsys_assets.settings import load_settings
 from recsys_assets.settings.models import GATConfig, LightGCNConfig, MFConfig
@@ -71,26 +73,30 @@ GAT_GRID: list[dict[str, Any]] = [
 ]
 
 
-def gat_grid() -> None:
-    """The GAT on ML-100k (item text = title + genres + year), grid chosen on validation only."""
-    from recsys_assets.core.embeddings.text import TextEncoder, item_texts
-    from recsys_assets.core.graphs.edges import ui_edges
-    from recsys_assets.core.graphs.knn import knn_graph
-    from recsys_assets.core.graphs.node_maps import NodeMaps
-    from recsys_assets.core.models.evaluation import evaluate
-    from recsys_assets.core.models.gat.graph import build_graph
-    from recsys_assets.core.models.gat.train import train_gat
-    from recsys_assets.core.models.training_data import training_data
-    from recsys_assets.settings.embeddings import TextEncoderConfig
-    from recsys_assets.settings.graphs import KnnConfig
-
+def ml100k() -> tuple[pd.DataFrame, pd.DataFrame, NodeMaps, TrainingData]:
+    """(split interactions, items in ascending integer id order, node maps, training data): the
+    pinned split, with each train item's place in its user's history."""
     ratings = read_ratings(fetch_ml100k())
     split = split_interactions(ratings.interactions).frame
     items = ratings.items.iloc[np.argsort(ratings.items["item_id"].astype(int).to_numpy())].reset_index(
         drop=True
     )
     maps = NodeMaps(sorted(split["user_id"].unique()), items["item_id"].tolist())
-    data = training_data(split, maps)
+    return split, items, maps, training_data(split, maps)
+
+
+def gat_inputs(
+    split: pd.DataFrame, items: pd.DataFrame, maps: NodeMaps, data: TrainingData
+) -> tuple[Any, Any]:
+    """(item features, graph) for the GAT on ML-100k: all-MiniLM-L6-v2 over title + genres +
+    year, user-item edges with rating weight and recency, exact cosine kNN item edges (k 20)."""
+    from recsys_assets.core.embeddings.text import TextEncoder, item_texts
+    from recsys_assets.core.graphs.edges import ui_edges
+    from recsys_assets.core.graphs.knn import knn_graph
+    from recsys_assets.core.models.gat.graph import build_graph
+    from recsys_assets.settings.embeddings import TextEncoderConfig
+    from recsys_assets.settings.graphs import KnnConfig
+
     text, _ = TextEncoder(TextEncoderConfig(), load_settings().embeddings.model_cache).encode(
         item_texts(items)
     )
@@ -100,11 +106,21 @@ def gat_grid() -> None:
         data.n_items,
         knn_graph(text, KnnConfig(k=20)).to_npz(),
     )
+    return text, graph
+
+
+def gat_grid() -> None:
+    """The GAT on ML-100k (item text = title + genres + year), grid chosen on validation only."""
+    from recsys_assets.core.models.evaluation import evaluate
+    from recsys_assets.core.models.gat.train import train_gat
+
+    split, items, maps, data = ml100k()
+    text, graph = gat_inputs(split, items, maps, data)
     rows = []
     for overrides in GAT_GRID:
         config = GATConfig(**overrides)
         fit = train_gat(data.train, data.val, text, graph, config)
-        metrics = evaluate(fit.users, fit.items, data)
+        metrics = evaluate(dot_scorer(fit.users, fit.items), data)
         rows.append((overrides, fit, metrics))
         print(overrides, fit.readout, fit.best_val_ndcg20, metrics["test"]["ndcg@20"], flush=True)
     chosen, fit, metrics = max(rows, key=lambda r: r[1].best_val_ndcg20)
@@ -236,5 +252,13 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["gat"]:
         gat_grid()
+    elif sys.argv[1:] == ["peers"]:
+        from benchmarks.peers import peers
+
+        peers()
+    elif sys.argv[1:2] == ["search"]:
+        from benchmarks.search import search
+
+        search(sys.argv[2:] or ["ease", "itemknn", "mf"])
     else:
         main()

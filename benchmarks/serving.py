@@ -40,7 +40,8 @@ TARGET_RPS_RATIO, TARGET_P99_RATIO = 1.5, 2 / 3
 
 def build_version(root: Path) -> dict[str, Any]:
     """The published version the servers load (built once, reused)."""
-    from recsys_assets.core.serving.export import export_files, publish, write_files
+    from recsys_assets.core.models.metrics import Csr
+    from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
     from recsys_assets.core.serving.index import build_index, index_bytes, measure
     from recsys_assets.settings.serving import IndexConfig
 
@@ -52,9 +53,10 @@ def build_version(root: Path) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     users = items[rng.choice(ITEMS, USERS)] + rng.normal(scale=0.05, size=(USERS, DIM)).astype(np.float32)
     history = rng.choice(ITEMS, (USERS, 5))
-    files = export_files(
-        items, users, [f"U{u:08d}" for u in range(USERS)], [f"B{i:09d}" for i in range(ITEMS)],
-        [f"item {i}" for i in range(ITEMS)], np.arange(0, USERS * 5 + 1, 5), history.ravel(),
+    files = vector_files(items, users) | common_files(
+        [f"U{u:08d}" for u in range(USERS)], [f"B{i:09d}" for i in range(ITEMS)],
+        [f"item {i}" for i in range(ITEMS)], Csr(np.arange(0, USERS * 5 + 1, 5), history.ravel()),
+        np.ones(history.size), ITEMS,
     )  # fmt: skip
     write_files(artifacts, "bench", files)
     config = IndexConfig(kind="hnsw")

@@ -39,6 +39,7 @@ def create_app() -> FastAPI:
     @app.post("/recommend")
     def recommend(request: RecommendRequest) -> RecommendResponse:
         rows = [bundle.item_index[i] for i in request.recent_items if i in bundle.item_index]
+        assert bundle.items is not None
         query = bundle.items[rows].mean(axis=0)
         query /= np.linalg.norm(query)
         scores, found = bundle.index.search(query[None, :].astype(np.float32), request.k + len(rows))

@@ -12,8 +12,9 @@ all_assets_job = define_asset_job(
     "all_assets",
     # The ablation trains several GATs; it is its own job, run when someone asks for it. The
     # daily drift metrics have their own schedule (and partitions unlike the monthly ones).
+    # A search trains a model many times: it runs when someone asks for it (``search``).
     selection=AssetSelection.all()
-    - AssetSelection.assets(models.gat_ablation)
+    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search)
     - AssetSelection.groups(monitoring.GROUP),
     description="Materialize the whole graph (run with a partition range for partitioned assets).",
 )
@@ -21,6 +22,13 @@ gat_ablation_job = define_asset_job(
     "ablation",
     selection=AssetSelection.assets(models.gat_ablation),
     description="Train GAT variants (features, loss, heads, layers) and record their table.",
+)
+
+search_job = define_asset_job(
+    "search",
+    selection=AssetSelection.assets(models.hyperparameter_search),
+    partitions_def=models.search_partitions,
+    description="Search one model's settings with Optuna (partition: the model); its asset then uses them.",
 )
 
 defs = Definitions(
@@ -39,11 +47,14 @@ defs = Definitions(
         graphs.ii_edges_fused,
         graphs.graph_qa_report,
         models.popularity_model,
+        models.itemknn_model,
+        models.ease_model,
         models.mf_model,
         models.lightgcn_model,
         models.gat_model,
         models.eval_report,
         models.gat_ablation,
+        models.hyperparameter_search,
         serving.item_embeddings_export,
         serving.faiss_index,
         monitoring.drift_metrics,
@@ -51,6 +62,7 @@ defs = Definitions(
     jobs=[
         all_assets_job,
         gat_ablation_job,
+        search_job,
         models.bless_eval_report,
         automation.drift_job,
         automation.retrain_job,

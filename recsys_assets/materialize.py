@@ -26,10 +26,18 @@ def main(argv: list[str] | None = None) -> int:
     keys = interaction_months.get_partition_keys()
     parser.add_argument("--first-month", default=keys[0], help=f"default {keys[0]}")
     parser.add_argument("--last-month", default=keys[-1], help=f"default {keys[-1]}")
-    parser.add_argument("--job", default="all_assets", help="job to run: all_assets (default) or ablation")
+    parser.add_argument(
+        "--job", default="all_assets", help="job to run: all_assets (default), ablation, search"
+    )
+    parser.add_argument(
+        "--partition", help="the partition of a job over static partitions (search: the model)"
+    )
     args = parser.parse_args(argv)
 
     job = defs.resolve_job_def(args.job)
+    if job.partitions_def is not None and not args.partition and args.job != "all_assets":
+        keys = job.partitions_def.get_partition_keys()
+        parser.error(f"job {args.job} needs --partition, one of {keys}")
     graph = job.asset_layer.asset_graph
     partitioned = any(
         graph.get(key).partitions_def is not None for key in job.asset_layer.executable_asset_keys
@@ -43,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                 ASSET_PARTITION_RANGE_START_TAG: args.first_month,
                 ASSET_PARTITION_RANGE_END_TAG: args.last_month,
             }
-            if partitioned
+            if partitioned and not args.partition
             else {},
+            partition_key=args.partition,
             raise_on_error=False,
         )
     materialized: dict[str, int] = {}

@@ -1,13 +1,16 @@
 """Recommendations over a loaded serving version: pure functions, no web framework.
 
-Strategies, in order: a known user is scored with their own vector; an unknown user with
-recent items known to the version gets the normalised mean of those items' vectors; anyone
-else gets the most popular items. A user's train history, their recent items and the items
-they exclude are never recommended.
+Strategies, in order: a known user is scored from their own history (an embedding model: their
+vector; an item-item model: their weighted history times the neighbour lists); an unknown
+user with recent items known to the version is scored from those (the normalised mean of
+their vectors, or the sum of their neighbour lists); anyone else gets the most popular items.
+A user's train history, their recent items and the items they exclude are never recommended.
 
-A request is planned (``plan``: strategy, query vector, exclusions), then ``ranking`` asks for
-the searches it needs (the API batches those of concurrent requests,
-``serving.search_batcher``) and filters their hits (``take``).
+A request is planned (``plan``: strategy, query vector or scored candidates, exclusions), then
+``ranking`` asks for the searches it needs (the API batches those of concurrent requests,
+``serving.search_batcher``) and filters their hits (``take``). Item-item models need no
+search: their candidates are every item some history item votes for, scored in the plan;
+when fewer than ``k`` of them have a positive score, popular items fill the list (score 0).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Plan:
     k: int
     #: Ids the request named that the version does not know (reported, never silently dropped).
     unknown_items: list[str] = field(default_factory=list)
+    #: Item-item models: every candidate's score, best first (no search needed).
+    candidates: Hits | None = None
 
     def first_fetch(self) -> int:
         return self.k + len(self.excluded)
@@ -61,12 +66,39 @@ def _known(bundle: Bundle, ids: Iterable[str]) -> tuple[list[int], list[str]]:
     return known, unknown
 
 
+def neighbour_hits(bundle: Bundle, rows: np.ndarray, weights: np.ndarray) -> Hits:
+    """Every item the given history items vote for, with the summed weighted votes, best
+    first (ties by item index)."""
+    neighbours = bundle.neighbours
+    assert neighbours is not None
+    starts, ends = neighbours.indptr[rows], neighbours.indptr[rows + 1]
+    counts = ends - starts
+    total = int(counts.sum())
+    positions = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    items, inverse = np.unique(neighbours.indices[positions], return_inverse=True)
+    votes = neighbours.data[positions] * np.repeat(weights.astype(np.float32), counts)
+    scores = np.bincount(inverse, weights=votes, minlength=len(items))
+    order = np.lexsort((items, -scores))
+    return scores[order].astype(np.float32), items[order].astype(np.int64)
+
+
 def plan(bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_items: list[str]) -> Plan:
     recent, unknown_recent = _known(bundle, recent_items)
     exclude, unknown_exclude = _known(bundle, exclude_items)
     excluded = set(recent) | set(exclude)
     unknown = unknown_recent + unknown_exclude
     user = bundle.user_index.get(user_id)
+    if bundle.neighbours is not None:
+        if user is not None:
+            rows, weights = bundle.weighted_history(user)
+            excluded.update(rows.tolist())
+            return Plan(USER, None, excluded, k, unknown, neighbour_hits(bundle, rows, weights))
+        if recent:
+            rows = np.array(recent, dtype=np.int64)
+            return Plan(RECENT, None, excluded, k, unknown, neighbour_hits(bundle, rows, np.ones(len(rows))))
+        return Plan(POPULAR, None, excluded, k, unknown)
+    assert bundle.users is not None
+    assert bundle.items is not None
     if user is not None:
         excluded.update(bundle.history(user).tolist())
         return Plan(USER, bundle.users[user], excluded, k, unknown)
@@ -106,6 +138,18 @@ def popular(bundle: Bundle, k: int, excluded: set[int]) -> tuple[list[int], list
     return items, [float(bundle.popularity[row]) for row in items]
 
 
+def scored_candidates(bundle: Bundle, planned: Plan) -> tuple[list[int], list[float]]:
+    """An item-item plan's first ``k`` candidates with a positive score, then popular items."""
+    assert planned.candidates is not None
+    scores, rows = planned.candidates
+    positive = int(np.searchsorted(-scores, 0.0, side="left"))
+    items, kept = take((scores[:positive], rows[:positive]), planned.k, planned.excluded)
+    if len(items) < planned.k:
+        fill, _ = popular(bundle, planned.k - len(items), planned.excluded | set(items))
+        items, kept = items + fill, kept + [0.0] * len(fill)
+    return items, kept
+
+
 #: ``ranking`` yields (query, n) searches and is sent their hits; it returns the result.
 Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
 
@@ -113,6 +157,8 @@ Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
 def ranking(bundle: Bundle, planned: Plan) -> Ranking:
     """Search until ``k`` items survive the exclusions (or the catalogue is exhausted); the
     caller runs each search it yields, in whatever way suits it (the API batches them)."""
+    if planned.candidates is not None:
+        return Ranked(*scored_candidates(bundle, planned), planned.strategy, planned.unknown_items)
     if planned.query is None:
         return Ranked(*popular(bundle, planned.k, planned.excluded), planned.strategy, planned.unknown_items)
     total, fetch = bundle.index.ntotal, planned.first_fetch()
@@ -125,4 +171,8 @@ def ranking(bundle: Bundle, planned: Plan) -> Ranking:
 
 
 def similar_plan(bundle: Bundle, item: int, k: int) -> Plan:
+    """The item's nearest items: by vector, or the items its neighbour list votes for."""
+    if bundle.neighbours is not None:
+        return Plan(USER, None, {item}, k, candidates=neighbour_hits(bundle, np.array([item]), np.ones(1)))
+    assert bundle.items is not None
     return Plan(USER, bundle.items[item], {item}, k)

@@ -1,8 +1,10 @@
-"""The models family: baselines, the multi-modal GAT, the evaluation report and its promotion gate.
+"""The models family: strong simple peers, the multi-modal GAT, the evaluation report that
+promotes the best of them, and its promotion gate.
 
-Every model is trained by one job module (``recsys_assets.jobs.train_model``) and stored the
-same way, as user and item vectors under ``models/<name>/``, so ``eval_report`` evaluates
-them all with one full-ranking procedure. The GAT trains on the ``l4`` profile (a Vertex AI
+Every model is trained by one job module (``recsys_assets.jobs.train_model``) and stored under
+``models/<name>/`` as user and item vectors or as item-item neighbour lists, with the use of
+order it chose on validation, so ``eval_report`` evaluates them all with one full-ranking
+procedure and promotes the validation-best. The GAT trains on the ``l4`` profile (a Vertex AI
 L4 in ``gcp``, a local subprocess here) and shares the GPU pool; the baselines use ``cpu``.
 """
 
@@ -12,8 +14,18 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any, TypeVar
 
-from dagster import AssetExecutionContext, AssetsDefinition, Config, OpExecutionContext, asset, job, op
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    OpExecutionContext,
+    StaticPartitionsDefinition,
+    asset,
+    job,
+    op,
+)
 from pydantic import Field
 
 from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
@@ -23,26 +35,38 @@ from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists
+from recsys_assets.core.models.search import SEARCHABLE
 from recsys_assets.environments import SettingsResource
 from recsys_assets.jobs.contracts import (
     AblationParams,
+    EASEParams,
     EvaluateParams,
     GATInputs,
     GATParams,
+    ItemKNNParams,
     LightGCNParams,
     MFParams,
     ModelFiles,
     PopularityParams,
+    SearchParams,
     TrainingInputs,
     TrainParams,
 )
+from recsys_assets.settings.base import Section
 from recsys_assets.settings.models import ModelSettings
 from resources.job_runners import JobRunner
 
 GROUP = "models"
-#: The model whose vectors serve, and that the promotion gate judges.
-CANDIDATE = "gat"
 TRAINING_INPUTS = [interaction_splits, node_maps]
+#: What the GAT trains on (its search too).
+GAT_INPUTS = [
+    *TRAINING_INPUTS,
+    ui_edges,
+    item_fused_embeddings,
+    item_text_embeddings,
+    ii_edges_fused,
+    ii_edges_txt,
+]
 
 
 @cache
@@ -73,67 +97,90 @@ def model_files(artifacts: Artifacts, model: str) -> ModelFiles:
     return ModelFiles(
         users_uri=artifacts.uri(catalogue.MODEL_USERS, model=model),
         items_uri=artifacts.uri(catalogue.MODEL_ITEMS, model=model),
+        neighbours_uri=artifacts.uri(catalogue.MODEL_NEIGHBOURS, model=model),
         meta_uri=artifacts.uri(catalogue.MODEL_META, model=model),
     )
 
 
-def _popularity(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
-    return PopularityParams(asset=asset, data=data, output=output)
+S = TypeVar("S", bound=Section)
 
 
-def _mf(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
-    return MFParams(asset=asset, data=data, output=output, config=models.mf)
+def tuned(config: S, artifacts: Artifacts, model: str, models: ModelSettings) -> tuple[S, str]:
+    """``config`` with the best settings a search found for ``model`` (and where they came
+    from), when there are some and ``models.search.use_best`` is on; else as it is."""
+    uri = artifacts.uri(catalogue.SEARCH_BEST, model=model)
+    if not models.search.use_best or not exists(uri):
+        return config, ""
+    return config.with_changes(read_json(uri)["params"], uri), uri
 
 
-def _lightgcn(asset: str, data: TrainingInputs, output: ModelFiles, models: ModelSettings) -> TrainParams:
-    return LightGCNParams(asset=asset, data=data, output=output, config=models.lightgcn)
+def _common(artifacts: Artifacts, name: str, models: ModelSettings) -> dict[str, Any]:
+    return {"data": training_inputs(artifacts), "output": model_files(artifacts, name), "order": models.order}
 
 
-ParamsBuilder = Callable[[str, TrainingInputs, ModelFiles, ModelSettings], TrainParams]
+def _popularity(asset: str, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
+    return PopularityParams(asset=asset, **_common(artifacts, "popularity", models))
 
 
-def _baseline(name: str, description: str, params: ParamsBuilder) -> AssetsDefinition:
+#: Models whose settings a search can tune, by their params class (the settings section has the name).
+TUNABLE: dict[str, type[MFParams | LightGCNParams | EASEParams | ItemKNNParams]] = {
+    "mf": MFParams, "lightgcn": LightGCNParams, "ease": EASEParams, "itemknn": ItemKNNParams,
+}  # fmt: skip
+
+
+ParamsBuilder = Callable[[str, Artifacts, ModelSettings], TrainParams]
+
+
+def _tunable(name: str) -> ParamsBuilder:
+    def build(asset: str, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
+        config, tuned_from = tuned(getattr(models, name), artifacts, name, models)
+        common = _common(artifacts, name, models)
+        return TUNABLE[name](asset=asset, config=config, tuned_from=tuned_from, **common)
+
+    return build
+
+
+def _baseline(name: str, description: str) -> AssetsDefinition:
     key = f"{name}_model"
+    params = _popularity if name == "popularity" else _tunable(name)
 
     @asset(
         name=key,
         group_name=GROUP,
         deps=TRAINING_INPUTS,
-        kinds={"python"} if name == "popularity" else {"pytorch"},
+        kinds={"pytorch"} if name in ("mf", "lightgcn") else {"python"},
         check_specs=job_checks(key, TrainParams),
         description=description,
     )
     def baseline(
         context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
     ) -> Results:
-        artifacts = settings.artifacts
-        built = params(key, training_inputs(artifacts), model_files(artifacts, name), settings.tree.models)
+        built = params(key, settings.artifacts, settings.tree.models)
+        if built.tuned_from:
+            context.log.info(f"{key}: training with the best settings of {built.tuned_from}")
         yield from run_job(context, job_runner, built, "cpu")
 
     return baseline
 
 
 popularity_model = _baseline(
-    "popularity", "Most train interactions first (ties: lower item index): models/popularity/.", _popularity
+    "popularity", "Most train interactions first (ties: lower item index): models/popularity/."
 )
-mf_model = _baseline(
-    "mf", "Matrix factorisation with BPR, early-stopped on validation NDCG@20: models/mf/.", _mf
+itemknn_model = _baseline(
+    "itemknn", "ItemKNN, cosine top-k neighbours with shrinkage chosen on validation: models/itemknn/."
 )
+ease_model = _baseline(
+    "ease", "EASE, closed-form linear item-item weights, lambda chosen on validation: models/ease/."
+)
+mf_model = _baseline("mf", "Matrix factorisation with BPR, early-stopped on validation NDCG@20: models/mf/.")
 lightgcn_model = _baseline(
-    "lightgcn", "PyG LightGCN with BPR, early-stopped on validation NDCG@20: models/lightgcn/.", _lightgcn
+    "lightgcn", "PyG LightGCN with BPR, early-stopped on validation NDCG@20: models/lightgcn/."
 )
 
 
 @asset(
     group_name=GROUP,
-    deps=[
-        *TRAINING_INPUTS,
-        ui_edges,
-        item_fused_embeddings,
-        item_text_embeddings,
-        ii_edges_fused,
-        ii_edges_txt,
-    ],
+    deps=GAT_INPUTS,
     pool=GPU_POOL,
     kinds={"pytorch", "gpu"},
     check_specs=job_checks("gat_model", GATParams),
@@ -141,24 +188,40 @@ lightgcn_model = _baseline(
 def gat_model(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
     """GATv2 over users, items and item-item kNN edges, items fed by content: models/gat.pt + models/gat/."""
     artifacts, models = settings.artifacts, settings.tree.models
-    features = models.gat_features
+    config, tuned_from = tuned(models.gat, artifacts, "gat", models)
     params = GATParams(
         asset="gat_model",
         data=training_inputs(artifacts),
         output=model_files(artifacts, "gat"),
-        config=models.gat,
-        inputs=GATInputs(
-            features=features,
-            features_uri=artifacts.uri(catalogue.ITEM_FEATURES[features]),
-            ui_edges_uri=artifacts.uri(catalogue.UI_EDGES),
-            ii_edges_uri=artifacts.uri(catalogue.II_EDGES[features]),
-        ),
+        config=config,
+        inputs=gat_inputs(artifacts, models),
         checkpoint_uri=artifacts.uri(catalogue.GAT_CHECKPOINT),
+        order=models.order,
+        tuned_from=tuned_from,
     )
+    if tuned_from:
+        context.log.info(f"gat_model: training with the best settings of {tuned_from}")
     yield from run_job(context, job_runner, params, "l4")
 
 
-MODEL_ASSETS = {"popularity": popularity_model, "mf": mf_model, "lightgcn": lightgcn_model, "gat": gat_model}
+def gat_inputs(artifacts: Artifacts, models: ModelSettings) -> GATInputs:
+    features = models.gat_features
+    return GATInputs(
+        features=features,
+        features_uri=artifacts.uri(catalogue.ITEM_FEATURES[features]),
+        ui_edges_uri=artifacts.uri(catalogue.UI_EDGES),
+        ii_edges_uri=artifacts.uri(catalogue.II_EDGES[features]),
+    )
+
+
+MODEL_ASSETS = {
+    "popularity": popularity_model,
+    "itemknn": itemknn_model,
+    "ease": ease_model,
+    "mf": mf_model,
+    "lightgcn": lightgcn_model,
+    "gat": gat_model,
+}
 
 
 @asset(
@@ -168,19 +231,53 @@ MODEL_ASSETS = {"popularity": popularity_model, "mf": mf_model, "lightgcn": ligh
     check_specs=job_checks("eval_report", EvaluateParams),
 )
 def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
-    """Every model's full-ranking metrics at K 10/20 (val, test, slices, coverage): eval/eval.json."""
+    """Every model's full-ranking metrics at K 10/20 and the validation-best promoted: eval/eval.json."""
     artifacts, tree = settings.artifacts, settings.tree
     params = EvaluateParams(
         asset="eval_report",
         data=training_inputs(artifacts),
         models={name: model_files(artifacts, name) for name in MODEL_ASSETS},
-        candidate=CANDIDATE,
+        candidate=tree.models.candidate,
         output_uri=artifacts.uri(catalogue.EVAL_REPORT),
         blessed_uri=artifacts.uri(catalogue.BLESSED_REPORT),
         tolerance=tree.models.promotion_tolerance,
         versions={"code": code_version(tree.code_version), "gat_features": tree.models.gat_features},
     )
     yield from run_job(context, job_runner, params, "cpu")
+
+
+search_partitions = StaticPartitionsDefinition(list(SEARCHABLE))
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=search_partitions,
+    deps=GAT_INPUTS,
+    pool=GPU_POOL,
+    kinds={"optuna"},
+)
+def hyperparameter_search(
+    context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
+) -> Results:
+    """Optuna TPE search of one model's settings on validation NDCG@20 (pruned): search/<model>/best.json."""
+    model = context.partition_key
+    artifacts, models = settings.artifacts, settings.tree.models
+    sections: dict[str, Section] = {
+        "gat": models.gat, "lightgcn": models.lightgcn, "mf": models.mf, "ease": models.ease,
+        "itemknn": models.itemknn,
+    }  # fmt: skip
+    params = SearchParams(
+        asset="hyperparameter_search",
+        model=model,
+        data=training_inputs(artifacts),
+        base=sections[model].to_dict(),
+        order=models.order,
+        inputs=gat_inputs(artifacts, models) if model == "gat" else None,
+        search=models.search,
+        journal_uri=artifacts.uri(catalogue.SEARCH_JOURNAL, model=model),
+        best_uri=artifacts.uri(catalogue.SEARCH_BEST, model=model),
+    )
+    yield from run_job(context, job_runner, params, "l4" if model == "gat" else "cpu")
 
 
 @asset(group_name=GROUP, deps=[gat_model], kinds={"pytorch"})

@@ -21,28 +21,40 @@ GROUP = "serving"
 
 @asset(group_name=GROUP, deps=[eval_report, node_maps, interaction_splits, "items"], kinds={"numpy"})
 def item_embeddings_export(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
-    """The promoted model's user and item vectors with ids, titles, train histories and popularity."""
+    """The promoted model's vectors or neighbour lists, ids, titles, weighted histories, popularity."""
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run.run_id[:8]}"
     pending, exported = prepare_version(settings.artifacts, version)
-    context.log.info(f"exported {pending['model']['name']} vectors as serving version {version}")
+    model = pending["model"]
+    context.log.info(
+        f"exported {model['name']} ({exported['kind']}) as serving version {version}: {model['reason']}"
+    )
     return MaterializeResult(
         metadata={
             "version": version,
-            "model": pending["model"]["name"],
-            **{k: exported[k] for k in ("users", "items", "dim", "item_norm_min_max")},
+            "model": model["name"],
+            "why": model["reason"],
+            **exported,
             "test_ndcg@20": float(pending["eval"]["test"]["ndcg@20"]),
-            "uri": exported["uri"],
         }
     )
 
 
 @asset(group_name=GROUP, deps=[item_embeddings_export], kinds={"faiss"})
 def faiss_index(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
-    """FAISS index over the exported item vectors (exact or HNSW by size); publishes serving/manifest.json."""
+    """FAISS index over the exported item vectors (none for item-item models); publishes the manifest."""
     serving = settings.tree.serving
     manifest, built = publish_pending(
         settings.artifacts, serving.index, serving.min_index_recall, context.log.info
     )
+    common = {
+        "version": manifest["version"],
+        "model": manifest["model"]["name"],
+        "manifest": settings.artifacts.uri(catalogue.SERVING_MANIFEST),
+        "files": MetadataValue.json({k: v["bytes"] for k, v in manifest["files"].items()}),
+    }
+    if built is None:
+        context.log.info(f"published serving version {manifest['version']}: {manifest['index']['reason']}")
+        return MaterializeResult(metadata={**common, "kind": "none", "reason": manifest["index"]["reason"]})
     latency = markdown_table(
         ["search", "median ms", "p99 ms"],
         [
@@ -55,13 +67,11 @@ def faiss_index(context: AssetExecutionContext, settings: SettingsResource) -> M
     )
     return MaterializeResult(
         metadata={
-            "version": manifest["version"],
-            "manifest": settings.artifacts.uri(catalogue.SERVING_MANIFEST),
+            **common,
             "kind": built.kind,
             "params": MetadataValue.json(built.params),
             f"recall@{built.recall_k}_vs_exact": round(built.recall, 4),
             "build_seconds": round(built.build_seconds, 3),
             "single_query_latency": MetadataValue.md(latency),
-            "files": MetadataValue.json({k: v["bytes"] for k, v in manifest["files"].items()}),
         }
     )

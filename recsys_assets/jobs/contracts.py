@@ -16,7 +16,15 @@ from pydantic import Field, TypeAdapter
 
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEncoderConfig
-from recsys_assets.settings.models import GATConfig, LightGCNConfig, MFConfig
+from recsys_assets.settings.models import (
+    EASEConfig,
+    GATConfig,
+    ItemKNNConfig,
+    LightGCNConfig,
+    MFConfig,
+    OrderConfig,
+    SearchConfig,
+)
 
 Features = Literal["fused", "txt"]
 
@@ -87,10 +95,12 @@ class TrainingInputs(Section):
 
 
 class ModelFiles(Section):
-    """A trained model's files (``models/<name>/``)."""
+    """A trained model's files (``models/<name>/``): vectors for embedding models, neighbour
+    lists for item-item ones; ``meta.json`` says which."""
 
     users_uri: str
     items_uri: str
+    neighbours_uri: str
     meta_uri: str
 
 
@@ -103,10 +113,16 @@ class GATInputs(Section):
 
 class TrainParams(JobParams):
     module = "recsys_assets.jobs.train_model"
-    checks: ClassVar[dict[str, str]] = {"vectors": "Finite user and item vectors, one per node."}
+    checks: ClassVar[dict[str, str]] = {
+        "vectors": "Finite user and item vectors, one per node, or finite neighbour lists over the items."
+    }
 
     data: TrainingInputs
     output: ModelFiles
+    #: The search result whose best settings the config holds ("": none).
+    tuned_from: str = ""
+    #: The uses of order tried on validation (``core/models/recency.py``).
+    order: OrderConfig = Field(default_factory=OrderConfig)
 
 
 class PopularityParams(TrainParams):
@@ -123,6 +139,16 @@ class LightGCNParams(TrainParams):
     config: LightGCNConfig
 
 
+class EASEParams(TrainParams):
+    model: Literal["ease"] = "ease"
+    config: EASEConfig
+
+
+class ItemKNNParams(TrainParams):
+    model: Literal["itemknn"] = "itemknn"
+    config: ItemKNNConfig
+
+
 class GATParams(TrainParams):
     model: Literal["gat"] = "gat"
     config: GATConfig
@@ -131,7 +157,8 @@ class GATParams(TrainParams):
 
 
 AnyTrainParams = Annotated[
-    PopularityParams | MFParams | LightGCNParams | GATParams, Field(discriminator="model")
+    PopularityParams | MFParams | LightGCNParams | EASEParams | ItemKNNParams | GATParams,
+    Field(discriminator="model"),
 ]
 TRAIN_PARAMS: TypeAdapter[AnyTrainParams] = TypeAdapter(AnyTrainParams)
 
@@ -139,20 +166,37 @@ TRAIN_PARAMS: TypeAdapter[AnyTrainParams] = TypeAdapter(AnyTrainParams)
 class EvaluateParams(JobParams):
     module = "recsys_assets.jobs.evaluate"
     checks: ClassVar[dict[str, str]] = {
-        "promotion_gate": "The candidate's test NDCG@20 and Recall@20 are not below the blessed report's "
-        "beyond the tolerance."
+        "promotion_gate": "The candidate (the validation-best servable model, or the pinned one): its test "
+        "NDCG@20 and Recall@20 are not below the blessed report's beyond the tolerance."
     }
 
     data: TrainingInputs
     models: dict[str, ModelFiles]
-    #: The model whose vectors serve, and that the promotion gate judges.
-    candidate: str
+    #: The model that serves and that the promotion gate judges; empty: the servable model with
+    #: the best validation NDCG@20.
+    candidate: str = ""
     output_uri: str
     #: The blessed report; it may not exist yet.
     blessed_uri: str
     tolerance: float
     #: Data and code versions the asset knows, recorded in the report.
     versions: dict[str, Any]
+
+
+class SearchParams(JobParams):
+    module = "recsys_assets.jobs.search"
+
+    model: Literal["gat", "lightgcn", "mf", "ease", "itemknn"]
+    data: TrainingInputs
+    #: The model's settings section the trials override.
+    base: dict[str, Any]
+    order: OrderConfig = Field(default_factory=OrderConfig)
+    #: The GAT's inputs (its search only).
+    inputs: GATInputs | None = None
+    search: SearchConfig
+    #: The study's journal (resumed when it exists) and the best settings found.
+    journal_uri: str
+    best_uri: str
 
 
 class AblationParams(JobParams):
@@ -173,5 +217,5 @@ class AblationParams(JobParams):
 #: Every contract a job module runs, for the asset side and the tests.
 CONTRACTS: tuple[type[JobParams], ...] = (
     TextEmbeddingParams, ImageEmbeddingParams, FusionParams, PopularityParams, MFParams, LightGCNParams,
-    GATParams, EvaluateParams, AblationParams,
+    EASEParams, ItemKNNParams, GATParams, EvaluateParams, SearchParams, AblationParams,
 )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Job: evaluate every model the same way -> ``eval/eval.json``, and the promotion gate."""
+"""Job: evaluate every model the same way -> ``eval/eval.json``; promote the validation-best
+servable model (or the pinned one) as the candidate, and gate it against the blessed report."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ from typing import Any
 
 from dagster_pipes import PipesContext
 
-from recsys_assets.core.io.codecs import read_json, read_npy, save
+from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists
 from recsys_assets.core.models.evaluation import KS, evaluate
-from recsys_assets.core.models.report import build_report, gate_outcome, model_entry, report_table
-from recsys_assets.core.models.training_data import load_training_data
-from recsys_assets.jobs.contracts import EvaluateParams
+from recsys_assets.core.models.recency import Order
+from recsys_assets.core.models.report import (
+    HEADLINE,
+    build_report,
+    choose_candidate,
+    gate_outcome,
+    model_entry,
+    report_table,
+)
+from recsys_assets.core.models.scoring import load_scorable
+from recsys_assets.core.models.training_data import TrainingData, load_training_data
+from recsys_assets.jobs.contracts import EvaluateParams, ModelFiles
 from recsys_assets.jobs.pipes_io import JobResult, run_job
 
 
@@ -20,28 +30,55 @@ def log_line(pipes: PipesContext, model: str, text: str) -> None:
     pipes.log.info(f"{model} {text}")
 
 
+def evaluate_model(
+    name: str, files: ModelFiles, meta: dict[str, Any], data: TrainingData, pipes: PipesContext
+) -> dict[str, Any]:
+    """The model with its chosen use of order; and, when that uses order, with order off."""
+    model = load_scorable(files.users_uri, files.items_uri, files.neighbours_uri, meta)
+    model.check(data.n_users, data.n_items, files.meta_uri.rsplit("/", 1)[0])
+    chosen, free = Order(**meta["order"]), Order(**meta["order_free"])
+    pipes.log.info(
+        f"evaluating {name} ({model.kind}, {chosen.label()}; full ranking of {data.n_items:,} items)"
+    )
+    metrics = evaluate(
+        model.scorer(data.train, data.n_items, chosen), data, KS, partial(log_line, pipes, name)
+    )
+    if chosen != free:
+        off = evaluate(model.scorer(data.train, data.n_items, free), data, KS, partial(log_line, pipes, name))
+        metrics["order_free"] = {
+            "order": free.to_dict(),
+            **{split: {m: off[split][m] for m in HEADLINE} for split in ("val", "test")},
+        }
+    return metrics
+
+
 def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     models: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for name, files in params.models.items():
-        users, items = read_npy(files.users_uri), read_npy(files.items_uri)
-        pipes.log.info(
-            f"evaluating {name} ({users.shape[0]:,} users x {items.shape[0]:,} items, full ranking)"
-        )
-        metrics = evaluate(users, items, data, KS, progress=partial(log_line, pipes, name))
-        models[name] = model_entry(metrics, read_json(files.meta_uri), files.to_dict())
+        meta = read_json(files.meta_uri)
+        if meta.get("skipped"):
+            skipped[name] = meta["skipped"]
+            pipes.log.warning(f"{name} was skipped: {meta['skipped']}")
+            continue
+        models[name] = model_entry(evaluate_model(name, files, meta, data, pipes), meta, files.to_dict())
+    candidate, reason = choose_candidate(models, params.candidate)
+    pipes.log.info(f"candidate: {reason}")
     blessed = read_json(params.blessed_uri) if exists(params.blessed_uri) else None
     report, verdict = build_report(
-        models, data, params.candidate, params.versions, pipes.run_id, blessed, params.tolerance
+        models, data, candidate, reason, params.versions, pipes.run_id, blessed, params.tolerance, skipped
     )
     save(params.output_uri, report)
     metadata = {
         "uri": params.output_uri,
-        "candidate": params.candidate,
+        "candidate": candidate,
+        "candidate_reason": reason,
         **{f"{name}_test_ndcg_at_20": round(r["test"]["ndcg@20"], 5) for name, r in models.items()},
-        "report": report_table(models),
+        "report": report_table(models, candidate),
+        **({"skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items())} if skipped else {}),
     }
-    gate = gate_outcome(verdict, params.candidate, params.tolerance, params.blessed_uri)
+    gate = gate_outcome(verdict, candidate, params.tolerance, params.blessed_uri)
     return JobResult(metadata, {"promotion_gate": gate})
 
 

@@ -10,14 +10,18 @@ import numpy as np
 from dagster_pipes import PipesContext
 
 from recsys_assets.core.io.codecs import save
+from recsys_assets.core.io.sparse import csr_arrays
 from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.models import training
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
+from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.jobs.contracts import (
     TRAIN_PARAMS,
     AnyTrainParams,
+    EASEParams,
     GATParams,
+    ItemKNNParams,
     LightGCNParams,
     MFParams,
     PopularityParams,
@@ -39,41 +43,67 @@ def step_logger(pipes: PipesContext, model: str, every_seconds: float = 30.0) ->
 
 
 def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> training.Trained:
+    """Train, then choose the use of order on validation (item-item models choose it with their
+    own settings)."""
+
     def progress(record: dict[str, float]) -> None:
         epoch, loss, ndcg = int(record["epoch"]), record["loss"], record["val_ndcg@20"]
         pipes.log.info(f"{params.model} epoch {epoch}: loss {loss:.4f}, val NDCG@20 {ndcg:.4f}")
 
+    def log(text: str) -> None:
+        pipes.log.info(f"{params.model}: {text}")
+
     match params:
         case PopularityParams():
-            return training.fit_popularity(data)
+            trained = training.fit_popularity(data)
         case MFParams():
-            return training.fit_mf(data, params.config, progress)
+            trained = training.fit_mf(data, params.config, progress)
         case LightGCNParams():
-            return training.fit_lightgcn(data, params.config, progress)
+            trained = training.fit_lightgcn(data, params.config, progress)
+        case EASEParams():
+            return training.fit_ease(data, params.config, params.order, log)
+        case ItemKNNParams():
+            return training.fit_itemknn(data, params.config, params.order, log)
         case GATParams():
             inputs = params.inputs
             features, graph = load_gat_inputs(
                 inputs.features_uri, inputs.ui_edges_uri, inputs.ii_edges_uri, data
             )
-            return training.fit_gat(data, features, graph, params.config, progress, step_logger(pipes, "gat"))
+            trained = training.fit_gat(
+                data, features, graph, params.config, progress, step_logger(pipes, "gat")
+            )
+    return training.with_order(trained, data, params.order, log)
+
+
+def save_model(params: AnyTrainParams, trained: training.Trained) -> None:
+    """Vectors or neighbour lists, by the model's kind."""
+    model = trained.model
+    if model.neighbours is not None:
+        save(params.output.neighbours_uri, csr_arrays(model.neighbours))
+    else:
+        assert model.users is not None
+        assert model.items is not None
+        save(params.output.users_uri, model.users.astype(np.float32))
+        save(params.output.items_uri, model.items.astype(np.float32))
 
 
 def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     pipes.log.info(f"training {params.model} on {data.summary()}")
     trained = fit(params, data, pipes)
-    meta = training.model_meta(params.model, trained, data, pipes.run_id)
+    meta = training.model_meta(params.model, trained, data, pipes.run_id) | {"tuned_from": params.tuned_from}
     if isinstance(params, GATParams):
         meta |= {"features": params.inputs.features, "checkpoint_uri": params.checkpoint_uri}
-    save(params.output.users_uri, trained.users.astype(np.float32))
-    save(params.output.items_uri, trained.items.astype(np.float32))
+    save_model(params, trained)
     if isinstance(params, GATParams) and trained.checkpoint is not None:
         write_bytes(params.checkpoint_uri, trained.checkpoint)
     save(params.output.meta_uri, meta)
     history = meta["history"]
     metadata = {
         "uri": params.output.meta_uri.rsplit("/", 1)[0],
+        "kind": meta["kind"],
         "dim": meta["dim"],
+        "neighbours": meta["neighbours"],
         "train_seconds": meta["train_seconds"],
         "epochs_run": meta["epochs_run"],
         "seconds_per_epoch": meta["seconds_per_epoch"],
@@ -81,7 +111,8 @@ def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
         "best_val_ndcg20": meta["best_val_ndcg@20"],
         "config": json_value(trained.config) if trained.config else None,
         "learning_curve": training.learning_curve(history) if history else None,
-        "recency_readout": meta.get("recency_readout"),
+        "order_chosen": Order(**meta["order"]).label(),
+        "order_val_ndcg20": json_value(meta["order_val_ndcg@20"]) if meta["order_val_ndcg@20"] else None,
     }
     return JobResult(metadata, {"vectors": training.vectors_outcome(trained, data)})
 

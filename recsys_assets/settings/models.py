@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import model_validator
+from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from recsys_assets.settings.base import Section, section, setting
 
@@ -43,6 +43,99 @@ class LightGCNConfig(Section):
     eval_every: int = setting(1, "Epochs between validations.", ge=1)
     patience: int = setting(20, "Validations without improvement before stopping.", ge=1)
     seed: int = setting(0, "Random seed.")
+
+
+def _grid(values: tuple[Any, ...], name: str) -> None:
+    if not values:
+        raise ValueError(f"{name}: expected at least one value to try")
+
+
+class EASEConfig(Section):
+    """EASE, the closed-form linear item-item model (``core/models/item_item.py``)."""
+
+    l2: tuple[PositiveFloat, ...] = setting(
+        (50.0, 100.0, 200.0, 500.0, 1000.0), "L2 strengths (lambda) tried; validation picks one."
+    )
+    max_items: int = setting(
+        10_000,
+        "Largest dense item-item problem: above it EASE models only this many most-interacted items "
+        "(the rest score 0); 0 skips EASE.",
+        ge=0,
+    )
+    neighbours: int = setting(
+        1000,
+        "Weights kept per item (largest magnitude; 0: all): what is evaluated is what serves.",
+        ge=0,
+    )
+
+    @model_validator(mode="after")
+    def _tried(self) -> Self:
+        _grid(self.l2, "ease.l2")
+        return self
+
+
+class ItemKNNConfig(Section):
+    """Item-based kNN over cosine similarity of the interaction columns (``core/models/item_item.py``)."""
+
+    neighbours: tuple[PositiveInt, ...] = setting(
+        (50, 100, 200), "Neighbours kept per item (top k by similarity) tried; validation picks one."
+    )
+    shrink: tuple[NonNegativeFloat, ...] = setting(
+        (0.0, 10.0), "Shrinkage added to the cosine's denominator, tried; validation picks one."
+    )
+
+    @model_validator(mode="after")
+    def _tried(self) -> Self:
+        _grid(self.neighbours, "itemknn.neighbours")
+        _grid(self.shrink, "itemknn.shrink")
+        return self
+
+
+class OrderConfig(Section):
+    """Order-awareness shared by every model (``core/models/recency.py``): each of a user's
+    train items weighted by floor + exp(decay * (r - 1)), r its place in time from 0 (first)
+    to 1 (last); every combination is tried on validation, per model."""
+
+    decays: tuple[NonNegativeFloat, ...] = setting(
+        (0.0, 1.0, 2.0, 5.0, 10.0, 20.0), "Decays tried; 0 is order-free. `[0]` switches order off.",
+        env="RECSYS_ORDER_DECAYS",
+    )  # fmt: skip
+    floors: tuple[NonNegativeFloat, ...] = setting(
+        (0.0, 0.1, 0.5), "Floors tried (a weight every item keeps)."
+    )
+    readout: tuple[NonNegativeFloat, ...] = setting(
+        (0.0, 0.5, 1.0, 2.0),
+        "Embedding models: weights of the history readout tried (a user's vector plus w times the "
+        "weighted mean of their items' vectors); 0 is off.",
+    )
+    val_users: int = setting(
+        10_000, "The choice is made on a fixed random sample of this many validation users (0: all).", ge=0
+    )
+    seed: int = setting(0, "Seed of that sample.")
+
+    @model_validator(mode="after")
+    def _tried(self) -> Self:
+        for name in ("decays", "floors", "readout"):
+            _grid(getattr(self, name), f"order.{name}")
+        return self
+
+
+class SearchConfig(Section):
+    """Hyper-parameter search with Optuna (``core/models/search.py``, the ``hyperparameter_search`` asset)."""
+
+    trials: int = setting(
+        20, "Trials each search run adds to the model's study.", env="RECSYS_SEARCH_TRIALS", ge=1
+    )
+    timeout_s: float = setting(0.0, "Stop starting trials after this many seconds (0: no limit).", ge=0)
+    startup_trials: int = setting(5, "Random trials before TPE, and trials before pruning starts.", ge=0)
+    warmup_epochs: int = setting(5, "Epochs a trial always runs before it may be pruned.", ge=0)
+    seed: int = setting(0, "Sampler seed.")
+    use_best: bool = setting(
+        True,
+        "Model assets train with the best settings a search found (`search/<model>/best.json`) when "
+        "there is one, over the settings here.",
+        env="RECSYS_USE_SEARCH",
+    )
 
 
 class GATConfig(Section):
@@ -112,11 +205,20 @@ class ModelSettings(Section):
         env="RECSYS_GAT_FEATURES",
     )
     mf: MFConfig = section(MFConfig, "MF-BPR, the collaborative-filtering baseline.")
+    ease: EASEConfig = section(EASEConfig, "EASE, the linear item-item peer.")
+    itemknn: ItemKNNConfig = section(ItemKNNConfig, "ItemKNN, the neighbourhood peer.")
+    order: OrderConfig = section(OrderConfig, "The recency-weighted history every model may use.")
+    search: SearchConfig = section(SearchConfig, "Hyper-parameter search (Optuna).")
     lightgcn: LightGCNConfig = section(LightGCNConfig, "LightGCN, the graph baseline.")
     gat: GATConfig = section(
         GATConfig, "Any GAT hyperparameter, as a JSON object (e.g. `{\"temperature\": 0.1}`).",
         env="RECSYS_GAT_CONFIG",
     )  # fmt: skip
+    candidate: str = setting(
+        "",
+        "The model to serve and gate (`gat`, `ease`, ...); empty: the one with the best validation NDCG@20.",
+        env="RECSYS_CANDIDATE",
+    )
     promotion_tolerance: float = setting(
         0.02,
         "Relative drop of test NDCG@20 / Recall@20 below the blessed report that still passes the gate.",

@@ -11,8 +11,8 @@ from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes, load_chec
 from recsys_assets.core.models.gat.graph import RATED_BY, RATES, SIMILAR, build_graph, csr_edges
 from recsys_assets.core.models.gat.model import GATRecommender, embed, recent_item_mean, with_readout
 from recsys_assets.core.models.gat.sampling import in_edges, sample_subgraph
-from recsys_assets.core.models.gat.train import _val_sample, train_gat
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.models.gat.train import train_gat
+from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
 from recsys_assets_tests.models.taste import taste_groups
 
@@ -162,7 +162,7 @@ def test_gat_trains_on_sampled_neighbourhoods() -> None:
     np.testing.assert_array_equal(fit.items, again.items)
     assert fit.history[-1]["loss"] < fit.history[0]["loss"] and fit.best_val_ndcg20 > 0.3
     # Early stopping watched 100 of the 200 validation users.
-    watched = _val_sample(val, config)
+    watched = sample_rows(val, config.val_users, config.seed)
     assert int((watched.lengths() > 0).sum()) == 100
     assert fit.best_val_ndcg20 == pytest.approx(
         validation_ndcg20(fit.users, fit.items, train, watched), abs=1e-6
@@ -298,3 +298,24 @@ def torch_tensor(x: np.ndarray):  # type: ignore[no-untyped-def]
     import torch
 
     return torch.from_numpy(x)
+
+
+def test_the_shared_readout_reproduces_the_gats_own() -> None:
+    import torch
+
+    from recsys_assets.core.models.recency import Order
+    from recsys_assets.core.models.scoring import Scorable
+
+    train, val = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    x = _features()
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(x))
+    config = SMALL.with_changes({"recency_readout": [1.0], "epochs": 3})
+    fit = train_gat(train, val, x, graph, config)
+    assert fit.model is not None and fit.readout == 1.0
+    users, items = embed(fit.model, torch.from_numpy(x), graph, readout=False)
+    # Without timestamps every edge is as recent as the last (weight 1), in both readouts.
+    timed = Csr(train.indptr, train.indices, np.ones(len(train.indices)))
+    order = Order(config.recency_decay, 0.0, fit.readout)
+    shared = Scorable(users, items, unit=True).user_vectors(timed, N_ITEMS, order)
+    np.testing.assert_allclose(shared, fit.users, atol=1e-5)
+    assert not np.allclose(users, fit.users, atol=1e-3)

@@ -6,11 +6,16 @@ from __future__ import annotations
 import pytest
 
 from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.codecs import read_json
+from recsys_assets.core.serving.bundle import FILES, kind_of
 from recsys_assets_tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.xdist_group("pipeline")
-#: Entries written outside the main job: the bless job, the ablation job, the daily drift asset.
-ELSEWHERE = {catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.DRIFT_PLOT}
+#: Entries written outside the main job: the bless, ablation and search jobs, the daily drift asset.
+ELSEWHERE = {
+    catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.DRIFT_PLOT,
+    catalogue.SEARCH_JOURNAL, catalogue.SEARCH_BEST,
+}  # fmt: skip
 
 
 def test_every_file_is_a_catalogue_entry_of_a_materialized_writer(pipeline: Pipeline) -> None:
@@ -24,7 +29,10 @@ def test_every_file_is_a_catalogue_entry_of_a_materialized_writer(pipeline: Pipe
         writer = artifact.writer.format(**fields)
         assert writer in pipeline.metadata, f"{relative}: written by {writer}, which did not materialize"
         seen.add(artifact)
-    assert set(catalogue.CATALOGUE) - seen == ELSEWHERE
+    # A version holds the files of the kind of model it serves (vectors and an index, or neighbour lists).
+    served = kind_of(read_json(pipeline.artifacts.uri(catalogue.SERVING_MANIFEST)))
+    other_kind = {catalogue.SERVING_FILES[name] for name in set(catalogue.SERVING_FILES) - set(FILES[served])}
+    assert other_kind and set(catalogue.CATALOGUE) - seen == ELSEWHERE | other_kind
     # Partitioned artifacts: one file per month, each recorded as its own partition.
     months = [p for p in files if catalogue.INTERACTIONS.pattern().match(p)]
     assert len(months) == pipeline.partitions["interactions"] == 24
@@ -35,4 +43,4 @@ def test_the_whole_graph_materialized_with_every_check_passing(pipeline: Pipelin
     assert pipeline.success
     failed = {name: check.description for name, check in pipeline.checks.items() if not check.passed}
     assert failed == {}
-    assert len(pipeline.checks) == 27 and len(pipeline.metadata) == 20
+    assert len(pipeline.checks) == 29 and len(pipeline.metadata) == 22

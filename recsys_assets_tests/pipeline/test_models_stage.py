@@ -16,6 +16,7 @@ from dagster import DagsterInstance, Definitions, materialize
 from recsys_assets.assets import models, serving
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_json, read_npy, read_npz
+from recsys_assets.core.io.sparse import csr_from_arrays
 from recsys_assets.core.io.storage import read_bytes
 from recsys_assets.core.models.gat.checkpoint import load_checkpoint
 from recsys_assets.core.models.gat.graph import build_graph
@@ -25,14 +26,27 @@ from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import EPOCHS, Pipeline
 
 pytestmark = pytest.mark.xdist_group("pipeline")
-MODELS = ("popularity", "mf", "lightgcn", "gat")
+EMBEDDING = ("popularity", "mf", "lightgcn", "gat")
+ITEM_ITEM = ("itemknn", "ease")
+MODELS = (*EMBEDDING, *ITEM_ITEM)
 
 
-def test_every_model_is_stored_as_user_and_item_vectors(pipeline: Pipeline) -> None:
+def test_every_model_is_stored_as_vectors_or_neighbour_lists_with_its_order(pipeline: Pipeline) -> None:
     pipeline.require(*(f"{name}_model" for name in MODELS))
     artifacts = pipeline.artifacts
     maps = read_json(artifacts.uri(catalogue.NODE_MAPS))
-    for name in MODELS:
+    for name in ITEM_ITEM:
+        meta = read_json(artifacts.uri(catalogue.MODEL_META, model=name))
+        weights = csr_from_arrays(read_npz(artifacts.uri(catalogue.MODEL_NEIGHBOURS, model=name)), name)
+        assert meta["kind"] == "item_item" and weights.shape == (len(maps["items"]),) * 2
+        assert meta["neighbours"] == weights.nnz > 0
+        # The settings and the order were chosen together on validation: the best row of the table.
+        best = max(meta["order_tried"], key=lambda row: row["val_ndcg@20"])
+        assert meta["order_val_ndcg@20"]["chosen"] == best["val_ndcg@20"]
+        assert {k: best[k] for k in meta["chosen"]} == meta["chosen"]
+        assert {k: best[k] for k in ("decay", "floor", "readout")} == meta["order"]
+        assert pipeline.checks[f"{name}_model_vectors"].passed
+    for name in EMBEDDING:
         users = read_npy(artifacts.uri(catalogue.MODEL_USERS, model=name))
         items = read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model=name))
         meta = read_json(artifacts.uri(catalogue.MODEL_META, model=name))
@@ -45,6 +59,7 @@ def test_every_model_is_stored_as_user_and_item_vectors(pipeline: Pipeline) -> N
             assert meta["best_epoch"] == best["epoch"] and meta["epochs_run"] <= EPOCHS
             assert meta["best_val_ndcg@20"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
             assert meta["config"]["epochs"] == EPOCHS
+        assert meta["kind"] == "embedding" and len(meta["order_tried"]) == (1 if name == "popularity" else 49)
     assert all(pipeline.checks[f"{name}_model_vectors"].passed for name in MODELS)
     assert "| epoch | train loss | val NDCG@20 |" in pipeline.metadata["mf_model"]["learning_curve"].value
 
@@ -60,11 +75,12 @@ def test_gat_checkpoint_reproduces_its_exported_vectors(pipeline: Pipeline) -> N
     graph = build_graph(ui, data.n_users, data.n_items, read_npz(artifacts.uri(catalogue.II_EDGES["fused"])))
     meta = read_json(artifacts.uri(catalogue.MODEL_META, model="gat"))
     assert meta["features"] == "fused" and meta["checkpoint_uri"] == artifacts.uri(catalogue.GAT_CHECKPOINT)
-    # The recency readout chosen on validation is saved with the weights.
+    # The recency readout chosen on validation while training is saved with the weights.
     assert float(model.readout) == meta["recency_readout"] in config.recency_readout
     assert meta["edges"] == {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
     features = torch.from_numpy(read_npy(artifacts.uri(catalogue.FUSED_EMBEDDINGS)))
-    users, items = embed(model, features, graph)
+    # The exported users are order-free: the shared readout chosen afterwards applies on top.
+    users, items = embed(model, features, graph, readout=False)
     np.testing.assert_allclose(items, read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model="gat")), atol=1e-5)
     np.testing.assert_allclose(users, read_npy(artifacts.uri(catalogue.MODEL_USERS, model="gat")), atol=1e-5)
 
@@ -75,7 +91,14 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     pipeline.require("eval_report")
     artifacts = pipeline.artifacts
     report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
-    assert report["candidate"] == "gat" and report["ks"] == [10, 20]
+    candidate = report["candidate"]
+    # The candidate is the validation-best model, and the report says by how much.
+    val = {name: m["val"]["ndcg@20"] for name, m in report["models"].items()}
+    assert candidate == max(val, key=lambda name: val[name]) and report["ks"] == [10, 20]
+    assert report["candidate_reason"].startswith(
+        f"{candidate}: best validation NDCG@20 among servable models"
+    )
+    assert pipeline.metadata["eval_report"]["candidate_reason"].value == report["candidate_reason"]
     assert set(report["models"]) == set(MODELS)
     splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
     assert report["data"]["test"] == int((splits["split"] == "test").sum())
@@ -87,6 +110,13 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
             assert set(metrics["slices"]) == {"cold_start", "head", "torso", "tail"}
         assert model["train"]["train_seconds"] >= 0
         assert model["files"]["users_uri"] == artifacts.uri(catalogue.MODEL_USERS, model=name)
+        assert model["kind"] == ("item_item" if name in ITEM_ITEM else "embedding")
+        # With the order chosen, and without it when one was chosen.
+        if model["order"]["decay"]:
+            assert set(model["order_free"]) == {"order", "val", "test"}
+            assert model["order_free"]["val"]["ndcg@20"] <= model["val"]["ndcg@20"] + 1e-9
+        else:
+            assert "order_free" not in model
     # Popularity recommends the same head items to everyone: its coverage is tiny.
     assert (
         report["models"]["popularity"]["test"]["coverage@20"] < report["models"]["gat"]["test"]["coverage@20"]
@@ -94,9 +124,10 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     assert report["versions"]["packages"]["torch"].startswith("2.13.0") and report["versions"]["code"]
     gate = pipeline.checks["eval_report_promotion_gate"]
     assert gate.passed and "no blessed report yet" in gate.description
-    assert gate.metadata["observed"].value == pytest.approx(report["models"]["gat"]["test"]["ndcg@20"])
+    assert gate.metadata["observed"].value == pytest.approx(report["models"][candidate]["test"]["ndcg@20"])
     table = pipeline.metadata["eval_report"]["report"].value
-    assert all(f"| {name} |" in table for name in report["models"])
+    assert f"| **{candidate}** (served) |" in table
+    assert all(f"| {name} |" in table for name in report["models"] if name != candidate)
 
 
 def _copy(pipeline: Pipeline, tmp_path: Path) -> dict:
@@ -124,7 +155,8 @@ def test_blessing_then_a_regression_stops_downstream_assets(pipeline: Pipeline, 
 
     published = read_json(artifacts.uri(catalogue.SERVING_MANIFEST))
     # A blessed report 10% better than the candidate: the gate fails and blocks downstream.
-    gat_test = blessed["models"]["gat"]["test"]
+    candidate = blessed["candidate"]
+    gat_test = blessed["models"][candidate]["test"]
     gat_test["ndcg@20"] *= 1.1
     blessed_path.write_text(json.dumps(blessed))
     with DagsterInstance.ephemeral() as instance:
@@ -137,7 +169,7 @@ def test_blessing_then_a_regression_stops_downstream_assets(pipeline: Pipeline, 
     gate = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "eval_report_promotion_gate"
     )
-    assert not gate.passed and gate.description.startswith("candidate gat: REGRESSION in ndcg@20: ")
+    assert not gate.passed and gate.description.startswith(f"candidate {candidate}: REGRESSION in ndcg@20: ")
     assert gate.metadata["blessed_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"])
     assert gate.metadata["candidate_ndcg_at_20"].value == pytest.approx(gat_test["ndcg@20"] / 1.1)
     assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
@@ -196,3 +228,38 @@ def test_unknown_model_settings_are_named() -> None:
         SettingsError, match=r"ablation variant 'x': tau: Extra inputs are not permitted; known "
     ):
         GATConfig().with_changes({"tau": 0.2}, "ablation variant 'x'")
+
+
+def test_a_search_finds_settings_that_the_model_asset_then_trains_with(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.require("ease_model")
+    shutil.copytree(pipeline.root, tmp_path / "artifacts")
+    settings = pipeline.settings.with_changes(
+        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"search": {"trials": 4}}}
+    )
+    resources = make_resources(settings)
+    artifacts = resources["settings"].artifacts
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.hyperparameter_search], partition_key="ease", resources=resources,
+                             instance=instance)  # fmt: skip
+        assert result.success
+        (event,) = result.asset_materializations_for_node("hyperparameter_search")
+        best = read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ease"))
+        assert best["model"] == "ease" and best["trials"] == 4 and len(best["params"]["l2"]) == 1
+        assert event.metadata["best_val_ndcg20"].value == best["val_ndcg@20"]
+        assert event.metadata["trials"].value == 4 and event.metadata["new_trials"].value == 4
+        assert "| trial | state | val NDCG@20 |" in event.metadata["trials_table"].value
+        assert "data:image/png;base64," in event.metadata["optimisation_history"].value
+        # A second run resumes the study from its journal.
+        again = materialize([models.hyperparameter_search], partition_key="ease", resources=resources,
+                            instance=instance)  # fmt: skip
+        assert read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ease"))["trials"] == 8
+        assert again.success
+        trained = materialize([models.ease_model], resources=resources, instance=instance)
+    assert trained.success
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="ease"))
+    best = read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ease"))
+    assert meta["tuned_from"] == artifacts.uri(catalogue.SEARCH_BEST, model="ease")
+    assert meta["config"]["l2"] == best["params"]["l2"] and meta["chosen"]["l2"] == best["params"]["l2"][0]
+    assert meta["order_val_ndcg@20"]["chosen"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)

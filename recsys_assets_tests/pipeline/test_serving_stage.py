@@ -13,10 +13,15 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.assets import monitoring
+from recsys_assets.assets import models, monitoring, serving
 from recsys_assets.core.io import artifacts as catalogue
-from recsys_assets.core.io.codecs import read_json, read_npy, read_parquet
-from recsys_assets.core.serving.bundle import load_bundle
+from recsys_assets.core.io.artifacts import Artifacts
+from recsys_assets.core.io.codecs import read_json, read_parquet
+from recsys_assets.core.models.recency import Order
+from recsys_assets.core.models.scoring import load_scorable
+from recsys_assets.core.models.training_data import load_training_data
+from recsys_assets.core.serving.bundle import Bundle, load_bundle
+from recsys_assets.core.serving.export import NO_INDEX
 from recsys_assets.core.warehouse.tables import LOG_TABLES
 from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import Pipeline
@@ -25,16 +30,37 @@ from serving.request_log import DuckDBSink
 pytestmark = pytest.mark.xdist_group("pipeline")
 
 
+def _served_scores_match_the_evaluation(bundle: Bundle, artifacts: Artifacts, name: str) -> None:
+    """The version scores users exactly as ``eval_report`` scored the model, with its order."""
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model=name))
+    kinds = (("users_uri", catalogue.MODEL_USERS), ("items_uri", catalogue.MODEL_ITEMS),
+             ("neighbours_uri", catalogue.MODEL_NEIGHBOURS))  # fmt: skip
+    files = {key: artifacts.uri(artifact, model=name) for key, artifact in kinds}
+    model = load_scorable(**files, meta=meta)
+    data = load_training_data(artifacts.uri(catalogue.SPLITS), artifacts.uri(catalogue.NODE_MAPS))
+    users = np.arange(10)
+    expected = model.scorer(data.train, data.n_items, Order(**meta["order"]))(users)
+    if bundle.neighbours is not None:
+        for user in users:
+            rows, weights = bundle.weighted_history(int(user))
+            np.testing.assert_allclose(weights @ bundle.neighbours[rows].toarray(), expected[user], rtol=1e-5)
+    else:
+        assert bundle.users is not None and bundle.items is not None
+        np.testing.assert_allclose(bundle.users[users] @ bundle.items.T, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_serving_bundle_holds_the_promoted_model_and_loads(pipeline: Pipeline) -> None:
     pipeline.require("faiss_index")
     artifacts = pipeline.artifacts
     manifest = read_json(artifacts.uri(catalogue.SERVING_MANIFEST))
     bundle = load_bundle(artifacts.uri(catalogue.SERVING_MANIFEST))
-    assert bundle.version == manifest["version"] and manifest["model"]["name"] == "gat"
     report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
-    assert manifest["eval"]["test"]["ndcg@20"] == report["models"]["gat"]["test"]["ndcg@20"]
-    np.testing.assert_array_equal(bundle.items, read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model="gat")))
-    np.testing.assert_array_equal(bundle.users, read_npy(artifacts.uri(catalogue.MODEL_USERS, model="gat")))
+    name = report["candidate"]
+    assert bundle.version == manifest["version"] and manifest["model"]["name"] == name
+    assert manifest["model"]["reason"] == report["candidate_reason"]
+    assert manifest["model"]["order"] == report["models"][name]["order"]
+    assert manifest["eval"]["test"]["ndcg@20"] == report["models"][name]["test"]["ndcg@20"]
+    _served_scores_match_the_evaluation(bundle, artifacts, name)
     maps = read_json(artifacts.uri(catalogue.NODE_MAPS))
     assert bundle.item_ids == maps["items"] and bundle.user_ids == maps["users"]
     assert bundle.titles == read_parquet(artifacts.uri(catalogue.ITEMS))["title"].fillna("").tolist()
@@ -47,14 +73,49 @@ def test_serving_bundle_holds_the_promoted_model_and_loads(pipeline: Pipeline) -
     # Popularity: the most reviewed train item first.
     counts = train["item_id"].value_counts()
     assert bundle.item_ids[bundle.popular[0]] in counts[counts == counts.max()].index
-    # 400 items: below exact_below, so exact search (recall 1).
-    assert manifest["index"]["kind"] == "flat" and manifest["index"]["recall@20"] == 1.0
     metadata = pipeline.metadata["faiss_index"]
-    assert metadata["recall@20_vs_exact"].value == 1.0 and metadata["version"].value == bundle.version
-    assert "| flat |" in metadata["single_query_latency"].value
+    if bundle.neighbours is not None:
+        assert manifest["index"] == {"kind": "none", "reason": NO_INDEX} and metadata["kind"].value == "none"
+    else:
+        # 400 items: below exact_below, so exact search (recall 1).
+        assert manifest["index"]["kind"] == "flat" and manifest["index"]["recall@20"] == 1.0
+        assert (
+            metadata["recall@20_vs_exact"].value == 1.0
+            and "| flat |" in metadata["single_query_latency"].value
+        )
+    assert metadata["version"].value == bundle.version
     assert pipeline.metadata["item_embeddings_export"]["version"].value == bundle.version
     # The pending record the export wrote names the version the index published.
     assert read_json(artifacts.uri(catalogue.SERVING_PENDING))["version"] == bundle.version
+
+
+@pytest.mark.parametrize("kind", ["embedding", "item_item"])
+def test_a_pinned_candidate_of_either_kind_is_exported_and_served(
+    pipeline: Pipeline, tmp_path: Path, kind: str
+) -> None:
+    pipeline.require("faiss_index")
+    pinned = "gat" if kind == "embedding" else "itemknn"
+    shutil.copytree(pipeline.root, tmp_path / "artifacts")
+    settings = pipeline.settings.with_changes(
+        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"candidate": pinned}}
+    )
+    resources = make_resources(settings)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.eval_report, serving.item_embeddings_export, serving.faiss_index],
+                             resources=resources, instance=instance)  # fmt: skip
+    assert result.success
+    artifacts = resources["settings"].artifacts
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    assert (
+        report["candidate"] == pinned
+        and "pinned by the models.candidate setting" in report["candidate_reason"]
+    )
+    bundle = load_bundle(artifacts.uri(catalogue.SERVING_MANIFEST))
+    assert bundle.manifest["model"]["name"] == pinned and bundle.manifest["model"]["kind"] == kind
+    assert (bundle.neighbours is not None) == (kind == "item_item") and (bundle.index is None) == (
+        kind == "item_item"
+    )
+    _served_scores_match_the_evaluation(bundle, artifacts, pinned)
 
 
 def test_drift_metrics_materialize_a_day_of_logs_idempotently(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -32,7 +32,10 @@ def test_assets_declare_the_checks_their_jobs_report() -> None:
         "item_text_embeddings": contracts.TextEmbeddingParams,
         "item_image_embeddings": contracts.ImageEmbeddingParams,
         "item_fused_embeddings": contracts.FusionParams,
-        **{f"{m}_model": contracts.TrainParams for m in ("popularity", "mf", "lightgcn", "gat")},
+        **{
+            f"{m}_model": contracts.TrainParams
+            for m in ("popularity", "itemknn", "ease", "mf", "lightgcn", "gat")
+        },
         "eval_report": contracts.EvaluateParams,
     }
     for asset, contract in expected.items():
@@ -43,7 +46,9 @@ def test_params_round_trip_through_json_and_name_bad_fields() -> None:
     params = contracts.GATParams(
         asset="gat_model",
         data=contracts.TrainingInputs(splits_uri="s.parquet", node_maps_uri="n.json"),
-        output=contracts.ModelFiles(users_uri="u.npy", items_uri="i.npy", meta_uri="m.json"),
+        output=contracts.ModelFiles(
+            users_uri="u.npy", items_uri="i.npy", neighbours_uri="w.npz", meta_uri="m.json"
+        ),
         config=GATConfig(heads=4, fanouts=(5, 3)),
         inputs=contracts.GATInputs(
             features="txt", features_uri="t.npy", ui_edges_uri="e.npz", ii_edges_uri="k.npz"

@@ -85,11 +85,18 @@ EXPECTED_ASSETS = {
         False,
     ),
     "popularity_model": ("models", ["interaction_splits", "node_maps"], False),
+    "itemknn_model": ("models", ["interaction_splits", "node_maps"], False),
+    "ease_model": ("models", ["interaction_splits", "node_maps"], False),
     "mf_model": ("models", ["interaction_splits", "node_maps"], False),
     "lightgcn_model": ("models", ["interaction_splits", "node_maps"], False),
     "gat_model": ("models", sorted(GAT_INPUTS), False),
-    "eval_report": ("models", ["gat_model", "lightgcn_model", "mf_model", "popularity_model"], False),
+    "eval_report": (
+        "models",
+        ["ease_model", "gat_model", "itemknn_model", "lightgcn_model", "mf_model", "popularity_model"],
+        False,
+    ),
     "gat_ablation": ("models", ["gat_model"], False),
+    "hyperparameter_search": ("models", sorted(GAT_INPUTS), True),
     "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
     "faiss_index": ("serving", ["item_embeddings_export"], False),
     "drift_metrics": ("monitoring", ["faiss_index", "item_text_embeddings", "items"], True),
@@ -115,6 +122,8 @@ BLOCKING = [
     "ii_edges_fused_valid",
     "ii_edges_fused_recall",
     "popularity_model_vectors",
+    "itemknn_model_vectors",
+    "ease_model_vectors",
     "mf_model_vectors",
     "lightgcn_model_vectors",
     "gat_model_vectors",
@@ -136,18 +145,20 @@ def test_definitions_load(env: str) -> None:
     assert described["checks"] == sorted([*BLOCKING, *warnings])
     assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == [
-        "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain"
+        "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain", "search"
     ]  # fmt: skip
     on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
     assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
     assert described["retrain"] == sorted(
         k
         for k, v in EXPECTED_ASSETS.items()
-        if v[0] in ("embeddings", "graphs", "models", "serving") and k != "gat_ablation"
+        if v[0] in ("embeddings", "graphs", "models", "serving")
+        and k not in ("gat_ablation", "hyperparameter_search")
     )
     # Only the accelerator steps occupy the GPU pool.
-    assert {k for k, pools in described["pools"].items() if pools} == {"item_image_embeddings", "gat_model"}
-    assert described["pools"]["item_image_embeddings"] == described["pools"]["gat_model"] == ["gpu"]
+    gpu = {"item_image_embeddings", "gat_model", "hyperparameter_search"}
+    assert {k for k, pools in described["pools"].items() if pools} == gpu
+    assert all(described["pools"][k] == ["gpu"] for k in gpu)
     assert described["resources"] == ["io_manager", "job_runner", "settings"]
     assert described["job_runner"] == {"local": "LocalJobRunner", "gcp": "VertexJobRunner"}[env]
     assert described["image_encoder"] == {"local": "efficientnet-lite0", "gcp": "clip"}[env]

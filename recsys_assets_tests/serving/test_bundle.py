@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
+from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.serving.bundle import BundleError, load_bundle
-from recsys_assets.core.serving.export import export_files, popular_items, publish, write_files
+from recsys_assets.core.serving.export import common_files, popular_items, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings.serving import IndexConfig
 from recsys_assets_tests.serving.test_index import _clustered
@@ -31,9 +32,10 @@ def _manifest(root: Path) -> str:
 def _publish(root: Path, version: str = "v1", n_items: int = 30) -> dict:
     items = _clustered(n_items, dim=8)
     users = _clustered(4, dim=8, seed=2)
-    files = export_files(
-        items, users, [f"u{i}" for i in range(4)], [f"i{i}" for i in range(n_items)],
-        [f"title {i}" for i in range(n_items)], np.array([0, 2, 3, 3, 5]), np.array([0, 1, 2, 3, 4]),
+    files = vector_files(items, users) | common_files(
+        [f"u{i}" for i in range(4)], [f"i{i}" for i in range(n_items)],
+        [f"title {i}" for i in range(n_items)],
+        Csr(np.array([0, 2, 3, 3, 5]), np.array([0, 1, 2, 3, 4])), np.ones(5), n_items,
     )  # fmt: skip
     artifacts = Artifacts(str(root))
     write_files(artifacts, version, files)
@@ -89,3 +91,34 @@ def test_an_unreadable_or_inconsistent_version_is_refused(tmp_path: Path) -> Non
     publish(Artifacts(str(tmp_path)), "v1", {})
     with pytest.raises(BundleError, match="version v1 does not parse"):
         load_bundle(_manifest(tmp_path))
+
+
+def _publish_item_item(root: Path, n_items: int = 6, shape: int | None = None) -> dict:
+    import scipy.sparse as sp
+
+    from recsys_assets.core.io.codecs import npz_bytes
+    from recsys_assets.core.io.sparse import csr_arrays
+
+    size = shape or n_items
+    neighbours = sp.csr_matrix(np.eye(size, k=1, dtype=np.float32))
+    files = {"neighbours.npz": npz_bytes(csr_arrays(neighbours))} | common_files(
+        ["u0", "u1"], [f"i{i}" for i in range(n_items)], [f"title {i}" for i in range(n_items)],
+        Csr(np.array([0, 2, 3]), np.array([0, 1, 4])), np.array([0.5, 1.0, 1.0]), n_items,
+    )  # fmt: skip
+    artifacts = Artifacts(str(root))
+    write_files(artifacts, "v1", files)
+    return publish(artifacts, "v1", {"model": {"name": "ease", "kind": "item_item"}})
+
+
+def test_an_item_item_version_holds_neighbour_lists_and_weighted_histories(tmp_path: Path) -> None:
+    manifest = _publish_item_item(tmp_path)
+    assert set(manifest["files"]) == {"neighbours.npz", "ids.json", "history.npz", "popular.npy"}
+    bundle = load_bundle(_manifest(tmp_path))
+    assert bundle.index is None and bundle.items is None and bundle.neighbours is not None
+    assert bundle.neighbours.shape == (6, 6) and bundle.neighbours[2, 3] == 1.0
+    rows, weights = bundle.weighted_history(0)
+    assert rows.tolist() == [0, 1] and weights.tolist() == [0.5, 1.0]
+    # Neighbour lists over another catalogue than ids.json names are refused.
+    _publish_item_item(tmp_path / "bad", shape=5)
+    with pytest.raises(BundleError, match=r"inconsistent: neighbours.npz is \[5, 5\] for 6 items"):
+        load_bundle(_manifest(tmp_path / "bad"))

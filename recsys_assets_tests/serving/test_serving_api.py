@@ -16,7 +16,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
-from recsys_assets.core.serving.export import export_files, publish, write_files
+from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings import Settings, SettingsError
 from recsys_assets.settings.serving import IndexConfig
@@ -49,9 +50,10 @@ def publish_version(root: Path, version: str, seed: int = 0) -> None:
     for user, history in HISTORIES.items():
         indices += history + ([5] if user != "u0" else [])
         indptr.append(len(indices))
-    files = export_files(
-        items, users, list(HISTORIES), [f"I{i:03d}" for i in range(N_ITEMS)],
-        [f"item {i} ({version})" for i in range(N_ITEMS)], np.array(indptr), np.array(indices),
+    files = vector_files(items, users) | common_files(
+        list(HISTORIES), [f"I{i:03d}" for i in range(N_ITEMS)],
+        [f"item {i} ({version})" for i in range(N_ITEMS)],
+        Csr(np.array(indptr), np.array(indices)), np.ones(len(indices)), N_ITEMS,
     )  # fmt: skip
     artifacts = Artifacts(str(root))
     write_files(artifacts, version, files)
@@ -145,6 +147,60 @@ async def test_similar_items_and_their_errors(client: AsyncTestClient) -> None:
     assert missing.status_code == 404 and "item 'B00NOPE' is not in serving version v1" in missing.text
     assert (await client.get("/items/I022/similar", params={"k": 0})).status_code == 400
     assert (await client.get("/items/I022/similar", params={"k": "many"})).status_code == 400
+
+
+def publish_item_item_version(root: Path, version: str) -> None:
+    """An item-item version over the same catalogue: each item votes for the others of its
+    cluster, nearer indices more (1 / distance); histories as ``publish_version``'s, the last
+    item of each weighted 2."""
+    import scipy.sparse as sp
+
+    from recsys_assets.core.io.codecs import npz_bytes
+    from recsys_assets.core.io.sparse import csr_arrays
+
+    same = (np.arange(N_ITEMS)[:, None] // PER_CLUSTER) == (np.arange(N_ITEMS)[None, :] // PER_CLUSTER)
+    distance = np.abs(np.arange(N_ITEMS)[:, None] - np.arange(N_ITEMS)[None, :])
+    weights = np.where(same & (distance > 0), 1.0 / np.maximum(distance, 1), 0.0).astype(np.float32)
+    indptr, indices, history_weights = [0], [], []
+    for user, history in HISTORIES.items():
+        rows = history + ([5] if user != "u0" else [])
+        indices += rows
+        history_weights += [1.0] * (len(rows) - 1) + [2.0] * bool(rows)
+        indptr.append(len(indices))
+    files = {"neighbours.npz": npz_bytes(csr_arrays(sp.csr_matrix(weights)))} | common_files(
+        list(HISTORIES), [f"I{i:03d}" for i in range(N_ITEMS)],
+        [f"item {i} ({version})" for i in range(N_ITEMS)],
+        Csr(np.array(indptr), np.array(indices)), np.array(history_weights), N_ITEMS,
+    )  # fmt: skip
+    artifacts = Artifacts(str(root))
+    write_files(artifacts, version, files)
+    publish(artifacts, version, {"model": {"name": "ease", "kind": "item_item"}})
+
+
+async def test_an_item_item_model_serves_from_its_neighbour_lists(tmp_path: Path) -> None:
+    publish_item_item_version(tmp_path, "v1")
+    async with AsyncTestClient(app=create_app(settings(tmp_path))) as api:
+        assert (await api.get("/readyz")).status_code == 200
+        # u1 reviewed 20, 21 and (last, weight 2) item 5: cluster 1 gets two votes, cluster 0 one
+        # vote of weight 2; the item next to 5 scores 2 and leads, then items near 20 and 21.
+        body = (await api.post("/recommend", json={"user_id": "u1", "k": 3})).json()
+        assert body["strategy"] == "user" and _ids(body) == [4, 6, 22]
+        assert [i["score"] for i in body["items"]] == [2.0, 2.0, 1.5]
+        assert not {20, 21, 5} & set(
+            _ids((await api.post("/recommend", json={"user_id": "u1", "k": 30})).json())
+        )
+        recent = (
+            await api.post("/recommend", json={"user_id": "new", "k": 4, "recent_items": ["I040"]})
+        ).json()
+        assert recent["strategy"] == "recent_items" and _ids(recent) == [41, 42, 43, 44]
+        # Item 0's list names the 19 other items of cluster 0; popular items fill the rest (score 0).
+        similar = (await api.get("/items/I000/similar", params={"k": 21})).json()
+        assert _ids(similar)[:19] == list(range(1, 20)) and [i["score"] for i in similar["items"][19:]] == [
+            0.0,
+            0.0,
+        ]
+        assert _ids(similar)[19:] == [20, 21]  # the most popular items not already listed
+        assert (await api.post("/recommend", json={"user_id": "new"})).json()["strategy"] == "popular"
 
 
 @pytest.mark.parametrize(

@@ -111,18 +111,27 @@ GRAPH_QA = Artifact("graphs/qa_report.json", "graph_qa_report", "Counts, degrees
 # models
 MODEL_USERS = Artifact("models/{model}/users.npy", "{model}_model", "User vectors (score = dot product).")
 MODEL_ITEMS = Artifact("models/{model}/items.npy", "{model}_model", "Item vectors.")
+MODEL_NEIGHBOURS = Artifact(
+    "models/{model}/neighbours.npz", "{model}_model", "Item-item neighbour lists (sparse rows, weights)."
+)
 MODEL_META = Artifact("models/{model}/meta.json", "{model}_model", "Config, timings, validation history.")
 GAT_CHECKPOINT = Artifact("models/gat.pt", "gat_model", "The GAT's weights, config and graph sizes.")
 EVAL_REPORT = Artifact("eval/eval.json", "eval_report", "Every model's metrics; the promotion verdict.")
 BLESSED_REPORT = Artifact(
     "eval/blessed.json", "bless_eval_report", "The report candidates are gated against."
 )
+SEARCH_JOURNAL = Artifact(
+    "search/{model}/journal.log", "hyperparameter_search", "The model's Optuna study (every trial)."
+)
+SEARCH_BEST = Artifact(
+    "search/{model}/best.json", "hyperparameter_search", "The best settings found, as overrides."
+)
 ABLATION = Artifact("eval/ablation.json", "gat_ablation", "GAT variants side by side.")
 
 # serving: a version is complete once the manifest, written last, names it
 SERVING_MANIFEST = Artifact("serving/manifest.json", "faiss_index", "The published version and its files.")
 SERVING_PENDING = Artifact("serving/pending.json", "item_embeddings_export", "The version being prepared.")
-_EXPORTED = ("items.npy", "users.npy", "ids.json", "history.npz", "popular.npy")
+_EXPORTED = ("items.npy", "users.npy", "neighbours.npz", "ids.json", "history.npz", "popular.npy")
 SERVING_FILES = {
     name: Artifact(
         f"serving/versions/{{version}}/{name}",
@@ -139,7 +148,8 @@ CATALOGUE: tuple[Artifact, ...] = (
     TEXT_EMBEDDINGS, TEXT_META, IMAGE_EMBEDDINGS, IMAGE_ITEMS, IMAGE_META,
     FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
-    MODEL_USERS, MODEL_ITEMS, MODEL_META, GAT_CHECKPOINT, EVAL_REPORT, BLESSED_REPORT, ABLATION,
+    MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, GAT_CHECKPOINT,
+    EVAL_REPORT, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, *SERVING_FILES.values(),
     DRIFT_PLOT,
 )  # fmt: skip

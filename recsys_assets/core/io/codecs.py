@@ -184,3 +184,10 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     NPY.dump(array, buffer)
     return buffer.getvalue()
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """``arrays`` as the bytes of an ``.npz`` file."""
+    buffer = io.BytesIO()
+    NpzCodec().dump(arrays, buffer)
+    return buffer.getvalue()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recsys_assets.core.models.metrics import Csr, dot_scorer, ranking_metrics, top_k
+from recsys_assets.core.models.metrics import Csr, dot_scorer, validation_ndcg
 
 
 @contextmanager
@@ -40,10 +40,8 @@ def seeded_pairs(train: Csr, seed: int, what: str) -> tuple[torch.Generator, tor
 
 
 def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
-    """Full-ranking NDCG@20 on the validation items, train items excluded."""
-    evaluated = np.flatnonzero(val.lengths() > 0)
-    top = top_k(dot_scorer(users, items), evaluated, [train], 20)
-    return ranking_metrics(top, evaluated, val, len(items), [20])["ndcg@20"]
+    """Full-ranking NDCG@20 of dot-product scores on the validation items, train items excluded."""
+    return validation_ndcg(dot_scorer(users, items), train, val)
 
 
 @dataclass

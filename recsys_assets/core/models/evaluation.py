@@ -17,8 +17,8 @@ import numpy as np
 
 from recsys_assets.core.models.metrics import (
     Csr,
+    Score,
     coverage,
-    dot_scorer,
     popularity_tertiles,
     ranking_metrics,
     restrict,
@@ -71,21 +71,28 @@ def _split_metrics(
     return out
 
 
+def checked(score: Score, n_items: int) -> Score:
+    """``score``, refusing a batch of scores that is not one row per user and one column per item."""
+
+    def score_checked(rows: np.ndarray) -> np.ndarray:
+        scores = score(rows)
+        if scores.shape != (len(rows), n_items):
+            raise ValueError(f"model scored {list(scores.shape)} for {len(rows)} users x {n_items} items")
+        return scores
+
+    return score_checked
+
+
 def evaluate(
-    users: np.ndarray,
-    items: np.ndarray,
+    score: Score,
     data: TrainingData,
     ks: Sequence[int] = KS,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Validation and test metrics of the model scoring ``users @ items.T``."""
-    if users.shape[0] != data.n_users or items.shape[0] != data.n_items:
-        raise ValueError(
-            f"model has {users.shape[0]} users x {items.shape[0]} items; the data has "
-            f"{data.n_users} x {data.n_items}"
-        )
+    """Validation and test metrics of a model (``score(users)``: every item's score for each
+    user, ``metrics.dot_scorer`` for vectors), ranking the whole catalogue in user batches."""
     masks = slice_masks(data)
-    score = dot_scorer(users, items)
+    score = checked(score, data.n_items)
     out = {}
     for name, exclude, targets in (
         ("val", [data.train], data.val),

@@ -27,21 +27,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+#: A model's scores of every item for a batch of users: ``score(users)`` -> ``(len(users), n_items)``.
+Score = Callable[[np.ndarray], np.ndarray]
+
 
 @dataclass(frozen=True)
 class Csr:
-    """Per-row item lists: the items of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``."""
+    """Per-row item lists: the items of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``,
+    with ``values`` (when given) one per item, in the same order."""
 
     indptr: np.ndarray
     indices: np.ndarray
+    values: np.ndarray | None = None
 
     @classmethod
-    def from_pairs(cls, rows: np.ndarray, items: np.ndarray, n_rows: int) -> Csr:
+    def from_pairs(
+        cls, rows: np.ndarray, items: np.ndarray, n_rows: int, values: np.ndarray | None = None
+    ) -> Csr:
         order = np.lexsort((items, rows))
         rows, items = rows[order], items[order]
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.add.at(indptr, rows + 1, 1)
-        return cls(np.cumsum(indptr), items.astype(np.int64))
+        return cls(np.cumsum(indptr), items.astype(np.int64), None if values is None else values[order])
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
@@ -59,7 +66,7 @@ class Csr:
 
 
 def top_k(
-    score: Callable[[np.ndarray], np.ndarray],
+    score: Score,
     users: np.ndarray,
     exclude: Sequence[Csr],
     k: int,
@@ -82,13 +89,34 @@ def top_k(
     return out
 
 
-def dot_scorer(users: np.ndarray, items: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def dot_scorer(users: np.ndarray, items: np.ndarray) -> Score:
     """``score`` for ``top_k`` from user and item embeddings: their dot products."""
 
     def score(rows: np.ndarray) -> np.ndarray:
         return users[rows] @ items.T
 
     return score
+
+
+def sample_rows(csr: Csr, n: int, seed: int) -> Csr:
+    """``csr`` restricted to ``n`` random rows with items (seeded); all of it when ``n`` is 0
+    or covers every such row."""
+    rows_with_items = np.flatnonzero(csr.lengths() > 0)
+    if not n or len(rows_with_items) <= n:
+        return csr
+    keep = np.zeros(len(csr.indptr) - 1, dtype=bool)
+    keep[np.random.default_rng(seed).choice(rows_with_items, n, replace=False)] = True
+    rows = np.repeat(np.arange(len(keep)), csr.lengths())
+    mask = keep[rows]
+    return Csr.from_pairs(rows[mask], csr.indices[mask], len(keep))
+
+
+def validation_ndcg(score: Score, train: Csr, val: Csr) -> float:
+    """Full-ranking NDCG@20 on ``val``'s users, their train items excluded."""
+    users = np.flatnonzero(val.lengths() > 0)
+    n_items = int(score(users[:1]).shape[1])
+    top = top_k(score, users, [train], 20, batch=max(16, (64 << 20) // max(n_items, 1)))
+    return ranking_metrics(top, users, val, n_items, [20])["ndcg@20"]
 
 
 def _hits(top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int) -> np.ndarray:

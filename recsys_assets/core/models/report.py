@@ -10,13 +10,18 @@ from typing import Any
 
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.evaluation import TERTILES, Verdict, promotion_verdict
+from recsys_assets.core.models.recency import ORDER_FREE, Order
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.outcomes import CheckOutcome
 
-PACKAGES = ("torch", "torch-geometric", "numpy", "faiss-cpu", "dagster-pipes")
+PACKAGES = ("torch", "torch-geometric", "numpy", "scipy", "faiss-cpu", "dagster-pipes")
+#: The metrics kept of a model evaluated with order switched off.
+HEADLINE = ("ndcg@20", "recall@20", "ndcg@10", "recall@10")
+#: Model kinds the serving export can publish (``core/serving/export.py``).
+SERVABLE_KINDS = ("embedding", "item_item")
 #: What the report keeps of each model's training (``models/<name>/meta.json``).
 TRAIN_FIELDS = ("train_seconds", "seconds_per_epoch", "epochs_run", "best_epoch", "best_val_ndcg@20",
-                "recency_readout")  # fmt: skip
+                "order_val_ndcg@20", "items_modelled", "note", "tuned_from")  # fmt: skip
 
 
 def package_versions() -> dict[str, str]:
@@ -24,9 +29,13 @@ def package_versions() -> dict[str, str]:
 
 
 def model_entry(metrics: dict[str, Any], meta: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
-    """One model's entry: its validation and test metrics, its training summary and config, and
-    the files it was evaluated from."""
+    """One model's entry: its kind, its validation and test metrics with the use of order chosen
+    (and without order, when one was chosen), its training summary and config, and the files
+    it was evaluated from."""
     return {
+        "kind": meta.get("kind", "embedding"),
+        "order": meta.get("order"),
+        "order_settings_chosen": meta.get("chosen"),
         **metrics,
         "train": {key: meta.get(key) for key in TRAIN_FIELDS},
         "config": meta.get("config", {}),
@@ -35,14 +44,49 @@ def model_entry(metrics: dict[str, Any], meta: dict[str, Any], files: dict[str, 
     }
 
 
+def choose_candidate(models: dict[str, dict[str, Any]], pinned: str = "") -> tuple[str, str]:
+    """The model to serve and gate, and why: the pinned one, or the servable model with the
+    best validation NDCG@20 (ties: the first evaluated), with its margin over the runner-up."""
+    servable = {name: m for name, m in models.items() if m.get("kind", "embedding") in SERVABLE_KINDS}
+    if pinned:
+        if pinned not in models:
+            raise ValueError(
+                f"pinned candidate {pinned!r} is not among the evaluated models {sorted(models)}"
+            )
+        if pinned not in servable:
+            raise ValueError(
+                f"pinned candidate {pinned!r} is a {models[pinned]['kind']} model, which cannot serve"
+            )
+        return (
+            pinned,
+            f"{pinned}: pinned by the models.candidate setting (val NDCG@20 {_val(models[pinned]):.4f})",
+        )
+    if not servable:
+        raise ValueError(f"no servable model among {sorted(models)}")
+    ranked = sorted(servable, key=lambda name: -_val(servable[name]))
+    best = ranked[0]
+    reason = f"{best}: best validation NDCG@20 among servable models ({_val(servable[best]):.4f})"
+    if len(ranked) > 1:
+        second = ranked[1]
+        margin = _val(servable[best]) / max(_val(servable[second]), 1e-12) - 1
+        reason += f", {margin:+.1%} over {second} ({_val(servable[second]):.4f})"
+    return best, reason
+
+
+def _val(model: dict[str, Any]) -> float:
+    return float(model["val"]["ndcg@20"])
+
+
 def build_report(
     models: dict[str, dict[str, Any]],
     data: TrainingData,
     candidate: str,
+    reason: str,
     versions: dict[str, Any],
     run_id: str,
     blessed: dict[str, Any] | None,
     tolerance: float,
+    skipped: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], Verdict]:
     """The report, and the candidate's promotion verdict against ``blessed`` (None: none yet)."""
     if candidate not in models:
@@ -52,10 +96,12 @@ def build_report(
     report = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "candidate": candidate,
+        "candidate_reason": reason,
         "ks": sorted({int(k.split("@")[1]) for k in models[candidate]["test"] if k.startswith("ndcg@")}),
         "data": data.summary(),
         "versions": {**versions, "packages": package_versions()},
         "models": models,
+        "skipped": skipped or {},
         "run_id": run_id,
         "promotion": {
             "passed": verdict.passed,
@@ -83,23 +129,27 @@ def gate_outcome(verdict: Verdict, candidate: str, tolerance: float, blessed_uri
     )
 
 
-def report_table(models: dict[str, Any]) -> str:
-    """Test metrics at K = 10 and 20 and the slices at 20, one row per model."""
-    header = ["model", "val NDCG@20", "Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Hit@20",
-              "MRR@20", "coverage@20", "cold-start NDCG@20", *(f"{t} NDCG@20" for t in TERTILES),
+def report_table(models: dict[str, Any], candidate: str = "") -> str:
+    """Validation and test NDCG@20 with the chosen use of order and without it, test metrics
+    at K = 10 and 20 and the slices at 20, one row per model (the candidate marked)."""
+    header = ["model", "order (chosen on val)", "val NDCG@20", "test NDCG@20", "test NDCG@20 order-free",
+              "test Recall@10", "test NDCG@10", "test Recall@20", "test Hit@20", "test MRR@20",
+              "test coverage@20", "cold-start NDCG@20", *(f"{t} NDCG@20" for t in TERTILES),
               "train s"]  # fmt: skip
     rows = []
     for name, report in models.items():
         test, val = report["test"], report["val"]
         slices = test["slices"]
+        free = report.get("order_free")
+        order = Order(**report["order"]) if report.get("order") else ORDER_FREE
         rows.append(
             [
-                name,
+                f"**{name}** (served)" if name == candidate else name,
+                order.label(),
                 f"{val['ndcg@20']:.4f}",
-                *(
-                    f"{test[m]:.4f}"
-                    for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "hit@20", "mrr@20")
-                ),
+                f"{test['ndcg@20']:.4f}",
+                f"{free['test']['ndcg@20']:.4f}" if free else "same",
+                *(f"{test[m]:.4f}" for m in ("recall@10", "ndcg@10", "recall@20", "hit@20", "mrr@20")),
                 f"{test['coverage@20']:.3f}",
                 *(
                     f"{slices[s]['ndcg@20']:.4f}" if "ndcg@20" in slices[s] else "-"

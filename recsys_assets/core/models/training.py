@@ -1,5 +1,6 @@
-"""Training any of the recommenders the same way: each returns user and item vectors (scored by
-dot product; popularity as 1-d vectors), so one evaluation and one serving path fit them all.
+"""Training any of the recommenders the same way: each returns a ``Scorable`` (user and item
+vectors scored by dot product, popularity as 1-d vectors; or item-item neighbour lists) with
+the use of order chosen on validation, so one evaluation and one serving path fit them all.
 What a trained model's files hold, and the check on them, are defined here too."""
 
 from __future__ import annotations
@@ -10,52 +11,70 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.early_stopping import FitResult
 from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes
 from recsys_assets.core.models.gat.graph import Graph
+from recsys_assets.core.models.gat.model import embed
 from recsys_assets.core.models.gat.train import train_gat
+from recsys_assets.core.models.item_item import ItemItemFit, ease, itemknn
 from recsys_assets.core.models.lightgcn import train_lightgcn
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.popularity import popularity_vectors
+from recsys_assets.core.models.recency import ORDER_FREE, Choice, Order
+from recsys_assets.core.models.scoring import Scorable, choose_order
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.outcomes import CheckOutcome
-from recsys_assets.settings.models import GATConfig, LightGCNConfig, MFConfig
+from recsys_assets.settings.models import (
+    EASEConfig,
+    GATConfig,
+    ItemKNNConfig,
+    LightGCNConfig,
+    MFConfig,
+    OrderConfig,
+)
 
-ModelName = Literal["popularity", "mf", "lightgcn", "gat"]
+ModelName = Literal["popularity", "mf", "lightgcn", "gat", "ease", "itemknn"]
 Progress = Callable[[dict[str, float]], None]
 
 
 @dataclass
 class Trained:
-    users: np.ndarray
-    items: np.ndarray
+    model: Scorable
     config: dict[str, Any]
     fit: FitResult | None = None
     #: The GAT's checkpoint (``checkpoint.py``); None for the others.
     checkpoint: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The use of order chosen on validation (``with_order``), and what was tried.
+    choice: Choice | None = None
 
     @property
     def seconds(self) -> float:
         return self.fit.seconds if self.fit else float(self.extra.get("train_seconds", 0.0))
 
+    @property
+    def order(self) -> Order:
+        return self.choice.best.order if self.choice else ORDER_FREE
+
 
 def fit_popularity(data: TrainingData) -> Trained:
     start = time.perf_counter()
     users, items = popularity_vectors(data.train.indices, data.n_users, data.n_items)
-    return Trained(users, items, {}, extra={"train_seconds": time.perf_counter() - start})
+    model = Scorable(users, items, personal=False)
+    return Trained(model, {}, extra={"train_seconds": time.perf_counter() - start})
 
 
 def fit_mf(data: TrainingData, config: MFConfig, progress: Progress | None = None) -> Trained:
     fit = train_mf_bpr(data.train, data.val, data.n_items, config, progress)
-    return Trained(fit.users, fit.items, config.to_dict(), fit)
+    return Trained(Scorable(fit.users, fit.items), config.to_dict(), fit)
 
 
 def fit_lightgcn(data: TrainingData, config: LightGCNConfig, progress: Progress | None = None) -> Trained:
     fit = train_lightgcn(data.train, data.val, data.n_items, config, progress)
-    return Trained(fit.users, fit.items, config.to_dict(), fit)
+    return Trained(Scorable(fit.users, fit.items), config.to_dict(), fit)
 
 
 def fit_gat(
@@ -66,37 +85,113 @@ def fit_gat(
     progress: Progress | None = None,
     step_progress: Callable[[int, int], None] | None = None,
 ) -> Trained:
+    """The GAT's order-free vectors (its early stopping watched validation with the readout it
+    chose, kept as ``training_order``; ``with_order`` chooses the one that is used)."""
     fit = train_gat(data.train, data.val, features, graph, config, progress, step_progress)
     assert fit.model is not None  # train_gat always returns its model
     edges = {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
     checkpoint = checkpoint_bytes(fit.model, graph, int(features.shape[1]))
-    extra = {"edges": edges, "recency_readout": fit.readout}
-    return Trained(fit.users, fit.items, config.to_dict(), fit, checkpoint, extra)
+    users, items = embed(fit.model, torch.from_numpy(np.ascontiguousarray(features, np.float32)), graph,
+                         readout=False)  # fmt: skip
+    model = Scorable(users, items, unit=config.loss == "softmax", bias_column=config.item_bias)
+    training_order = Order(config.recency_decay, 0.0, fit.readout)
+    extra = {"edges": edges, "recency_readout": fit.readout, "training_order": training_order.to_dict()}
+    return Trained(model, config.to_dict(), fit, checkpoint, extra)
+
+
+def fit_item_item(
+    data: TrainingData,
+    fitted: ItemItemFit,
+    config: dict[str, Any],
+    order: OrderConfig,
+    progress: Callable[[str], None] | None = None,
+) -> Trained:
+    """The fitted neighbour lists and use of order with the best validation NDCG@20."""
+    candidates = [(params, Scorable(neighbours=w)) for params, w in fitted.candidates]
+    start = time.perf_counter()
+    chosen, choice = choose_order(candidates, data, order, progress)
+    seconds = fitted.seconds + time.perf_counter() - start
+    extra = {"train_seconds": seconds, "chosen": choice.best.params, **fitted.notes}
+    return Trained(chosen, config, extra=extra, choice=choice)
+
+
+def fit_ease(
+    data: TrainingData, config: EASEConfig, order: OrderConfig, progress: Callable[[str], None] | None = None
+) -> Trained:
+    fitted = ease(data.train, data.n_items, config.l2, config.max_items, config.neighbours, progress)
+    return fit_item_item(data, fitted, config.to_dict(), order, progress)
+
+
+def fit_itemknn(
+    data: TrainingData,
+    config: ItemKNNConfig,
+    order: OrderConfig,
+    progress: Callable[[str], None] | None = None,
+) -> Trained:
+    fitted = itemknn(data.train, data.n_items, config.neighbours, config.shrink, progress)
+    return fit_item_item(data, fitted, config.to_dict(), order, progress)
+
+
+def with_order(
+    trained: Trained, data: TrainingData, order: OrderConfig, progress: Callable[[str], None] | None = None
+) -> Trained:
+    """An embedding model with the use of order (readout, decay, floor) chosen on validation."""
+    _, trained.choice = choose_order([({}, trained.model)], data, order, progress)
+    return trained
 
 
 def model_meta(model: ModelName, trained: Trained, data: TrainingData, run_id: str) -> dict[str, Any]:
-    """What ``models/<name>/meta.json`` holds: config, data, timings, the validation history."""
-    fit = trained.fit
+    """What ``models/<name>/meta.json`` holds: kind, config, data, timings, the validation
+    history, the use of order chosen and what was tried."""
+    fit, choice, scorable = trained.fit, trained.choice, trained.model
     epochs = len(fit.history) if fit else 0
     return {
         "model": model,
+        "kind": scorable.kind,
+        "unit": scorable.unit,
+        "bias_column": scorable.bias_column,
+        "personal": scorable.personal,
         "config": trained.config,
         "data": data.summary(),
-        "dim": int(trained.items.shape[1]),
+        "dim": int(scorable.items.shape[1]) if scorable.items is not None else None,
+        "neighbours": int(scorable.neighbours.nnz) if scorable.neighbours is not None else None,
         "train_seconds": round(trained.seconds, 3),
         "epochs_run": epochs,
         "seconds_per_epoch": round(trained.seconds / epochs, 3) if epochs else None,
         "best_epoch": fit.best_epoch if fit else None,
         "best_val_ndcg@20": round(fit.best_val_ndcg20, 5) if fit else None,
         "history": fit.history if fit else [],
+        "order": trained.order.to_dict(),
+        "order_free": (choice.order_free.order if choice else ORDER_FREE).to_dict(),
+        "order_val_ndcg@20": (
+            {"chosen": round(choice.best.val_ndcg20, 5), "order_free": round(choice.order_free.val_ndcg20, 5)}
+            if choice
+            else None
+        ),
+        "order_tried": choice.table() if choice else [],
         "run_id": run_id,
         **{k: v for k, v in trained.extra.items() if k != "train_seconds"},
     }
 
 
 def vectors_outcome(trained: Trained, data: TrainingData) -> CheckOutcome:
-    """One finite user vector per user node and item vector per item node, of one width."""
-    users, items = trained.users, trained.items
+    """One finite user vector per user node and item vector per item node, of one width; or
+    finite neighbour lists over the item nodes."""
+    weights = trained.model.neighbours
+    if weights is not None:
+        finite = bool(np.isfinite(weights.data).all())
+        shape_ok = weights.shape == (data.n_items, data.n_items)
+        return CheckOutcome(
+            finite and shape_ok,
+            f"neighbour lists {list(weights.shape)} (expected {data.n_items} x {data.n_items}), "
+            f"{weights.nnz:,} weights, {'all finite' if finite else 'NON-FINITE values'}",
+            0 if finite and shape_ok else 1,
+            0,
+            metadata={"items": int(weights.shape[0]), "weights": int(weights.nnz)},
+        )
+    users, items = trained.model.users, trained.model.items
+    assert users is not None
+    assert items is not None
     finite = bool(np.isfinite(users).all() and np.isfinite(items).all())
     shapes_ok = (
         users.shape[0] == data.n_users and items.shape[0] == data.n_items and users.shape[1] == items.shape[1]

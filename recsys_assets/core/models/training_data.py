@@ -18,6 +18,8 @@ COLD_START_MAX_TRAIN = 2
 
 @dataclass
 class TrainingData:
+    #: Each user's train items; ``train.values``: where each falls in the user's train history
+    #: in time, from 0 (first) to 1 (last; also a user's only item), ``recency.py``.
     train: Csr
     val: Csr
     test: Csr
@@ -42,8 +44,25 @@ class TrainingData:
         }
 
 
+def history_positions(users: np.ndarray, order_key: np.ndarray | None) -> np.ndarray:
+    """Per row, its place in its user's history, scaled to [0, 1]: 0 for the first, 1 for the
+    last and for a user's only row; ordered by ``order_key`` (timestamps), ties and a missing
+    key in row order."""
+    rows = np.arange(len(users))
+    order = np.lexsort((rows, users) if order_key is None else (rows, order_key, users))
+    sorted_users = users[order]
+    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
+    counts = np.diff(np.r_[starts, len(users)])
+    rank = rows - np.repeat(starts, counts)
+    size = np.repeat(counts, counts)
+    position = np.empty(len(users), dtype=np.float64)
+    position[order] = np.where(size > 1, rank / np.maximum(size - 1, 1), 1.0)
+    return position
+
+
 def training_data(splits: pd.DataFrame, maps: NodeMaps, source: str = "interaction_splits") -> TrainingData:
-    """``splits`` (``user_id, item_id, split``) on the node indices of ``maps``.
+    """``splits`` (``user_id, item_id, split``, and ``ts`` for the order of each user's
+    history) on the node indices of ``maps``.
 
     Every validation and test user must be a train user (the split rule guarantees it), and
     every item must have a node; anything else is a stale artifact and is named.
@@ -59,14 +78,21 @@ def training_data(splits: pd.DataFrame, maps: NodeMaps, source: str = "interacti
     split = splits["split"].astype(str).to_numpy()
     n_users, n_items = len(maps.users), len(maps.items)
     parts = {
-        name: Csr.from_pairs(users[split == name], items[split == name], n_users)
-        for name in ("train", "val", "test")
+        name: Csr.from_pairs(users[split == name], items[split == name], n_users) for name in ("val", "test")
     }
+    train = split == "train"
+    ts = (
+        pd.to_datetime(splits["ts"], utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)[train]
+        if "ts" in splits.columns
+        else None
+    )
+    positions = history_positions(users[train], ts)
+    parts["train"] = Csr.from_pairs(users[train], items[train], n_users, positions)
     return TrainingData(parts["train"], parts["val"], parts["test"], n_items)
 
 
 def load_training_data(splits_uri: str, node_maps_uri: str) -> TrainingData:
     """``training_data`` from the ``interaction_splits`` and ``node_maps`` artifacts."""
     maps = NodeMaps.from_json(read_json(node_maps_uri))
-    splits = read_parquet(splits_uri, columns=["user_id", "item_id", "split"])
+    splits = read_parquet(splits_uri, columns=["user_id", "item_id", "ts", "split"])
     return training_data(splits, maps, splits_uri)

@@ -3,10 +3,14 @@
 A version lives in its own folder (``serving/versions/<version>/``, ``core/io/artifacts.py``)
 and holds:
 
-* ``items.npy`` / ``users.npy``: the promoted model's vectors (score = dot product);
-* ``index.faiss``: the item index (``core/serving/index.py``);
+* for an ``embedding`` model: ``items.npy`` / ``users.npy``, its vectors (score = dot
+  product; the users' with the model's history readout applied) and ``index.faiss``, the item
+  index (``core/serving/index.py``);
+* for an ``item_item`` model: ``neighbours.npz``, its neighbour lists (a sparse items x items
+  matrix: a user's score is their weighted history times it);
 * ``ids.json``: node index -> user id and item id (and item titles);
-* ``history.npz``: each user's train items (CSR), never recommended back to them;
+* ``history.npz``: each user's train items (CSR), never recommended back to them, with the
+  weights the model's use of order gives them (item-item models score with them);
 * ``popular.npy``: item indices by train popularity, for the fallback.
 
 The manifest (``serving/manifest.json``) is written last and names the version, its files
@@ -24,11 +28,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys_assets.core.io.artifacts import SERVING_FILES
+from recsys_assets.core.io.sparse import csr_from_arrays
 from recsys_assets.core.io.storage import read_bytes
 
-FILES = tuple(SERVING_FILES)
+COMMON_FILES = ("ids.json", "history.npz", "popular.npy")
+#: The files of a version, by the kind of model it serves.
+FILES = {
+    "embedding": ("items.npy", "users.npy", "index.faiss", *COMMON_FILES),
+    "item_item": ("neighbours.npz", *COMMON_FILES),
+}
+assert {f for files in FILES.values() for f in files} == set(SERVING_FILES)
+
+
+def kind_of(manifest: dict[str, Any]) -> str:
+    """The kind of model a version serves (versions from before item-item models: embedding)."""
+    return str(manifest.get("model", {}).get("kind", "embedding"))
 
 
 def sha256(data: bytes) -> str:
@@ -41,19 +58,21 @@ class BundleError(ValueError):
 
 @dataclass
 class Bundle:
-    """A loaded, verified serving version."""
+    """A loaded, verified serving version: vectors and their index, or neighbour lists."""
 
     version: str
     manifest: dict[str, Any]
-    index: Any  # faiss.Index
-    items: np.ndarray
-    users: np.ndarray
     user_ids: list[str]
     item_ids: list[str]
     titles: list[str]
     history_indptr: np.ndarray
     history_items: np.ndarray
+    history_weights: np.ndarray
     popular: np.ndarray
+    index: Any = None  # faiss.Index (embedding models)
+    items: np.ndarray | None = None
+    users: np.ndarray | None = None
+    neighbours: sp.csr_matrix | None = None
     user_index: dict[str, int] = field(default_factory=dict)
     item_index: dict[str, int] = field(default_factory=dict)
     #: Train interactions per item (the popularity fallback's score).
@@ -66,6 +85,10 @@ class Bundle:
 
     def history(self, user: int) -> np.ndarray:
         return self.history_items[self.history_indptr[user] : self.history_indptr[user + 1]]
+
+    def weighted_history(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        span = slice(self.history_indptr[user], self.history_indptr[user + 1])
+        return self.history_items[span], self.history_weights[span]
 
 
 def read_manifest(manifest_uri: str) -> dict[str, Any]:
@@ -93,38 +116,69 @@ def read_version_file(manifest: dict[str, Any], name: str, manifest_uri: str) ->
     return data
 
 
-def load_bundle(manifest_uri: str) -> Bundle:
-    """Read and verify the version the manifest names; raise ``BundleError`` naming the file
-    and the problem when anything is missing, corrupt or inconsistent."""
+def _array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _vectors(data: dict[str, bytes], n_items: int, n_users: int) -> tuple[dict[str, Any], list[str]]:
     import faiss
 
-    manifest = read_manifest(manifest_uri)
-    version = str(manifest["version"])
-    data = {name: read_version_file(manifest, name, manifest_uri) for name in FILES}
-    try:
-        items = np.load(io.BytesIO(data["items.npy"]), allow_pickle=False)
-        users = np.load(io.BytesIO(data["users.npy"]), allow_pickle=False)
-        index = faiss.deserialize_index(np.frombuffer(data["index.faiss"], dtype=np.uint8))
-        ids = json.loads(data["ids.json"])
-        with np.load(io.BytesIO(data["history.npz"]), allow_pickle=False) as history:
-            indptr, history_items = history["indptr"], history["indices"]
-        popular = np.load(io.BytesIO(data["popular.npy"]), allow_pickle=False)
-    except Exception as error:  # any parse failure means a corrupt version; say which
-        raise BundleError(f"{manifest_uri}: version {version} does not parse: {error}") from error
+    items, users = _array(data["items.npy"]), _array(data["users.npy"])
+    index = faiss.deserialize_index(np.frombuffer(data["index.faiss"], dtype=np.uint8))
     problems = []
     if index.ntotal != len(items) or index.d != items.shape[1]:
         problems.append(f"index holds {index.ntotal} x {index.d}, items.npy {items.shape}")
     if users.ndim != 2 or users.shape[1] != items.shape[1]:
         problems.append(f"users.npy {users.shape} vs items.npy {items.shape}")
-    if len(ids.get("items", [])) != len(items) or len(ids.get("titles", [])) != len(items):
-        problems.append(f"ids.json names {len(ids.get('items', []))} items for {len(items)} vectors")
-    if len(ids.get("users", [])) != len(users) or len(indptr) != len(users) + 1:
-        problems.append(f"ids.json names {len(ids.get('users', []))} users for {len(users)} vectors")
-    if len(popular) != len(items):
-        problems.append(f"popular.npy ranks {len(popular)} items of {len(items)}")
+    if len(items) != n_items or len(users) != n_users:
+        problems.append(
+            f"ids.json names {n_items} items x {n_users} users for vectors {items.shape} x {users.shape}"
+        )
+    return {"items": items, "users": users, "index": index}, problems
+
+
+def _neighbour_lists(data: dict[str, bytes], n_items: int, source: str) -> tuple[dict[str, Any], list[str]]:
+    with np.load(io.BytesIO(data["neighbours.npz"]), allow_pickle=False) as archive:
+        neighbours = csr_from_arrays({name: archive[name] for name in archive.files}, source)
+    problems = []
+    if neighbours.shape != (n_items, n_items):
+        problems.append(f"neighbours.npz is {list(neighbours.shape)} for {n_items} items")
+    return {"neighbours": neighbours}, problems
+
+
+def load_bundle(manifest_uri: str) -> Bundle:
+    """Read and verify the version the manifest names; raise ``BundleError`` naming the file
+    and the problem when anything is missing, corrupt or inconsistent."""
+    manifest = read_manifest(manifest_uri)
+    version = str(manifest["version"])
+    kind = kind_of(manifest)
+    if kind not in FILES:
+        raise BundleError(f"{manifest_uri}: version {version} serves an unknown kind of model {kind!r}")
+    data = {name: read_version_file(manifest, name, manifest_uri) for name in FILES[kind]}
+    problems: list[str] = []
+    try:
+        ids = json.loads(data["ids.json"])
+        item_ids, user_ids = ids.get("items", []), ids.get("users", [])
+        with np.load(io.BytesIO(data["history.npz"]), allow_pickle=False) as history:
+            indptr, history_items = history["indptr"], history["indices"]
+            weights = (
+                history["weights"] if "weights" in history.files else np.ones(len(history_items), np.float32)
+            )
+        popular = _array(data["popular.npy"])
+        if kind == "embedding":
+            model, problems = _vectors(data, len(item_ids), len(user_ids))
+        else:
+            model, problems = _neighbour_lists(data, len(item_ids), f"{manifest_uri}: neighbours.npz")
+    except Exception as error:  # any parse failure means a corrupt version; say which
+        raise BundleError(f"{manifest_uri}: version {version} does not parse: {error}") from error
+    if len(ids.get("titles", [])) != len(item_ids):
+        problems.append(f"ids.json names {len(item_ids)} items and {len(ids.get('titles', []))} titles")
+    if len(indptr) != len(user_ids) + 1 or len(weights) != len(history_items):
+        problems.append(f"history.npz holds {len(indptr) - 1} users for {len(user_ids)} in ids.json")
+    if len(popular) != len(item_ids):
+        problems.append(f"popular.npy ranks {len(popular)} items of {len(item_ids)}")
     if problems:
         raise BundleError(f"{manifest_uri}: version {version} is inconsistent: " + "; ".join(problems))
     return Bundle(
-        version, manifest, index, items, users, ids["users"], ids["items"], ids["titles"], indptr,
-        history_items, popular,
-    )  # fmt: skip
+        version, manifest, user_ids, item_ids, ids["titles"], indptr, history_items, weights, popular, **model
+    )

@@ -3,7 +3,6 @@ version visible (``bundle.py`` describes a version; the API loads it)."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,11 +21,15 @@ from recsys_assets.core.io.artifacts import (
     SPLITS,
     Artifacts,
 )
-from recsys_assets.core.io.codecs import npy_bytes, read_json, read_npy, read_parquet, save
+from recsys_assets.core.io.codecs import npy_bytes, npz_bytes, read_json, read_npy, read_parquet, save
+from recsys_assets.core.io.sparse import csr_arrays
 from recsys_assets.core.io.storage import read_bytes, write_bytes
+from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.popularity import popularity_scores
-from recsys_assets.core.models.training_data import load_training_data
-from recsys_assets.core.serving.bundle import sha256
+from recsys_assets.core.models.recency import ORDER_FREE, Order, history_weights
+from recsys_assets.core.models.scoring import Scorable, load_scorable
+from recsys_assets.core.models.training_data import TrainingData, load_training_data
+from recsys_assets.core.serving.bundle import FILES, kind_of, sha256
 from recsys_assets.core.serving.index import BuiltIndex, build_index, index_bytes, measure
 from recsys_assets.settings.serving import IndexConfig
 
@@ -37,31 +40,46 @@ def popular_items(train_items: np.ndarray, n_items: int) -> np.ndarray:
     return np.argsort(-popularity_scores(train_items, n_items), kind="stable").astype(np.int32)
 
 
-def export_files(
-    items: np.ndarray,
-    users: np.ndarray,
+def common_files(
     user_ids: list[str],
     item_ids: list[str],
     titles: list[str],
-    history_indptr: np.ndarray,
-    history_items: np.ndarray,
+    history: Csr,
+    history_weights: np.ndarray,
+    n_items: int,
 ) -> dict[str, bytes]:
-    """The bytes of every file of a version but the index (see the module docstring)."""
-    if not (
-        len(items) == len(item_ids) == len(titles) and len(users) == len(user_ids) == len(history_indptr) - 1
-    ):
+    """The files every version holds: ids and titles, train histories (with the weights the
+    model's use of order gives them) and the popularity order."""
+    if not (len(item_ids) == len(titles) == n_items and len(user_ids) == len(history.indptr) - 1):
         raise ValueError(
-            f"serving bundle: {len(items)} item vectors, {len(item_ids)} item ids, {len(titles)} titles; "
-            f"{len(users)} user vectors, {len(user_ids)} user ids, {len(history_indptr) - 1} histories"
+            f"serving bundle: {n_items} items, {len(item_ids)} item ids, {len(titles)} titles; "
+            f"{len(user_ids)} user ids, {len(history.indptr) - 1} histories"
         )
-    history = io.BytesIO()
-    np.savez(history, indptr=history_indptr.astype(np.int64), indices=history_items.astype(np.int32))
+    history_arrays: dict[str, np.ndarray] = {
+        "indptr": history.indptr.astype(np.int64),
+        "indices": history.indices.astype(np.int32),
+        "weights": history_weights.astype(np.float32),
+    }
+    return {
+        "ids.json": json.dumps({"users": user_ids, "items": item_ids, "titles": titles}).encode(),
+        "history.npz": npz_bytes(history_arrays),
+        "popular.npy": npy_bytes(popular_items(history.indices, n_items)),
+    }
+
+
+def model_files(model: Scorable, data: TrainingData, order: Order) -> dict[str, bytes]:
+    """The model's own files: vectors (the users' with the chosen readout applied), or
+    neighbour lists."""
+    if model.neighbours is not None:
+        return {"neighbours.npz": npz_bytes(csr_arrays(model.neighbours))}
+    assert model.items is not None
+    return vector_files(model.items, model.user_vectors(data.train, data.n_items, order))
+
+
+def vector_files(items: np.ndarray, users: np.ndarray) -> dict[str, bytes]:
     return {
         "items.npy": npy_bytes(np.ascontiguousarray(items, dtype=np.float32)),
         "users.npy": npy_bytes(np.ascontiguousarray(users, dtype=np.float32)),
-        "ids.json": json.dumps({"users": user_ids, "items": item_ids, "titles": titles}).encode(),
-        "history.npz": history.getvalue(),
-        "popular.npy": npy_bytes(popular_items(history_items, len(items))),
     }
 
 
@@ -82,6 +100,9 @@ def promoted_release(report: dict[str, Any], report_uri: str) -> dict[str, Any]:
     return {
         "model": {
             "name": candidate,
+            "kind": model.get("kind", "embedding"),
+            "order": model.get("order") or ORDER_FREE.to_dict(),
+            "reason": report.get("candidate_reason"),
             "files": model["files"],
             "run_id": model.get("run_id"),
             "config": model.get("config", {}),
@@ -108,7 +129,8 @@ def publish(artifacts: Artifacts, version: str, manifest: dict[str, Any]) -> dic
     (read back, so the checksum is of what readers will get); called last, so readers see the
     version only when it is complete."""
     entries = {}
-    for name, artifact in SERVING_FILES.items():
+    for name in FILES[kind_of(manifest)]:
+        artifact = SERVING_FILES[name]
         uri = artifacts.uri(artifact, version=version)
         try:
             data = read_bytes(uri)
@@ -136,44 +158,59 @@ def item_titles(items_uri: str, maps: NodeMaps) -> list[str]:
 def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export the promoted model (``eval.json``'s candidate, its gate passed) as serving version
     ``version``: every file but the index, and the pending record ``faiss_index`` completes.
-    Returns the pending record and a summary of what was exported (sizes, item vector norms)."""
+    Returns the pending record and a summary of what was exported."""
     report_uri = artifacts.uri(EVAL_REPORT)
     release = promoted_release(read_json(report_uri), report_uri)
     files = release["model"]["files"]
-    users, items = read_npy(files["users_uri"]), read_npy(files["items_uri"])
+    meta = read_json(files["meta_uri"])
+    model = load_scorable(files["users_uri"], files["items_uri"], files["neighbours_uri"], meta)
     maps = NodeMaps.from_json(read_json(artifacts.uri(NODE_MAPS)))
-    if items.shape[0] != len(maps.items) or users.shape[0] != len(maps.users):
-        raise ValueError(
-            f"{files['users_uri']}: {users.shape[0]} x {items.shape[0]} vectors for {len(maps.users)} users "
-            f"x {len(maps.items)} items in node_maps.json; rematerialize the model"
-        )
-    history = load_training_data(artifacts.uri(SPLITS), artifacts.uri(NODE_MAPS)).train
+    model.check(len(maps.users), len(maps.items), files["meta_uri"].rsplit("/", 1)[0])
+    data = load_training_data(artifacts.uri(SPLITS), artifacts.uri(NODE_MAPS))
+    order = Order(**release["model"]["order"])
+    weights = history_weights(data.train, order)
     titles = item_titles(artifacts.uri(ITEMS), maps)
-    write_files(
-        artifacts,
-        version,
-        export_files(items, users, maps.users, maps.items, titles, history.indptr, history.indices),
-    )
+    exported = {
+        **model_files(model, data, order),
+        **common_files(maps.users, maps.items, titles, data.train, weights, data.n_items),
+    }
+    write_files(artifacts, version, exported)
     pending = {"version": version, **release}
     save(artifacts.uri(SERVING_PENDING), pending)
-    norms = np.linalg.norm(items, axis=1)
-    summary = {
-        "users": len(users),
-        "items": len(items),
-        "dim": int(items.shape[1]),
-        "item_norm_min_max": [float(norms.min()), float(norms.max())],
-        "uri": artifacts.uri(SERVING_FILES["items.npy"], version=version).rsplit("/", 1)[0],
+    summary: dict[str, Any] = {
+        "kind": model.kind,
+        "users": data.n_users,
+        "items": data.n_items,
+        "order": order.label(),
+        "uri": artifacts.uri(SERVING_FILES["ids.json"], version=version).rsplit("/", 1)[0],
     }
+    if model.items is not None:
+        norms = np.linalg.norm(model.items, axis=1)
+        summary |= {
+            "dim": int(model.items.shape[1]),
+            "item_norm_min_max": [float(norms.min()), float(norms.max())],
+        }
+    if model.neighbours is not None:
+        summary |= {"neighbour_weights": int(model.neighbours.nnz)}
     return pending, summary
+
+
+NO_INDEX = "an item-item model is served from its neighbour lists, which need no vector index"
 
 
 def publish_pending(
     artifacts: Artifacts, config: IndexConfig, min_recall: float, log: Callable[[str], None] = lambda _: None
-) -> tuple[dict[str, Any], BuiltIndex]:
-    """Build and measure the pending version's index, and publish the version unless its
-    recall@k against exact search is below ``min_recall`` (then nothing is published)."""
+) -> tuple[dict[str, Any], BuiltIndex | None]:
+    """Build and measure the pending version's index (none for an item-item model), and
+    publish the version unless its recall@k against exact search is below ``min_recall``
+    (then nothing is published)."""
     pending: dict[str, Any] = read_json(artifacts.uri(SERVING_PENDING))
     version = pending["version"]
+    if kind_of(pending) != "embedding":
+        log(
+            f"version {version} serves {pending['model']['name']} from its neighbour lists: no index to build"
+        )
+        return publish(artifacts, version, {**pending, "index": {"kind": "none", "reason": NO_INDEX}}), None
     items = read_npy(artifacts.uri(SERVING_FILES["items.npy"], version=version))
     users = read_npy(artifacts.uri(SERVING_FILES["users.npy"], version=version))
     log(f"building a {config.resolved_kind(len(items))} index over {items.shape}")

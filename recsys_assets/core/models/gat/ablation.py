@@ -12,6 +12,7 @@ import numpy as np
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.evaluation import evaluate
 from recsys_assets.core.models.gat.graph import Graph
+from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training import Progress, fit_gat
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import LOSSES, GATConfig
@@ -58,7 +59,9 @@ def ablate(
         x, graph = loaded[variant_features]
         report: Progress | None = (lambda record, name=name: progress(name, record)) if progress else None
         trained = fit_gat(data, x, graph, config, report)
-        metrics = evaluate(trained.users, trained.items, data)
+        # Scored with the readout the GAT chose while training, as it early-stopped on it.
+        order = Order(**trained.extra["training_order"])
+        metrics = evaluate(trained.model.scorer(data.train, data.n_items, order), data)
         assert trained.fit is not None  # the GAT always early-stops on validation
         rows.append(
             {

@@ -25,7 +25,7 @@ from recsys_assets.core.models.gat.model import (
     with_readout,
 )
 from recsys_assets.core.models.gat.sampling import InEdges, Relation, in_edges, sample_subgraph
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
 
 
@@ -54,18 +54,6 @@ def _loss(
         ) + nn.functional.binary_cross_entropy_with_logits(negative, torch.zeros_like(negative))
     penalty = x0["user"][u].pow(2).sum() + x0["item"][i].pow(2).sum() + x0["item"][j].pow(2).sum()
     return loss + config.l2 * penalty / len(u)
-
-
-def _val_sample(val: Csr, config: GATConfig) -> Csr:
-    """``val`` restricted to ``config.val_users`` random users with validation items (seeded)."""
-    users = np.flatnonzero(val.lengths() > 0)
-    if not config.val_users or len(users) <= config.val_users:
-        return val
-    keep = np.zeros(len(val.indptr) - 1, dtype=bool)
-    keep[np.random.default_rng(config.seed).choice(users, config.val_users, replace=False)] = True
-    rows = np.repeat(np.arange(len(keep)), val.lengths())
-    mask = keep[rows]
-    return Csr.from_pairs(rows[mask], val.indices[mask], len(keep))
 
 
 def _readout_on_validation(
@@ -129,7 +117,9 @@ def train_gat(
     # Grouped by destination once: the sampler and chunked inference both read it.
     grouped = in_edges(graph) if config.fanouts or graph.n_edges() > CHUNK_EDGES else None
     index = grouped if config.fanouts else None
-    stopping = EarlyStopping(train, _val_sample(val, config), config.patience, progress)
+    stopping = EarlyStopping(
+        train, sample_rows(val, config.val_users, config.seed), config.patience, progress
+    )
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, config.epochs + 1):
         model.train()

@@ -1,0 +1,39 @@
+"""Sparse matrices as the arrays an ``.npz`` artifact holds (``indptr``, ``indices``, ``data``,
+``shape``): item-item neighbour lists, written by training, read by evaluation and the API."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+ARRAYS = ("indptr", "indices", "data", "shape")
+
+
+def csr_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        "indptr": matrix.indptr.astype(np.int64),
+        "indices": matrix.indices.astype(np.int32),
+        "data": matrix.data.astype(np.float32),
+        "shape": np.array(matrix.shape, dtype=np.int64),
+    }
+
+
+def csr_from_arrays(arrays: dict[str, np.ndarray], source: str) -> sp.csr_matrix:
+    """The matrix back from its arrays; inconsistent arrays are named with ``source``."""
+    missing = [name for name in ARRAYS if name not in arrays]
+    if missing:
+        raise ValueError(f"{source}: missing array(s) {missing}")
+    n_rows, n_columns = (int(v) for v in arrays["shape"])
+    indptr, indices, data = arrays["indptr"], arrays["indices"], arrays["data"]
+    problems = []
+    if len(indptr) != n_rows + 1 or (len(indptr) and (indptr[0] != 0 or indptr[-1] != len(indices))):
+        problems.append(f"indptr of {len(indptr)} entries for {n_rows} rows and {len(indices)} values")
+    if len(indices) != len(data):
+        problems.append(f"{len(indices)} indices for {len(data)} values")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_columns):
+        problems.append(f"column indices outside 0..{n_columns - 1}")
+    if len(data) and not np.isfinite(data).all():
+        problems.append("non-finite values")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems))
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_columns))

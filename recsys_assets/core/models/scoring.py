@@ -1,0 +1,134 @@
+"""What a trained model is to evaluation and serving, whatever its kind: a scorer of every item
+for a batch of users, given the train histories and a use of order (``recency.py``).
+
+* ``embedding`` models (popularity as 1-d vectors, MF, LightGCN, the GAT) score by dot
+  product of user and item vectors; the history readout adds to the user's vector;
+* ``item_item`` models (EASE, ItemKNN) score the weighted history times their sparse
+  neighbour lists (``item_item.py``).
+
+``choose_order`` picks, per model, the use of order (and the model's own grid: EASE's lambda,
+ItemKNN's k and shrinkage) with the best validation NDCG@20.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_assets.core.io.codecs import read_npy, read_npz
+from recsys_assets.core.io.sparse import csr_from_arrays
+from recsys_assets.core.models.item_item import item_item_scorer
+from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, sample_rows, validation_ndcg
+from recsys_assets.core.models.recency import (
+    ORDER_FREE,
+    Choice,
+    Order,
+    choose,
+    history_matrix,
+    order_grid,
+    readout,
+)
+from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.settings.models import OrderConfig
+
+Kind = Literal["embedding", "item_item"]
+
+
+@dataclass
+class Scorable:
+    """A trained model's parameters: user and item vectors, or item-item neighbour lists."""
+
+    users: np.ndarray | None = None
+    items: np.ndarray | None = None
+    neighbours: sp.csr_matrix | None = None
+    #: Embedding models trained on cosine scores: the readout keeps user vectors unit length.
+    unit: bool = False
+    #: The last column is an item bias (users hold 1 there), untouched by the readout.
+    bias_column: bool = False
+    #: Whether order may apply (popularity ignores the user entirely).
+    personal: bool = True
+
+    @property
+    def kind(self) -> Kind:
+        return "item_item" if self.neighbours is not None else "embedding"
+
+    def check(self, n_users: int, n_items: int, source: str) -> None:
+        """Named error when the model does not fit the training data's nodes."""
+        if self.neighbours is not None:
+            if self.neighbours.shape != (n_items, n_items):
+                raise ValueError(
+                    f"{source}: neighbour lists of shape {list(self.neighbours.shape)} for {n_items} items; "
+                    "rematerialize the model"
+                )
+            return
+        if self.users is None or self.items is None:
+            raise ValueError(f"{source}: neither vectors nor neighbour lists")
+        if self.users.shape[0] != n_users or self.items.shape[0] != n_items:
+            raise ValueError(
+                f"{source}: model has {self.users.shape[0]} users x {self.items.shape[0]} items; "
+                f"the data has {n_users} x {n_items}; rematerialize the model"
+            )
+
+    def user_vectors(self, train: Csr, n_items: int, order: Order) -> np.ndarray:
+        """Embedding models: the user vectors with ``order``'s readout applied."""
+        if self.users is None or self.items is None:
+            raise ValueError("an item-item model has no user vectors")
+        if order.readout == 0.0:
+            return self.users
+        history = history_matrix(train, n_items, order)
+        if not self.bias_column:
+            return readout(self.users, self.items, history, order.readout, self.unit)
+        # score = u . i + b_i as [u, 1] . [i, b_i]: the readout moves u and leaves the 1.
+        read = readout(self.users[:, :-1], self.items[:, :-1], history, order.readout, self.unit)
+        return np.concatenate([read, self.users[:, -1:]], axis=1)
+
+    def scorer(self, train: Csr, n_items: int, order: Order = ORDER_FREE) -> Score:
+        if self.neighbours is not None:
+            return item_item_scorer(history_matrix(train, n_items, order), self.neighbours)
+        assert self.items is not None
+        return dot_scorer(self.user_vectors(train, n_items, order), self.items)
+
+
+def load_scorable(users_uri: str, items_uri: str, neighbours_uri: str, meta: dict[str, Any]) -> Scorable:
+    """A trained model from its files, as its ``meta.json`` describes it."""
+    if meta.get("kind") == "item_item":
+        return Scorable(neighbours=csr_from_arrays(read_npz(neighbours_uri), neighbours_uri))
+    return Scorable(
+        read_npy(users_uri),
+        read_npy(items_uri),
+        unit=bool(meta.get("unit", False)),
+        bias_column=bool(meta.get("bias_column", False)),
+        personal=bool(meta.get("personal", True)),
+    )
+
+
+def grid_for(model: Scorable, config: OrderConfig) -> list[Order]:
+    if not model.personal:
+        return [ORDER_FREE]
+    readouts = config.readout if model.kind == "embedding" else (0.0,)
+    return order_grid(config.decays, config.floors, readouts)
+
+
+def choose_order(
+    candidates: Sequence[tuple[dict[str, float], Scorable]],
+    data: TrainingData,
+    config: OrderConfig,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Scorable, Choice]:
+    """The candidate and use of order with the best validation NDCG@20 (on a fixed sample of
+    ``config.val_users`` validation users), and the table of every combination tried."""
+    if not candidates:
+        raise ValueError("no fitted candidate to choose from")
+    val = sample_rows(data.val, config.val_users, config.seed)
+
+    def validate(index: int, order: Order) -> float:
+        return validation_ndcg(candidates[index][1].scorer(data.train, data.n_items, order), data.train, val)
+
+    grid = grid_for(candidates[0][1], config)
+    choice = choose([params for params, _ in candidates], grid, validate, progress)
+    chosen = next(model for params, model in candidates if params == choice.best.params)
+    return chosen, choice

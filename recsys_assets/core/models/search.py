@@ -1,0 +1,276 @@
+"""Hyper-parameter search with Optuna: TPE over each model's key settings, trials pruned on
+their validation curve, every choice on validation NDCG@20 only.
+
+A study lives in one journal file (``search/<model>/journal.log``), so a later search resumes
+it, adding trials to those already run; wherever the artifacts live, the journal is copied to
+a local file for the study and back after every trial. ``best.json`` holds the best trial's
+settings as overrides of the model's section, which the model assets then train with.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models.gat.graph import Graph
+from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.settings.models import (
+    EASEConfig,
+    GATConfig,
+    ItemKNNConfig,
+    LightGCNConfig,
+    MFConfig,
+    OrderConfig,
+    SearchConfig,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+#: Models a search can tune, with the space of each.
+SEARCHABLE = ("gat", "lightgcn", "mf", "ease", "itemknn")
+#: ``fit(overrides, report)`` trains with ``overrides`` of the model's settings, calls
+#: ``report(epoch, val_ndcg20)`` as it goes (which raises to prune) and returns the best
+#: validation NDCG@20.
+Fit = Callable[[dict[str, Any], Callable[[int, float], None]], float]
+
+
+def suggest(model: str, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """The trial's settings for ``model``, as overrides of its settings section."""
+    match model:
+        case "gat":
+            return {
+                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+                "temperature": trial.suggest_float("temperature", 0.05, 0.5, log=True),
+                "l2": trial.suggest_float("l2", 1e-6, 1e-3, log=True),
+                "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
+                "layers": trial.suggest_int("layers", 1, 3),
+                "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            }
+        case "lightgcn":
+            return {
+                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+                "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+                "layers": trial.suggest_int("layers", 1, 4),
+                "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+            }
+        case "mf":
+            return {
+                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+                "l2": trial.suggest_float("l2", 1e-5, 1e-1, log=True),
+                "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+            }
+        case "ease":
+            # One lambda per trial: the model's own grid becomes the trial's single value.
+            return {"l2": [trial.suggest_float("l2", 10.0, 5000.0, log=True)]}
+        case "itemknn":
+            return {
+                "neighbours": [trial.suggest_int("neighbours", 10, 1000, log=True)],
+                "shrink": [trial.suggest_float("shrink", 0.0, 100.0)],
+            }
+    raise ValueError(f"no search space for model {model!r}; searchable: {list(SEARCHABLE)}")
+
+
+def model_fit(
+    model: str,
+    base: dict[str, Any],
+    order: OrderConfig,
+    data: TrainingData,
+    gat_inputs: tuple[np.ndarray, Graph] | None = None,
+) -> Fit:
+    """``Fit`` for ``model``: train with a trial's overrides of ``base`` (the model's settings
+    section), reporting each epoch's validation NDCG@20; item-item models choose their use of
+    order inside the trial."""
+    from recsys_assets.core.models import training
+    from recsys_assets.core.models.gat.train import train_gat
+    from recsys_assets.core.models.lightgcn import train_lightgcn
+    from recsys_assets.core.models.mf import train_mf_bpr
+
+    what = f"search {model} trial"
+
+    def curve(report: Callable[[int, float], None]) -> Callable[[dict[str, float]], None]:
+        return lambda record: report(int(record["epoch"]), record["val_ndcg@20"])
+
+    def chosen(trained: training.Trained) -> float:
+        assert trained.choice is not None  # item-item fits always choose their order
+        return trained.choice.best.val_ndcg20
+
+    match model:
+        case "mf":
+            mf = MFConfig.model_validate(base)
+            return lambda o, report: (
+                train_mf_bpr(
+                    data.train, data.val, data.n_items, mf.with_changes(o, what), curve(report)
+                ).best_val_ndcg20
+            )
+        case "lightgcn":
+            lightgcn = LightGCNConfig.model_validate(base)
+            return lambda o, report: (
+                train_lightgcn(
+                    data.train, data.val, data.n_items, lightgcn.with_changes(o, what), curve(report)
+                ).best_val_ndcg20
+            )
+        case "gat":
+            if gat_inputs is None:
+                raise ValueError("search gat: needs the item features and the graph")
+            features, graph = gat_inputs
+            gat = GATConfig.model_validate(base)
+            return lambda o, report: (
+                train_gat(
+                    data.train, data.val, features, graph, gat.with_changes(o, what), curve(report)
+                ).best_val_ndcg20
+            )
+        case "ease":
+            ease = EASEConfig.model_validate(base)
+            return lambda o, _: chosen(training.fit_ease(data, ease.with_changes(o, what), order))
+        case "itemknn":
+            knn = ItemKNNConfig.model_validate(base)
+            return lambda o, _: chosen(training.fit_itemknn(data, knn.with_changes(o, what), order))
+    raise ValueError(f"no search for model {model!r}; searchable: {list(SEARCHABLE)}")
+
+
+@dataclass
+class SearchResult:
+    best_params: dict[str, Any]
+    best_value: float
+    #: One row per trial of the study (this run's and earlier ones).
+    trials: list[dict[str, Any]]
+    new_trials: int
+    seconds: float
+
+    def table(self) -> str:
+        keys = sorted({k for t in self.trials for k in t["params"]})
+        return markdown_table(
+            ["trial", "state", "val NDCG@20", "epochs reported", "seconds", *keys],
+            [
+                [t["number"], t["state"], "-" if t["value"] is None else f"{t['value']:.4f}", t["epochs"],
+                 f"{t['seconds']:.1f}", *(_fmt(t["params"].get(k)) for k in keys)]
+                for t in self.trials
+            ],
+        )  # fmt: skip
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_search(
+    model: str,
+    fit: Fit,
+    config: SearchConfig,
+    journal: Path,
+    after_trial: Callable[[], None] = lambda: None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SearchResult:
+    """Run ``config.trials`` more trials of ``model``'s study kept in ``journal`` (created if
+    missing); ``after_trial`` runs after each (to copy the journal back to the artifacts)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.create_study(
+        study_name=model,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=config.startup_trials),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=config.startup_trials, n_warmup_steps=config.warmup_epochs
+        ),
+    )
+    before = len(study.trials)
+    started = time.perf_counter()
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = suggest(model, trial)
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"epoch {epoch}: val NDCG@20 {value:.4f} below the median")
+
+        return fit(overrides, report)
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        after_trial()
+        value = "-" if trial.value is None else f"{trial.value:.4f}"
+        best = study.best_value if any(t.value is not None for t in study.trials) else float("nan")
+        progress(
+            f"trial {trial.number} ({len(study.trials) - before} of {config.trials}): {trial.state.name}, "
+            f"val NDCG@20 {value}, best so far {best:.4f}; {trial.params}"
+        )
+
+    study.optimize(
+        objective,
+        n_trials=config.trials,
+        timeout=config.timeout_s or None,
+        callbacks=[callback],
+        catch=(),
+    )
+    completed = [t for t in study.trials if t.value is not None]
+    if not completed:
+        raise RuntimeError(f"search {model}: no trial completed (all {len(study.trials)} pruned or failed)")
+    best = study.best_trial
+    return SearchResult(
+        best_params=suggest(model, optuna.trial.FixedTrial(best.params)),
+        best_value=float(best.value or 0.0),
+        trials=[_row(t) for t in study.trials],
+        new_trials=len(study.trials) - before,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    seconds = (
+        (trial.datetime_complete - trial.datetime_start).total_seconds()
+        if trial.datetime_complete and trial.datetime_start
+        else 0.0
+    )
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "value": trial.value,
+        "params": trial.params,
+        "epochs": len(trial.intermediate_values),
+        "seconds": seconds,
+    }
+
+
+def history_plot(result: SearchResult) -> bytes:
+    """Each completed trial's validation NDCG@20 and the best so far, by trial number (PNG)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in result.trials if t["value"] is not None]
+    numbers = [t["number"] for t in done]
+    values = [t["value"] for t in done]
+    best = [max(values[: i + 1]) for i in range(len(values))]
+    figure, axis = plt.subplots(figsize=(6, 3))
+    axis.scatter(numbers, values, s=14, label="trial")
+    axis.step(numbers, best, where="post", color="C1", label="best so far")
+    pruned = [t["number"] for t in result.trials if t["state"] == "pruned"]
+    if pruned:
+        axis.scatter(pruned, [min(values)] * len(pruned), marker="x", color="grey", s=14, label="pruned")
+    axis.set_xlabel("trial")
+    axis.set_ylabel("val NDCG@20")
+    axis.set_title("optimisation history")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=80)
+    plt.close(figure)
+    return out.getvalue()

@@ -1,0 +1,74 @@
+"""Hyper-parameter search: TPE trials on validation, pruning on the curve, a journal that a
+later search resumes, and best settings that rebuild the model's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from recsys_assets.core.models.search import SEARCHABLE, history_plot, run_search, suggest
+from recsys_assets.settings.models import (
+    EASEConfig,
+    GATConfig,
+    ItemKNNConfig,
+    LightGCNConfig,
+    MFConfig,
+    SearchConfig,
+)
+
+SECTIONS = {"gat": GATConfig, "lightgcn": LightGCNConfig, "mf": MFConfig, "ease": EASEConfig,
+            "itemknn": ItemKNNConfig}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", SEARCHABLE)
+def test_every_space_suggests_valid_overrides_of_its_section(model: str) -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        overrides = suggest(model, study.ask())
+        config = SECTIONS[model]().with_changes(overrides)
+        assert {k: getattr(config, k) for k in overrides} == {
+            k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+        }
+    with pytest.raises(ValueError, match="no search space for model 'popularity'"):
+        suggest("popularity", study.ask())
+
+
+def _curve(overrides: dict[str, Any], report: Any) -> float:
+    """A fake training: validation peaks at learning rate 0.01, reported over 10 epochs."""
+    quality = 1.0 / (1.0 + abs(overrides["learning_rate"] - 0.01) * 100)
+    for epoch in range(1, 11):
+        report(epoch, quality * epoch / 10)
+    return quality
+
+
+def test_search_finds_the_peak_prunes_and_resumes_from_its_journal(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.log"
+    saved: list[int] = []
+    config = SearchConfig(trials=12, startup_trials=3, warmup_epochs=2)
+    first = run_search(
+        "mf", _curve, config, journal, after_trial=lambda: saved.append(journal.stat().st_size)
+    )
+    assert first.new_trials == 12 and len(first.trials) == 12 and len(saved) == 12
+    assert sum(t["state"] == "pruned" for t in first.trials) >= 1
+    done = [t for t in first.trials if t["state"] == "complete"]
+    assert first.best_value == max(t["value"] for t in done)
+    assert first.best_params["learning_rate"] == pytest.approx(
+        max(done, key=lambda t: t["value"])["params"]["learning_rate"]
+    )
+    assert set(first.best_params) == {"learning_rate", "l2", "dim"}
+    # A second search adds to the same study.
+    second = run_search("mf", _curve, SearchConfig(trials=3), journal)
+    assert second.new_trials == 3 and len(second.trials) == 15 and second.best_value >= first.best_value
+    assert "| trial | state | val NDCG@20 |" in second.table() and "pruned" in second.table()
+    assert history_plot(second).startswith(b"\x89PNG")
+
+
+def test_a_search_where_nothing_completes_says_so(tmp_path: Path) -> None:
+    def failing(overrides: dict[str, Any], report: Any) -> float:
+        raise optuna.TrialPruned("always")
+
+    with pytest.raises(RuntimeError, match=r"search ease: no trial completed \(all 2 pruned or failed\)"):
+        run_search("ease", failing, SearchConfig(trials=2), tmp_path / "j.log")
