@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ drift-demo: materialize
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize
 	$(PY) -m recsys_assets.materialize --job ablation
+
+# Hold items out entirely: popularity, content-only peers and the GAT on them: eval/cold_start.json.
+cold-start: materialize
+	$(PY) -m recsys_assets.materialize --job cold_start
 
 # Search one model's settings with Optuna (MODEL: gat, lightgcn, mf, ease, itemknn); its asset then uses them.
 MODEL ?= gat

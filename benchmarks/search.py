@@ -64,7 +64,7 @@ def search(models: list[str]) -> None:
         started = time.perf_counter()
         tuned = _trained(model, base.with_changes(result.best_params), data, inputs)
         default = _trained(model, base, data, inputs)
-        done = [t for t in result.trials if t["value"] is not None]
+        done = [t for t in result.trials if t["state"] == "complete"]
         rows.append({
             "model": model, "seconds": result.seconds, "per_trial": result.seconds / len(result.trials),
             "pruned": sum(t["state"] == "pruned" for t in result.trials), "best_val": result.best_value,

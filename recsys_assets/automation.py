@@ -34,7 +34,7 @@ retrain_job = define_asset_job(
     "retrain",
     # Embeddings -> graphs -> models -> eval -> index; the promotion gate still guards serving.
     selection=AssetSelection.groups(embeddings.GROUP, graphs.GROUP, models.GROUP, serving.GROUP)
-    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search),
+    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search, models.cold_start_report),
     description="Rematerialize embeddings, graphs, models, eval and the serving index (drift retrain).",
 )
 

@@ -14,7 +14,7 @@ all_assets_job = define_asset_job(
     # daily drift metrics have their own schedule (and partitions unlike the monthly ones).
     # A search trains a model many times: it runs when someone asks for it (``search``).
     selection=AssetSelection.all()
-    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search)
+    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search, models.cold_start_report)
     - AssetSelection.groups(monitoring.GROUP),
     description="Materialize the whole graph (run with a partition range for partitioned assets).",
 )
@@ -24,6 +24,11 @@ gat_ablation_job = define_asset_job(
     description="Train GAT variants (features, loss, heads, layers) and record their table.",
 )
 
+cold_start_job = define_asset_job(
+    "cold_start",
+    selection=AssetSelection.assets(models.cold_start_report),
+    description="Hold items out entirely and see which model recommends them from their content.",
+)
 search_job = define_asset_job(
     "search",
     selection=AssetSelection.assets(models.hyperparameter_search),
@@ -55,6 +60,7 @@ defs = Definitions(
         models.eval_report,
         models.gat_ablation,
         models.hyperparameter_search,
+        models.cold_start_report,
         serving.item_embeddings_export,
         serving.faiss_index,
         monitoring.drift_metrics,
@@ -63,6 +69,7 @@ defs = Definitions(
         all_assets_job,
         gat_ablation_job,
         search_job,
+        cold_start_job,
         models.bless_eval_report,
         automation.drift_job,
         automation.retrain_job,

@@ -39,6 +39,7 @@ from recsys_assets.core.models.search import SEARCHABLE
 from recsys_assets.environments import SettingsResource
 from recsys_assets.jobs.contracts import (
     AblationParams,
+    ColdStartParams,
     EASEParams,
     EvaluateParams,
     GATInputs,
@@ -278,6 +279,26 @@ def hyperparameter_search(
         best_uri=artifacts.uri(catalogue.SEARCH_BEST, model=model),
     )
     yield from run_job(context, job_runner, params, "l4" if model == "gat" else "cpu")
+
+
+@asset(group_name=GROUP, deps=GAT_INPUTS, pool=GPU_POOL, kinds={"pytorch", "gpu"})
+def cold_start_report(
+    context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
+) -> Results:
+    """Item cold start: popularity, content peers and the GAT on items held out: eval/cold_start.json."""
+    artifacts, models = settings.artifacts, settings.tree.models
+    config, _ = tuned(models.gat, artifacts, "gat", models)
+    params = ColdStartParams(
+        asset="cold_start_report",
+        data=training_inputs(artifacts),
+        gat=config,
+        inputs=gat_inputs(artifacts, models),
+        content_uris={name: artifacts.uri(a) for name, a in catalogue.ITEM_FEATURES.items()},
+        order=models.order,
+        protocol=models.cold_start,
+        output_uri=artifacts.uri(catalogue.COLD_START_REPORT),
+    )
+    yield from run_job(context, job_runner, params, "l4")
 
 
 @asset(group_name=GROUP, deps=[gat_model], kinds={"pytorch"})

@@ -17,6 +17,7 @@ from pydantic import Field, TypeAdapter
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEncoderConfig
 from recsys_assets.settings.models import (
+    ColdStartConfig,
     EASEConfig,
     GATConfig,
     ItemKNNConfig,
@@ -199,6 +200,19 @@ class SearchParams(JobParams):
     best_uri: str
 
 
+class ColdStartParams(JobParams):
+    module = "recsys_assets.jobs.cold_start"
+
+    data: TrainingInputs
+    gat: GATConfig
+    inputs: GATInputs
+    #: Content vectors by name (``txt``, ``fused``): the content-only peers.
+    content_uris: dict[str, str]
+    order: OrderConfig = Field(default_factory=OrderConfig)
+    protocol: ColdStartConfig
+    output_uri: str
+
+
 class AblationParams(JobParams):
     module = "recsys_assets.jobs.gat_ablation"
 
@@ -217,5 +231,5 @@ class AblationParams(JobParams):
 #: Every contract a job module runs, for the asset side and the tests.
 CONTRACTS: tuple[type[JobParams], ...] = (
     TextEmbeddingParams, ImageEmbeddingParams, FusionParams, PopularityParams, MFParams, LightGCNParams,
-    EASEParams, ItemKNNParams, GATParams, EvaluateParams, SearchParams, AblationParams,
+    EASEParams, ItemKNNParams, GATParams, EvaluateParams, SearchParams, ColdStartParams, AblationParams,
 )  # fmt: skip

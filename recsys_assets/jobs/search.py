@@ -53,7 +53,7 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
         "journal_uri": params.journal_uri,
     }
     save(params.best_uri, best)
-    completed = [t for t in result.trials if t["value"] is not None]
+    completed = [t for t in result.trials if t["state"] == "complete"]
     plot = base64.b64encode(history_plot(result)).decode()
     metadata = {
         "uri": params.best_uri,

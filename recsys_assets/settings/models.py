@@ -138,6 +138,13 @@ class SearchConfig(Section):
     )
 
 
+class ColdStartConfig(Section):
+    """The item-cold-start protocol (``core/models/cold_start.py``, the ``cold_start_report`` asset)."""
+
+    share: float = setting(0.1, "Share of the items with interactions held out entirely.", gt=0, lt=1)
+    seed: int = setting(0, "Seed of the held-out items.")
+
+
 class GATConfig(Section):
     """The multi-modal GATv2 recommender (``core/models/gat/``)."""
 
@@ -156,7 +163,19 @@ class GATConfig(Section):
         "Weights tried for the recency readout (inference only: a user's vector adds w times the "
         "recency-weighted mean of their items' vectors); validation picks one, 0 is off.",
     )
-    recency_decay: float = setting(20.0, "Recency weight exp(decay * (recency - 1)) in the readout.", ge=0)
+    recency_decay: float = setting(
+        20.0, "Recency weight exp(decay * (recency - 1)) in the readout (and of the sequence context).", ge=0
+    )
+    # Both uses of order in training won on validation on MovieLens-100k (benchmarks/RESULTS.md).
+    sequence: bool = setting(
+        True,
+        "Train each edge against the items the user reviewed just before it (a next-item objective, "
+        "`core/models/gat/sequence.py`); the readout weight is then learned.",
+    )
+    sequence_window: int = setting(20, "Items of sequence context per train edge.", ge=1)
+    next_edges: bool = setting(
+        True, "Message passing over item-item edges of items reviewed one after the other, too."
+    )
     fanouts: tuple[int, ...] = setting(
         (), "Neighbours sampled per node, relation and hop (one per layer); empty: full batch."
     )
@@ -195,6 +214,10 @@ class GATConfig(Section):
             raise ValueError(f"recency_readout {list(self.recency_readout)}: expected weights >= 0")
         if self.fanouts and len(self.fanouts) != self.layers:
             raise ValueError(f"fanouts {list(self.fanouts)}: expected one per layer ({self.layers})")
+        if self.sequence and self.item_bias:
+            raise ValueError(
+                "sequence and item_bias: the sequence context reads out unbiased item states only"
+            )
         return self
 
 
@@ -209,6 +232,7 @@ class ModelSettings(Section):
     itemknn: ItemKNNConfig = section(ItemKNNConfig, "ItemKNN, the neighbourhood peer.")
     order: OrderConfig = section(OrderConfig, "The recency-weighted history every model may use.")
     search: SearchConfig = section(SearchConfig, "Hyper-parameter search (Optuna).")
+    cold_start: ColdStartConfig = section(ColdStartConfig, "The item-cold-start protocol.")
     lightgcn: LightGCNConfig = section(LightGCNConfig, "LightGCN, the graph baseline.")
     gat: GATConfig = section(
         GATConfig, "Any GAT hyperparameter, as a JSON object (e.g. `{\"temperature\": 0.1}`).",

@@ -31,11 +31,8 @@ def test_evaluate_reports_splits_slices_and_coverage_by_hand() -> None:
     data = _data()
     masks = slice_masks(data)
     assert masks["cold_start"].tolist() == [False, True, True, True, True, True]
-    # Tertiles by train popularity (ties by index): head {0, 1}, torso {2, 3}, tail {4, 5}.
-    assert np.flatnonzero(masks["head"]).tolist() == [0, 1] and np.flatnonzero(masks["tail"]).tolist() == [
-        4,
-        5,
-    ]
+    # Tertiles by train interactions (5): item 0 (3) is the head, item 1 (2) the torso, the rest tail.
+    assert [np.flatnonzero(masks[t]).tolist() for t in ("head", "torso", "tail")] == [[0], [1], [2, 3, 4, 5]]
     # Scores grow with the item index, so every user ranks 5, 4, 3, ... after exclusions.
     users, items = np.ones((3, 1)), np.arange(1, 7, dtype=float)[:, None]
     report = evaluate(dot_scorer(users, items), data, ks=(1, 2))
@@ -47,11 +44,11 @@ def test_evaluate_reports_splits_slices_and_coverage_by_hand() -> None:
     assert test["recall@2"] == pytest.approx((1 / 1 + 1 / 2) / 2)
     assert test["hit@1"] == pytest.approx(0.5) and test["mrr@2"] == pytest.approx((1 / 2 + 1) / 2)
     assert test["coverage@2"] == pytest.approx(2 / 6)
-    # Item 1 (head, 2 train interactions: cold) is user 2's only head item; it is not in the top 2.
-    assert test["slices"]["head"]["users"] == 1 and test["slices"]["head"]["recall@2"] == 0.0
+    # Item 1 (torso, 2 train interactions: cold) is user 2's only torso item; it is not in the top 2.
+    assert test["slices"]["torso"]["users"] == 1 and test["slices"]["torso"]["recall@2"] == 0.0
     assert test["slices"]["tail"]["users"] == 2 and test["slices"]["tail"]["recall@2"] == 1.0
     assert test["slices"]["cold_start"]["interactions"] == 3
-    assert test["slices"]["torso"] == {"users": 0.0, "interactions": 0.0}
+    assert test["slices"]["head"] == {"users": 0.0, "interactions": 0.0}
     # The two validation users are scored first: 5 columns for a catalogue of 6 is refused.
     with pytest.raises(ValueError, match=r"model scored \[2, 5\] for 2 users x 6 items"):
         evaluate(dot_scorer(users, items[:5]), data)

@@ -46,7 +46,9 @@ def _fit(config: GATConfig, seed: int = 1):  # type: ignore[no-untyped-def]
     return train, val, train_gat(train, val, x, graph, config)
 
 
-SMALL = GATConfig(hidden=16, layers=2, epochs=12, batch_size=512, learning_rate=1e-2, patience=5, l2=1e-4)
+#: Order in training off: most tests here are about the graph and the readout chosen on validation.
+SMALL = GATConfig(hidden=16, layers=2, epochs=12, batch_size=512, learning_rate=1e-2, patience=5, l2=1e-4,
+                  sequence=False, next_edges=False)  # fmt: skip
 
 
 def test_gat_learns_taste_groups_and_is_deterministic() -> None:
@@ -319,3 +321,59 @@ def test_the_shared_readout_reproduces_the_gats_own() -> None:
     shared = Scorable(users, items, unit=True).user_vectors(timed, N_ITEMS, order)
     np.testing.assert_allclose(shared, fit.users, atol=1e-5)
     assert not np.allclose(users, fit.users, atol=1e-3)
+
+
+def test_sequence_context_holds_the_items_just_before_each_edge() -> None:
+    from recsys_assets.core.models.gat.sequence import sequence_context
+
+    # User 0 reviewed items 7, 5, 9 in that order (edges listed out of order); user 1 only item 3.
+    users = np.array([0, 1, 0, 0])
+    items = np.array([9, 3, 7, 5])
+    recency = np.array([1.0, 1.0, 0.0, 0.5])
+    context = sequence_context(users, items, recency, window=2, decay=2.0)
+    assert context.items.tolist() == [[5, 7], [0, 0], [0, 0], [7, 0]]
+    np.testing.assert_allclose(
+        context.weights.numpy(), [[np.exp(-1.0), np.exp(-2.0)], [0, 0], [0, 0], [np.exp(-1.0), 0]], rtol=1e-6
+    )
+
+
+def test_gat_with_a_sequence_context_learns_its_weight_and_is_deterministic() -> None:
+    config = SMALL.with_changes({"sequence": True, "sequence_window": 5})
+    _, _, first = _fit(config)
+    _, _, second = _fit(config)
+    np.testing.assert_array_equal(first.users, second.users)
+    assert first.model is not None and first.model.sequence_weight is not None
+    # The readout uses the learned weight (it moved from its start, 1).
+    assert first.readout == pytest.approx(float(first.model.sequence_weight)) and first.readout != 1.0
+    assert first.best_val_ndcg20 > 0.3
+    with pytest.raises(ValueError, match="sequence and item_bias"):
+        SMALL.with_changes({"sequence": True, "item_bias": True})
+
+
+def test_next_edges_join_items_reviewed_one_after_the_other() -> None:
+    from recsys_assets.core.models.gat.graph import NEXT, with_next_edges
+
+    # User 0: items 4 -> 2 -> 3 (by recency); user 1: 2 -> 3; user 2 a single item.
+    ui = {"src": np.array([0, 0, 0, 1, 1, 2]), "dst": np.array([3, 4, 2, 3, 2, 1]),
+          "recency": np.array([1.0, 0.0, 0.5, 1.0, 0.0, 1.0])}  # fmt: skip
+    graph = with_next_edges(build_graph(ui, 3, 5))
+    src, dst = graph.edges[NEXT].numpy()
+    weight = graph.attributes[NEXT][:, 0].numpy()
+    pairs = {(int(a), int(b)): float(w) for a, b, w in zip(src, dst, weight, strict=True)}
+    assert pairs == pytest.approx(
+        {(4, 2): np.log(2), (2, 4): np.log(2), (2, 3): np.log(3), (3, 2): np.log(3)}
+    )
+    assert with_next_edges(graph) is graph
+
+
+def test_gat_with_next_edges_reloads_from_its_checkpoint() -> None:
+    import torch
+
+    train, val = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    x = _features()
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(x))
+    fit = train_gat(train, val, x, graph, SMALL.with_changes({"next_edges": True, "epochs": 3}))
+    assert fit.model is not None
+    model = load_checkpoint(checkpoint_bytes(fit.model, graph, x.shape[1]))
+    _, items = embed(model, torch.from_numpy(x), graph)
+    np.testing.assert_allclose(items, fit.items, atol=1e-5)

@@ -82,8 +82,10 @@ def test_coverage_slices_and_tertiles() -> None:
     m = ranking_metrics(top, np.array([0, 1]), sliced, 6, ks=[4])
     assert m["users"] == 1 and m["recall@4"] == 1.0
     tertile = popularity_tertiles(np.array([5, 0, 9, 1, 1, 3]))
-    # Most popular first: 2 (9), 0 (5) | 5 (3), 3 (1) | 4 (1), 1 (0).
-    assert tertile.tolist() == [0, 2, 0, 1, 2, 1]
+    # Most popular first, by the interactions before each (of 19): 2 (0) | 0 (9) | 5 (14), 3, 4, 1.
+    assert tertile.tolist() == [1, 2, 0, 2, 2, 2]
+    # Thirds of the interactions, not of the items: ten equal items split 4 / 3 / 3.
+    assert np.bincount(popularity_tertiles(np.ones(10, dtype=int))).tolist() == [4, 3, 3]
 
 
 def test_batching_does_not_change_the_ranking() -> None:

@@ -11,10 +11,11 @@ from recsys_assets.core.serving.bundle import FILES, kind_of
 from recsys_assets_tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.xdist_group("pipeline")
-#: Entries written outside the main job: the bless, ablation and search jobs, the daily drift asset.
+#: Entries written outside the main job: the bless, ablation, search and cold-start jobs, the daily
+#: drift asset.
 ELSEWHERE = {
     catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.DRIFT_PLOT,
-    catalogue.SEARCH_JOURNAL, catalogue.SEARCH_BEST,
+    catalogue.SEARCH_JOURNAL, catalogue.SEARCH_BEST, catalogue.COLD_START_REPORT,
 }  # fmt: skip
 
 

@@ -59,7 +59,9 @@ def test_every_model_is_stored_as_vectors_or_neighbour_lists_with_its_order(pipe
             assert meta["best_epoch"] == best["epoch"] and meta["epochs_run"] <= EPOCHS
             assert meta["best_val_ndcg@20"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
             assert meta["config"]["epochs"] == EPOCHS
-        assert meta["kind"] == "embedding" and len(meta["order_tried"]) == (1 if name == "popularity" else 49)
+        # The grid (49 uses of order), and for the GAT the one it trained with when not among them.
+        expected = {"popularity": (1,), "gat": (49, 50)}.get(name, (49,))
+        assert meta["kind"] == "embedding" and len(meta["order_tried"]) in expected
     assert all(pipeline.checks[f"{name}_model_vectors"].passed for name in MODELS)
     assert "| epoch | train loss | val NDCG@20 |" in pipeline.metadata["mf_model"]["learning_curve"].value
 
@@ -76,7 +78,9 @@ def test_gat_checkpoint_reproduces_its_exported_vectors(pipeline: Pipeline) -> N
     meta = read_json(artifacts.uri(catalogue.MODEL_META, model="gat"))
     assert meta["features"] == "fused" and meta["checkpoint_uri"] == artifacts.uri(catalogue.GAT_CHECKPOINT)
     # The recency readout chosen on validation while training is saved with the weights.
-    assert float(model.readout) == meta["recency_readout"] in config.recency_readout
+    # (learned with the sequence context, the default)
+    assert float(model.readout) == meta["recency_readout"] == meta["training_order"]["readout"]
+    assert config.sequence and meta["training_order"]["decay"] == config.recency_decay
     assert meta["edges"] == {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
     features = torch.from_numpy(read_npy(artifacts.uri(catalogue.FUSED_EMBEDDINGS)))
     # The exported users are order-free: the shared readout chosen afterwards applies on top.
@@ -198,7 +202,8 @@ def test_ablation_job_records_one_row_per_variant(pipeline: Pipeline, tmp_path: 
     ablation = read_json(resources["settings"].artifacts.uri(catalogue.ABLATION))
     names = [v["variant"] for v in ablation["variants"]]
     assert names == ["base", "features=txt", "loss=bpr", "loss=bce", "heads=4", "layers=1", "layers=3",
-                     "no item-item edges", "no edge features", "no recency readout"]  # fmt: skip
+                     "no item-item edges", "no edge features", "no order at all",
+                     "no sequence context", "no next-item edges"]  # fmt: skip
     by_name = {v["variant"]: v for v in ablation["variants"]}
     assert by_name["features=txt"]["features"] == "txt" and by_name["base"]["features"] == "fused"
     assert by_name["loss=bpr"]["config"]["negatives"] == 16 and by_name["base"]["config"]["negatives"] == 512
@@ -206,9 +211,11 @@ def test_ablation_job_records_one_row_per_variant(pipeline: Pipeline, tmp_path: 
         by_name["layers=3"]["config"]["layers"] == 3
         and not by_name["no edge features"]["config"]["edge_features"]
     )
-    off = by_name["no recency readout"]
+    off = by_name["no order at all"]
     assert off["config"]["recency_readout"] == [0.0] and off["recency_readout"] == 0.0
-    assert by_name["base"]["recency_readout"] in (0.0, 1.0, 2.0)
+    assert not off["config"]["sequence"] and not off["config"]["next_edges"]
+    # The base learns its readout weight with its sequence context.
+    assert by_name["base"]["config"]["sequence"] and by_name["base"]["recency_readout"] != 1.0
     for variant in ablation["variants"]:
         assert 0 < variant["test_ndcg@20"] <= 1 and variant["config"]["epochs"] == EPOCHS
     (event,) = result.asset_materializations_for_node("gat_ablation")
@@ -263,3 +270,27 @@ def test_a_search_finds_settings_that_the_model_asset_then_trains_with(
     assert meta["tuned_from"] == artifacts.uri(catalogue.SEARCH_BEST, model="ease")
     assert meta["config"]["l2"] == best["params"]["l2"] and meta["chosen"]["l2"] == best["params"]["l2"][0]
     assert meta["order_val_ndcg@20"]["chosen"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
+
+
+def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.require("gat_model")
+    resources = _copy(pipeline, tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.cold_start_report], resources=resources, instance=instance)
+    report = read_json(resources["settings"].artifacts.uri(catalogue.COLD_START_REPORT))
+    names = [row["model"] for row in report["models"]]
+    assert names == ["popularity", "content (txt)", "content (fused)", "gat (fused)"]
+    protocol = report["protocol"]
+    assert protocol["share"] == 0.1 and protocol["held_out_items"] >= 2
+    assert protocol["cold_test_interactions"] > 0 and protocol["cold_val_interactions"] > 0
+    by_name = {row["model"]: row for row in report["models"]}
+    # Popularity has never seen a held-out item: none reaches anyone's top 20.
+    assert by_name["popularity"]["test"]["ndcg@20"] == 0.0
+    assert by_name["popularity"]["test"]["held_out_share_of_top"] == 0.0
+    for row in report["models"]:
+        assert 0.0 <= row["test"]["ndcg@20"] <= row["test"]["hit@20"] <= 1.0
+    (event,) = result.asset_materializations_for_node("cold_start_report")
+    assert "| gat (fused) |" in event.metadata["report"].value
+    assert event.metadata["gat_fused_cold_test_ndcg_at_20"].value == round(
+        by_name["gat (fused)"]["test"]["ndcg@20"], 5
+    )

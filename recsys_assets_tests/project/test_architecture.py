@@ -88,8 +88,8 @@ def test_job_modules_need_only_dagster_pipes() -> None:
         """
     )
     assert _run(script).split() == [
-        "contracts", "evaluate", "fused_embeddings", "gat_ablation", "image_embeddings", "pipes_io", "search",
-        "text_embeddings", "train_model",
+        "cold_start", "contracts", "evaluate", "fused_embeddings", "gat_ablation", "image_embeddings",
+        "pipes_io", "search", "text_embeddings", "train_model",
     ]  # fmt: skip
 
 

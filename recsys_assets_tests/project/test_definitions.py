@@ -97,6 +97,7 @@ EXPECTED_ASSETS = {
     ),
     "gat_ablation": ("models", ["gat_model"], False),
     "hyperparameter_search": ("models", sorted(GAT_INPUTS), True),
+    "cold_start_report": ("models", sorted(GAT_INPUTS), False),
     "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
     "faiss_index": ("serving", ["item_embeddings_export"], False),
     "drift_metrics": ("monitoring", ["faiss_index", "item_text_embeddings", "items"], True),
@@ -145,7 +146,8 @@ def test_definitions_load(env: str) -> None:
     assert described["checks"] == sorted([*BLOCKING, *warnings])
     assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == [
-        "ablation", "all_assets", "bless_eval_report", "drift_metrics_daily", "retrain", "search"
+        "ablation", "all_assets", "bless_eval_report", "cold_start", "drift_metrics_daily", "retrain",
+        "search",
     ]  # fmt: skip
     on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
     assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
@@ -153,10 +155,10 @@ def test_definitions_load(env: str) -> None:
         k
         for k, v in EXPECTED_ASSETS.items()
         if v[0] in ("embeddings", "graphs", "models", "serving")
-        and k not in ("gat_ablation", "hyperparameter_search")
+        and k not in ("gat_ablation", "hyperparameter_search", "cold_start_report")
     )
     # Only the accelerator steps occupy the GPU pool.
-    gpu = {"item_image_embeddings", "gat_model", "hyperparameter_search"}
+    gpu = {"item_image_embeddings", "gat_model", "hyperparameter_search", "cold_start_report"}
     assert {k for k, pools in described["pools"].items() if pools} == gpu
     assert all(described["pools"][k] == ["gpu"] for k in gpu)
     assert described["resources"] == ["io_manager", "job_runner", "settings"]

@@ -126,6 +126,9 @@ SEARCH_JOURNAL = Artifact(
 SEARCH_BEST = Artifact(
     "search/{model}/best.json", "hyperparameter_search", "The best settings found, as overrides."
 )
+COLD_START_REPORT = Artifact(
+    "eval/cold_start.json", "cold_start_report", "Models on items held out entirely, side by side."
+)
 ABLATION = Artifact("eval/ablation.json", "gat_ablation", "GAT variants side by side.")
 
 # serving: a version is complete once the manifest, written last, names it
@@ -149,7 +152,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
     MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, GAT_CHECKPOINT,
-    EVAL_REPORT, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, ABLATION,
+    EVAL_REPORT, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, *SERVING_FILES.values(),
     DRIFT_PLOT,
 )  # fmt: skip

@@ -4,7 +4,7 @@ coverage; and the promotion verdict against a blessed report.
 Validation excludes each user's train items; test excludes train and validation items.
 Slices keep the ranking and restrict the held-out items: ``cold_start`` (items with at most
 ``COLD_START_MAX_TRAIN`` train interactions) and the train-popularity tertiles ``head``,
-``torso`` and ``tail``.
+``torso`` and ``tail`` (each a third of the train interactions, ``metrics.popularity_tertiles``).
 """
 
 from __future__ import annotations

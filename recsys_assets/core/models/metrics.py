@@ -166,11 +166,14 @@ def restrict(targets: Csr, keep_item: np.ndarray) -> Csr:
 
 
 def popularity_tertiles(train_counts: np.ndarray) -> np.ndarray:
-    """0 (head), 1 (torso), 2 (tail): items split into thirds by train popularity, most popular first.
-
-    Ties are ordered by item index, so each third has (almost) exactly n / 3 items.
-    """
+    """0 (head), 1 (torso), 2 (tail): items ordered by train popularity (ties by item index) and
+    cut where a third and two thirds of the train interactions are reached, so that each slice
+    holds a third of the interactions, and so of the held-out ones (by item count, the tail
+    third would hold the never-reviewed items and no held-out interaction at all). Items
+    without train interactions are tail."""
     order = np.lexsort((np.arange(len(train_counts)), -train_counts))
+    total = max(int(train_counts.sum()), 1)
+    before = np.cumsum(train_counts[order]) - train_counts[order]
     tertile = np.empty(len(train_counts), dtype=np.int64)
-    tertile[order] = np.arange(len(train_counts)) * 3 // len(train_counts)
+    tertile[order] = np.minimum(3 * before // total, 2)
     return tertile

@@ -118,9 +118,11 @@ def choose_order(
     data: TrainingData,
     config: OrderConfig,
     progress: Callable[[str], None] | None = None,
+    extra: Sequence[Order] = (),
 ) -> tuple[Scorable, Choice]:
     """The candidate and use of order with the best validation NDCG@20 (on a fixed sample of
-    ``config.val_users`` validation users), and the table of every combination tried."""
+    ``config.val_users`` validation users), and the table of every combination tried;
+    ``extra``: uses of order tried besides the grid (the one a model trained with)."""
     if not candidates:
         raise ValueError("no fitted candidate to choose from")
     val = sample_rows(data.val, config.val_users, config.seed)
@@ -128,7 +130,7 @@ def choose_order(
     def validate(index: int, order: Order) -> float:
         return validation_ndcg(candidates[index][1].scorer(data.train, data.n_items, order), data.train, val)
 
-    grid = grid_for(candidates[0][1], config)
+    grid = list(dict.fromkeys([*grid_for(candidates[0][1], config), *extra]))
     choice = choose([params for params, _ in candidates], grid, validate, progress)
     chosen = next(model for params, model in candidates if params == choice.best.params)
     return chosen, choice

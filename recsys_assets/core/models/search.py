@@ -139,7 +139,8 @@ def model_fit(
 class SearchResult:
     best_params: dict[str, Any]
     best_value: float
-    #: One row per trial of the study (this run's and earlier ones).
+    #: One row per trial of the study (this run's and earlier ones); a pruned trial's value is
+    #: its last reported one.
     trials: list[dict[str, Any]]
     new_trials: int
     seconds: float
@@ -204,7 +205,8 @@ def run_search(
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         after_trial()
         value = "-" if trial.value is None else f"{trial.value:.4f}"
-        best = study.best_value if any(t.value is not None for t in study.trials) else float("nan")
+        complete = optuna.trial.TrialState.COMPLETE
+        best = study.best_value if any(t.state == complete for t in study.trials) else float("nan")
         progress(
             f"trial {trial.number} ({len(study.trials) - before} of {config.trials}): {trial.state.name}, "
             f"val NDCG@20 {value}, best so far {best:.4f}; {trial.params}"
@@ -217,7 +219,7 @@ def run_search(
         callbacks=[callback],
         catch=(),
     )
-    completed = [t for t in study.trials if t.value is not None]
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         raise RuntimeError(f"search {model}: no trial completed (all {len(study.trials)} pruned or failed)")
     best = study.best_trial
@@ -255,7 +257,7 @@ def history_plot(result: SearchResult) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [t for t in result.trials if t["value"] is not None]
+    done = [t for t in result.trials if t["state"] == "complete"]
     numbers = [t["number"] for t in done]
     values = [t["value"] for t in done]
     best = [max(values[: i + 1]) for i in range(len(values))]

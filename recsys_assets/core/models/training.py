@@ -135,8 +135,10 @@ def fit_itemknn(
 def with_order(
     trained: Trained, data: TrainingData, order: OrderConfig, progress: Callable[[str], None] | None = None
 ) -> Trained:
-    """An embedding model with the use of order (readout, decay, floor) chosen on validation."""
-    _, trained.choice = choose_order([({}, trained.model)], data, order, progress)
+    """An embedding model with the use of order (readout, decay, floor) chosen on validation,
+    the one it trained with (the GAT's) among those tried."""
+    extra = [Order(**trained.extra["training_order"])] if "training_order" in trained.extra else []
+    _, trained.choice = choose_order([({}, trained.model)], data, order, progress, extra)
     return trained
 
 

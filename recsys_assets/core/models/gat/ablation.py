@@ -1,5 +1,5 @@
 """GAT variants trained and evaluated side by side: by default one thing changed at a time
-(features, loss, heads, layers, item-item edges, edge attributes, the recency readout). Every
+(features, loss, heads, layers, item-item edges, edge attributes, each use of order, all of them). Every
 variant is chosen on validation like the model itself; test is reported beside it."""
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ def default_variants(base: GATConfig, features: str) -> dict[str, dict[str, Any]
         "layers=3": {"layers": 3},
         "no item-item edges": {"item_item": False},
         "no edge features": {"edge_features": False},
-        "no recency readout": {"recency_readout": [0.0]},
+        # The GAT with every use of order switched off: no readout, no sequence context, no
+        # next-item edges.
+        "no order at all": {"recency_readout": [0.0], "sequence": False, "next_edges": False},
+        # Order in training, each use switched the other way from the base.
+        ("no sequence context" if base.sequence else "sequence context"): {"sequence": not base.sequence},
+        ("no next-item edges" if base.next_edges else "next-item edges"): {"next_edges": not base.next_edges},
     }
 
 

@@ -7,12 +7,14 @@ import io
 
 import torch
 
-from recsys_assets.core.models.gat.graph import Graph
+from recsys_assets.core.models.gat.graph import Graph, with_next_edges
 from recsys_assets.core.models.gat.model import GATRecommender
 from recsys_assets.settings.models import GATConfig
 
 
 def checkpoint_bytes(model: GATRecommender, graph: Graph, feature_dim: int) -> bytes:
+    if model.config.next_edges:  # the relations the model was trained over
+        graph = with_next_edges(graph)
     buffer = io.BytesIO()
     torch.save(
         {

@@ -14,6 +14,8 @@ Relation = tuple[str, str, str]
 RATES: Relation = ("user", "rates", "item")
 RATED_BY: Relation = ("item", "rated_by", "user")
 SIMILAR: Relation = ("item", "similar", "item")
+#: Items reviewed one after the other by a user, both ways (``with_next_edges``).
+NEXT: Relation = ("item", "next", "item")
 
 
 @dataclass
@@ -59,3 +61,26 @@ def build_graph(
 def csr_edges(train: Csr) -> dict[str, np.ndarray]:
     """``build_graph``'s user-item input from per-user train item lists (no attributes)."""
     return {"src": np.repeat(np.arange(len(train.indptr) - 1), train.lengths()), "dst": train.indices}
+
+
+def with_next_edges(graph: Graph) -> Graph:
+    """``graph`` plus the ``NEXT`` relation: an edge between two items a user reviewed one right
+    after the other in their train history (by the ``recency`` attribute), both ways, weighted
+    log(1 + the number of users who did). Unchanged if it has them already."""
+    if NEXT in graph.edges:
+        return graph
+    users, items = (t.numpy() for t in graph.edges[RATES])
+    recency = graph.attributes[RATES][:, 1].numpy()
+    order = np.lexsort((np.arange(len(users)), recency, users))
+    same = users[order[1:]] == users[order[:-1]]
+    before, after = items[order[:-1]][same], items[order[1:]][same]
+    keep = before != after
+    pairs = np.concatenate(
+        [before[keep] * graph.n_items + after[keep], after[keep] * graph.n_items + before[keep]]
+    )
+    unique, counts = np.unique(pairs, return_counts=True)
+    edges = torch.from_numpy(np.stack([unique // graph.n_items, unique % graph.n_items]).astype(np.int64))
+    weight = torch.from_numpy(np.log1p(counts).astype(np.float32)[:, None])
+    return Graph(
+        graph.n_users, graph.n_items, {**graph.edges, NEXT: edges}, {**graph.attributes, NEXT: weight}
+    )

@@ -8,7 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_assets.core.models.gat.graph import RATED_BY, RATES, SIMILAR, Graph, Relation
+from recsys_assets.core.models.gat.graph import (
+    NEXT,
+    RATED_BY,
+    RATES,
+    SIMILAR,
+    Graph,
+    Relation,
+    with_next_edges,
+)
 from recsys_assets.core.models.gat.sampling import InEdges, in_edges
 from recsys_assets.settings.models import GATConfig
 
@@ -57,11 +65,22 @@ class GATRecommender(nn.Module):
         if config.id_embedding:
             self.item_id = nn.Embedding(n_items, config.hidden)
             nn.init.normal_(self.item_id.weight, std=0.1)
+        #: 1 for items with train interactions, 0 for the others: an item nobody reviewed has no
+        #: id embedding worth the name (only negatives ever moved it), so it enters by its content
+        #: alone. Set from the train graph (``set_seen``) and saved with the weights.
+        self.seen: torch.Tensor
+        self.register_buffer("seen", torch.ones(n_items, 1))
         self.item_bias = nn.Parameter(torch.zeros(n_items, 1)) if config.item_bias else None
         #: The recency readout weight chosen on validation (saved with the weights).
         self.readout: torch.Tensor
         self.register_buffer("readout", torch.tensor(0.0))
-        relations = [RATES, RATED_BY] + ([SIMILAR] if config.item_item else [])
+        #: With a sequence context, the weight of the context's item states (learned).
+        self.sequence_weight = nn.Parameter(torch.tensor(1.0)) if config.sequence else None
+        relations = (
+            [RATES, RATED_BY]
+            + ([SIMILAR] if config.item_item else [])
+            + ([NEXT] if config.next_edges else [])
+        )
         self.relations = relations
         self.convs = nn.ModuleList(
             HeteroConv(
@@ -89,13 +108,20 @@ class GATRecommender(nn.Module):
             item = self.item_projection(features)
             return {
                 "user": self.user.weight,
-                "item": item if self.item_id is None else item + self.item_id.weight,
+                "item": item if self.item_id is None else item + self.item_id.weight * self.seen,
             }
         item = self.item_projection(features[nodes["item"]])
         return {
             "user": self.user(nodes["user"]),
-            "item": item if self.item_id is None else item + self.item_id(nodes["item"]),
+            "item": item
+            if self.item_id is None
+            else item + self.item_id(nodes["item"]) * self.seen[nodes["item"]],
         }
+
+    def set_seen(self, graph: Graph) -> None:
+        """Mark the items with train edges in ``graph`` (the others enter by content alone)."""
+        counts = torch.bincount(graph.edges[RATES][1], minlength=self.seen.shape[0])
+        self.seen.copy_((counts > 0).float().unsqueeze(1))
 
     def forward(
         self,
@@ -200,6 +226,8 @@ def embed(
     ``readout`` is off); ``index`` (``sampling.in_edges``), when the caller already has
     it, spares regrouping the edges of a chunked pass."""
     model.eval()
+    if model.config.next_edges:
+        graph = with_next_edges(graph)
     with torch.no_grad():
         if graph.n_edges() > max_edges:
             out = model.forward_chunked(features, graph, max_edges, index or in_edges(graph), readout)

@@ -16,7 +16,7 @@ from recsys_assets.core.models.early_stopping import (
     deterministic_torch,
     validation_ndcg20,
 )
-from recsys_assets.core.models.gat.graph import RATES, Graph
+from recsys_assets.core.models.gat.graph import RATES, Graph, with_next_edges
 from recsys_assets.core.models.gat.model import (
     CHUNK_EDGES,
     GATRecommender,
@@ -25,6 +25,7 @@ from recsys_assets.core.models.gat.model import (
     with_readout,
 )
 from recsys_assets.core.models.gat.sampling import InEdges, Relation, in_edges, sample_subgraph
+from recsys_assets.core.models.gat.sequence import SequenceContext, sequence_context, with_context
 from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
 
@@ -36,8 +37,15 @@ def _loss(
     i: torch.Tensor,
     j: torch.Tensor,
     config: GATConfig,
+    context: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
+    """The batch's loss; ``context`` (items, weights, learned weight): each edge's user read
+    out with the items reviewed just before it (``sequence.py``)."""
     eu = out["user"][u]
+    if context is not None:
+        eu = with_context(eu, out["item"], *context)
+        if config.loss == "softmax":
+            eu = nn.functional.normalize(eu, dim=1)
     positive = (eu * out["item"][i]).sum(-1)
     if config.loss == "softmax":
         # Sampled softmax: the positive against the batch's shared negatives, over cosine / T.
@@ -69,7 +77,9 @@ def _readout_on_validation(
     one forward pass for all the weights tried."""
     config = model.config
     users, items = embed(model, x, graph, index=index, readout=False)
-    weights = config.recency_readout
+    # With a sequence context the weight is learned: it is the one the readout uses.
+    learned = model.sequence_weight
+    weights = (float(learned.detach()),) if learned is not None else config.recency_readout
     if weights == (0.0,):
         model.readout.fill_(0.0)
         return users, items, None
@@ -81,6 +91,39 @@ def _readout_on_validation(
     best = max(candidates, key=lambda c: c[:2])  # ties: the smaller weight
     model.readout.fill_(-best[1])
     return best[2], items, best[0]
+
+
+def _batch_loss(
+    model: GATRecommender,
+    x: torch.Tensor,
+    graph: Graph,
+    index: dict[Relation, InEdges] | None,
+    sequence: SequenceContext | None,
+    batch: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The loss of one batch of train edges, with sampled negatives: over the whole graph, or
+    over the neighbourhoods sampled around the batch's nodes (``index``)."""
+    config = model.config
+    pair_users, pair_items = graph.edges[RATES]
+    u, i = pair_users[batch], pair_items[batch]
+    shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
+    j = torch.randint(0, graph.n_items, shape, generator=generator)
+    context_items = sequence.items[batch] if sequence is not None else None
+    if index is None:
+        x0, out = model(x, graph)
+    else:
+        extra = [context_items.reshape(-1)] if context_items is not None else []
+        seeds = {"user": u, "item": torch.cat([i, j.reshape(-1), *extra])}
+        sub = sample_subgraph(graph, index, seeds, config.fanouts, generator)
+        x0, out = model(x, sub.graph, sub.nodes)
+        u, i, j = sub.local("user", u), sub.local("item", i), sub.local("item", j)
+        if context_items is not None:
+            context_items = sub.local("item", context_items)
+    context = None
+    if sequence is not None and context_items is not None and model.sequence_weight is not None:
+        context = (context_items, sequence.weights[batch], model.sequence_weight)
+    return _loss(out, x0, u, i, j, config, context)
 
 
 @dataclass
@@ -110,8 +153,11 @@ def train_gat(
         raise ValueError(f"item features have {features.shape[0]} rows for {n_items} items")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    if config.next_edges:
+        graph = with_next_edges(graph)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     model = GATRecommender(n_users, n_items, x.shape[1], config, graph.edge_dims())
+    model.set_seen(graph)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     pair_users, pair_items = graph.edges[RATES]
     # Grouped by destination once: the sampler and chunked inference both read it.
@@ -120,6 +166,12 @@ def train_gat(
     stopping = EarlyStopping(
         train, sample_rows(val, config.val_users, config.seed), config.patience, progress
     )
+    sequence = (
+        sequence_context(pair_users.numpy(), pair_items.numpy(), graph.attributes[RATES][:, 1].numpy(),
+                         config.sequence_window, config.recency_decay)
+        if config.sequence
+        else None
+    )  # fmt: skip
     best_state: dict[str, torch.Tensor] = {}
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -127,17 +179,7 @@ def train_gat(
         total = 0.0
         for lo in range(0, len(order), config.batch_size):
             batch = order[lo : lo + config.batch_size]
-            u, i = pair_users[batch], pair_items[batch]
-            shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
-            j = torch.randint(0, n_items, shape, generator=generator)
-            if index is None:
-                x0, out = model(x, graph)
-            else:
-                seeds = {"user": u, "item": torch.cat([i, j.reshape(-1)])}
-                sub = sample_subgraph(graph, index, seeds, config.fanouts, generator)
-                x0, out = model(x, sub.graph, sub.nodes)
-                u, i, j = sub.local("user", u), sub.local("item", i), sub.local("item", j)
-            loss = _loss(out, x0, u, i, j, config)
+            loss = _batch_loss(model, x, graph, index, sequence, batch, generator)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
