@@ -58,7 +58,7 @@ def cold() -> None:
                         knn_graph(text, KnnConfig(k=20)).to_npz())  # fmt: skip
     variants: tuple[tuple[str, dict[str, Any]], ...] = (
         ("gat", {}),
-        ("gat, sequence context", {"sequence": True}),
+        ("gat, id dropout 0.5", {"id_dropout": 0.5}),
     )
     for name, overrides in variants:
         trained = training.fit_gat(warm, text, graph, GATConfig().with_changes(overrides))

@@ -10,6 +10,7 @@ each with its use of order chosen on validation, both scored once on test.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.models import ModelSettings, OrderConfig, SearchConfig
 
-TRIALS = 20
+#: Trials per model, and a time budget (seconds; 0: none) after which no new trial starts.
+TRIALS = int(os.environ.get("BENCH_SEARCH_TRIALS", "20"))
+TIMEOUT_S = float(os.environ.get("BENCH_SEARCH_TIMEOUT_S", "0"))
 ORDER = OrderConfig(val_users=0)
 
 
@@ -59,14 +62,16 @@ def search(models: list[str]) -> None:
         base: Section = getattr(sections, model)
         with tempfile.TemporaryDirectory() as scratch:
             fit = model_fit(model, base.to_dict(), ORDER, data, inputs)
-            result = run_search(model, fit, SearchConfig(trials=TRIALS), Path(scratch) / "journal.log",
+            config = SearchConfig(trials=TRIALS, timeout_s=TIMEOUT_S)
+            result = run_search(model, fit, config, Path(scratch) / "journal.log",
                                 progress=lambda line: print(line, flush=True))  # fmt: skip
         started = time.perf_counter()
         tuned = _trained(model, base.with_changes(result.best_params), data, inputs)
         default = _trained(model, base, data, inputs)
         done = [t for t in result.trials if t["state"] == "complete"]
         rows.append({
-            "model": model, "seconds": result.seconds, "per_trial": result.seconds / len(result.trials),
+            "model": model, "trials": len(result.trials), "seconds": result.seconds,
+            "per_trial": result.seconds / len(result.trials),
             "pruned": sum(t["state"] == "pruned" for t in result.trials), "best_val": result.best_value,
             "params": result.best_params, "tuned_test": _test(tuned, data),
             "default_test": _test(default, data),
@@ -79,13 +84,15 @@ def search(models: list[str]) -> None:
         f"- command: `python -m benchmarks.movielens search {' '.join(models)}`",
         f"- date: {now()}",
         f"- machine: {machine()}",
-        f"- {TRIALS} trials per model, TPE (5 random startup trials), median pruning after 5 epochs; "
+        f"- {TRIALS} trials per model (time budget: {TIMEOUT_S or 'none'} s), TPE (5 random startup "
+        "trials), median pruning after 5 epochs; "
         "objective: validation NDCG@20 (item-item models choose their order inside each trial); then the "
         "best settings and the defaults, each with its order chosen on validation, scored once on test",
         "",
         markdown_table(
             [
                 "model",
+                "trials",
                 "search s",
                 "s per trial",
                 "slowest trial s",
@@ -98,6 +105,7 @@ def search(models: list[str]) -> None:
             [
                 [
                     r["model"],
+                    r["trials"],
                     f"{r['seconds']:.0f}",
                     f"{r['per_trial']:.1f}",
                     f"{r['slowest']:.1f}",

@@ -12,6 +12,7 @@ from dagster_pipes import PipesContext
 from recsys_assets.core.io.codecs import save
 from recsys_assets.core.io.sparse import csr_arrays
 from recsys_assets.core.io.storage import write_bytes
+from recsys_assets.core.markdown import Markdown, markdown_table
 from recsys_assets.core.models import training
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.recency import Order
@@ -75,6 +76,14 @@ def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> trai
     return training.with_order(trained, data, params.order, log)
 
 
+def order_table(tried: list[dict[str, float]], rows: int = 10) -> Markdown:
+    """The best ``rows`` combinations of settings and order tried on validation."""
+    best = sorted(tried, key=lambda row: -row["val_ndcg@20"])[:rows]
+    keys = [k for k in best[0] if k != "val_ndcg@20"]
+    return markdown_table([*keys, "val NDCG@20"], [[*(f"{r[k]:g}" for k in keys), f"{r['val_ndcg@20']:.4f}"]
+                                                   for r in best])  # fmt: skip
+
+
 def save_model(params: AnyTrainParams, trained: training.Trained) -> None:
     """Vectors or neighbour lists, by the model's kind."""
     model = trained.model
@@ -112,6 +121,11 @@ def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
         "config": json_value(trained.config) if trained.config else None,
         "learning_curve": training.learning_curve(history) if history else None,
         "order_chosen": Order(**meta["order"]).label(),
+        "settings_chosen": json_value(meta["chosen"]) if meta.get("chosen") else None,
+        "items_modelled": meta.get("items_modelled"),
+        "note": meta.get("note"),
+        "tuned_from": params.tuned_from or None,
+        "order_tried": order_table(meta["order_tried"]) if len(meta["order_tried"]) > 1 else None,
         "order_val_ndcg20": json_value(meta["order_val_ndcg@20"]) if meta["order_val_ndcg@20"] else None,
     }
     return JobResult(metadata, {"vectors": training.vectors_outcome(trained, data)})

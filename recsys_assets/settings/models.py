@@ -173,6 +173,13 @@ class GATConfig(Section):
         "`core/models/gat/sequence.py`); the readout weight is then learned.",
     )
     sequence_window: int = setting(20, "Items of sequence context per train edge.", ge=1)
+    id_dropout: float = setting(
+        0.0,
+        "Share of items that train on their content alone in each step (their id embedding dropped), "
+        "so items nobody reviewed get useful vectors.",
+        ge=0,
+        lt=1,
+    )
     next_edges: bool = setting(
         True, "Message passing over item-item edges of items reviewed one after the other, too."
     )

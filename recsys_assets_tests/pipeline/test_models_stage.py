@@ -21,6 +21,7 @@ from recsys_assets.core.io.storage import read_bytes
 from recsys_assets.core.models.gat.checkpoint import load_checkpoint
 from recsys_assets.core.models.gat.graph import build_graph
 from recsys_assets.core.models.gat.model import embed
+from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import EPOCHS, Pipeline
@@ -46,6 +47,17 @@ def test_every_model_is_stored_as_vectors_or_neighbour_lists_with_its_order(pipe
         assert {k: best[k] for k in meta["chosen"]} == meta["chosen"]
         assert {k: best[k] for k in ("decay", "floor", "readout")} == meta["order"]
         assert pipeline.checks[f"{name}_model_vectors"].passed
+        shown = pipeline.metadata[f"{name}_model"]
+        assert (
+            shown["kind"].value == "item_item"
+            and shown["order_chosen"].value == Order(**meta["order"]).label()
+        )
+        # The UI shows the best combinations tried, best first.
+        assert shown["order_tried"].value.splitlines()[2].endswith(f"| {best['val_ndcg@20']:.4f} |")
+    assert (
+        "| l2 | decay | floor | readout | val NDCG@20 |"
+        in pipeline.metadata["ease_model"]["order_tried"].value
+    )
     for name in EMBEDDING:
         users = read_npy(artifacts.uri(catalogue.MODEL_USERS, model=name))
         items = read_npy(artifacts.uri(catalogue.MODEL_ITEMS, model=name))

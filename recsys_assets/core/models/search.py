@@ -52,6 +52,7 @@ def suggest(model: str, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
                 "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
                 "layers": trial.suggest_int("layers", 1, 3),
                 "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+                "recency_decay": trial.suggest_float("recency_decay", 2.0, 50.0, log=True),
             }
         case "lightgcn":
             return {

@@ -104,19 +104,18 @@ class GATRecommender(nn.Module):
     def inputs(
         self, features: torch.Tensor, nodes: dict[str, torch.Tensor] | None
     ) -> dict[str, torch.Tensor]:
-        if nodes is None:
-            item = self.item_projection(features)
-            return {
-                "user": self.user.weight,
-                "item": item if self.item_id is None else item + self.item_id.weight * self.seen,
-            }
-        item = self.item_projection(features[nodes["item"]])
-        return {
-            "user": self.user(nodes["user"]),
-            "item": item
-            if self.item_id is None
-            else item + self.item_id(nodes["item"]) * self.seen[nodes["item"]],
-        }
+        items = None if nodes is None else nodes["item"]
+        item = self.item_projection(features if items is None else features[items])
+        users = self.user.weight if nodes is None else self.user(nodes["user"])
+        if self.item_id is None:
+            return {"user": users, "item": item}
+        ids = self.item_id.weight if items is None else self.item_id(items)
+        keep = self.seen if items is None else self.seen[items]
+        if self.training and self.config.id_dropout:
+            # Some warm items enter by content alone in each step, as cold items always do, so
+            # the content path learns to stand on its own (DropoutNet, Volkovs et al. 2017).
+            keep = keep * (torch.rand_like(keep) >= self.config.id_dropout)
+        return {"user": users, "item": item + ids * keep}
 
     def set_seen(self, graph: Graph) -> None:
         """Mark the items with train edges in ``graph`` (the others enter by content alone)."""

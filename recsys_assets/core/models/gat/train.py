@@ -108,7 +108,10 @@ def _batch_loss(
     pair_users, pair_items = graph.edges[RATES]
     u, i = pair_users[batch], pair_items[batch]
     shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
-    j = torch.randint(0, graph.n_items, shape, generator=generator)
+    # Negatives come from the items with train interactions: an item nobody reviewed would only
+    # ever be a negative, and its content would learn to point away from every user.
+    pool = torch.nonzero(model.seen[:, 0] > 0).squeeze(1)
+    j = pool[torch.randint(0, len(pool), shape, generator=generator)]
     context_items = sequence.items[batch] if sequence is not None else None
     if index is None:
         x0, out = model(x, graph)
