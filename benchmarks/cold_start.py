@@ -12,19 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from benchmarks.movielens import gat_inputs, ml100k
 from benchmarks.results import machine, now, verdict, write_section
-from recsys_assets.core.graphs.edges import ui_edges
-from recsys_assets.core.graphs.knn import knn_graph
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models import training
-from recsys_assets.core.models.cold_start import cold_metrics, content_scorer, item_cold_start
-from recsys_assets.core.models.gat.graph import build_graph
-from recsys_assets.core.models.popularity import popularity_scores
-from recsys_assets.core.models.recency import Order, choose, order_grid
-from recsys_assets.settings.graphs import KnnConfig
+from recsys_assets.core.models.cold_start import (
+    cold_metrics,
+    content_order,
+    content_scorer,
+    item_cold_start,
+    popularity_scorer,
+)
+from recsys_assets.core.models.gat.graph import without_items
+from recsys_assets.core.models.recency import Order
 from recsys_assets.settings.models import ColdStartConfig, GATConfig, OrderConfig
 
 #: The GAT must reach this multiple of the content-only peer's cold test NDCG@20.
@@ -33,29 +33,16 @@ TARGET = 1.2
 
 def cold() -> None:
     split, items, maps, data = ml100k()
-    text, _ = gat_inputs(split, items, maps, data)
+    text, full = gat_inputs(split, items, maps, data)
     protocol_config = ColdStartConfig()
     protocol = item_cold_start(data, protocol_config.share, protocol_config.seed)
     warm = protocol.warm
     rows: list[dict[str, Any]] = []
-    counts = popularity_scores(warm.train.indices, data.n_items)
-    popular = cold_metrics(lambda r: np.broadcast_to(counts, (len(r), len(counts))), protocol)
-    rows.append({"model": "popularity", "order": "-", **popular})
-
-    order_config = OrderConfig()
-
-    def content_val(_: int, order: Order) -> float:
-        return float(cold_metrics(content_scorer(text, warm.train, order), protocol)["val"]["ndcg@20"])
-
-    content_order = choose([{}], order_grid(order_config.decays, order_config.floors), content_val).best.order
-    rows.append({"model": "content (text)", "order": content_order.label(),
-                 **cold_metrics(content_scorer(text, warm.train, content_order), protocol)})  # fmt: skip
-    ui = ui_edges(split[split["split"] == "train"], maps)
-    held = np.zeros(data.n_items, dtype=bool)
-    held[np.concatenate([protocol.val_items, protocol.test_items])] = True
-    keep = ~held[ui["dst"]]
-    graph = build_graph({k: v[keep] for k, v in ui.items() if k != "num_nodes"}, data.n_users, data.n_items,
-                        knn_graph(text, KnnConfig(k=20)).to_npz())  # fmt: skip
+    rows.append({"model": "popularity", "order": "-", **cold_metrics(popularity_scorer(protocol), protocol)})
+    order = content_order(text, protocol, OrderConfig())
+    rows.append({"model": "content (text)", "order": order.label(),
+                 **cold_metrics(content_scorer(text, warm.train, order), protocol)})  # fmt: skip
+    graph = without_items(full, protocol.held())
     variants: tuple[tuple[str, dict[str, Any]], ...] = (
         ("gat", {}),
         ("gat, id dropout 0.5", {"id_dropout": 0.5}),

@@ -35,7 +35,6 @@ from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists
-from recsys_assets.core.models.search import SEARCHABLE
 from recsys_assets.environments import SettingsResource
 from recsys_assets.jobs.contracts import (
     AblationParams,
@@ -54,7 +53,7 @@ from recsys_assets.jobs.contracts import (
     TrainParams,
 )
 from recsys_assets.settings.base import Section
-from recsys_assets.settings.models import ModelSettings
+from recsys_assets.settings.models import SEARCHABLE, ModelSettings
 from resources.job_runners import JobRunner
 
 GROUP = "models"

@@ -24,6 +24,7 @@ from recsys_assets.settings.models import (
     LightGCNConfig,
     MFConfig,
     OrderConfig,
+    SearchableModel,
     SearchConfig,
 )
 
@@ -187,7 +188,7 @@ class EvaluateParams(JobParams):
 class SearchParams(JobParams):
     module = "recsys_assets.jobs.search"
 
-    model: Literal["gat", "lightgcn", "mf", "ease", "itemknn"]
+    model: SearchableModel
     data: TrainingInputs
     #: The model's settings section the trials override.
     base: dict[str, Any]

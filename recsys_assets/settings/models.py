@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
@@ -118,6 +118,11 @@ class OrderConfig(Section):
         for name in ("decays", "floors", "readout"):
             _grid(getattr(self, name), f"order.{name}")
         return self
+
+
+#: Models a hyper-parameter search can tune (``core/models/search.py`` holds each one's space).
+SearchableModel = Literal["gat", "lightgcn", "mf", "ease", "itemknn"]
+SEARCHABLE: tuple[SearchableModel, ...] = get_args(SearchableModel)
 
 
 class SearchConfig(Section):

@@ -9,8 +9,9 @@ from typing import Any
 import optuna
 import pytest
 
-from recsys_assets.core.models.search import SEARCHABLE, history_plot, run_search, suggest
+from recsys_assets.core.models.search import history_plot, run_search, suggest
 from recsys_assets.settings.models import (
+    SEARCHABLE,
     EASEConfig,
     GATConfig,
     ItemKNNConfig,

@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, ranking_metrics, top_k
-from recsys_assets.core.models.recency import ORDER_FREE, Order, history_matrix, readout
+from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, ranking_metrics, top_k, user_batch
+from recsys_assets.core.models.popularity import popularity_scores
+from recsys_assets.core.models.recency import ORDER_FREE, Order, choose, history_matrix, order_grid, readout
 from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.settings.models import OrderConfig
 
 COLD_KS = (20,)
 
@@ -38,6 +40,12 @@ class ColdStart:
     cold_test: Csr
     val_items: np.ndarray
     test_items: np.ndarray
+
+    def held(self) -> np.ndarray:
+        """Per item, whether it is held out."""
+        mask = np.zeros(self.warm.n_items, dtype=bool)
+        mask[np.concatenate([self.val_items, self.test_items])] = True
+        return mask
 
     def summary(self) -> dict[str, int]:
         return {
@@ -99,7 +107,7 @@ def cold_metrics(score: Score, protocol: ColdStart, k: int = 20) -> dict[str, di
         ("test", protocol.cold_test, protocol.test_items),
     ):
         users = np.flatnonzero(targets.lengths() > 0)
-        top = top_k(score, users, [protocol.warm.train], k, batch=max(16, (64 << 20) // max(n_items, 1)))
+        top = top_k(score, users, [protocol.warm.train], k, batch=user_batch(n_items))
         metrics: dict[str, Any] = ranking_metrics(top, users, targets, n_items, [k])
         metrics["held_out_share_of_top"] = float(np.isin(top, items).mean())
         out[name] = metrics
@@ -113,3 +121,20 @@ def content_scorer(features: np.ndarray, train: Csr, order: Order = ORDER_FREE) 
     history = history_matrix(train, len(features), order)
     users = readout(np.zeros((history.shape[0], unit.shape[1]), dtype=np.float32), unit, history, 1.0, True)
     return dot_scorer(users.astype(np.float32), unit.astype(np.float32))
+
+
+def popularity_scorer(protocol: ColdStart) -> Score:
+    """Popularity over the warm train interactions (a held-out item never scores)."""
+    counts = popularity_scores(protocol.warm.train.indices, protocol.warm.n_items)
+    return lambda rows: np.broadcast_to(counts, (len(rows), len(counts)))
+
+
+def content_order(features: np.ndarray, protocol: ColdStart, config: OrderConfig) -> Order:
+    """The content-only peer's use of order, chosen on the cold validation targets."""
+
+    def validate(_: int, order: Order) -> float:
+        return float(
+            cold_metrics(content_scorer(features, protocol.warm.train, order), protocol)["val"]["ndcg@20"]
+        )
+
+    return choose([{}], order_grid(config.decays, config.floors), validate).best.order

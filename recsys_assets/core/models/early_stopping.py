@@ -41,7 +41,7 @@ def seeded_pairs(train: Csr, seed: int, what: str) -> tuple[torch.Generator, tor
 
 def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
     """Full-ranking NDCG@20 of dot-product scores on the validation items, train items excluded."""
-    return validation_ndcg(dot_scorer(users, items), train, val)
+    return validation_ndcg(dot_scorer(users, items), train, val, len(items))
 
 
 @dataclass

@@ -23,19 +23,14 @@ from recsys_assets.core.models.metrics import (
     ranking_metrics,
     restrict,
     top_k,
+    user_batch,
 )
 from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
 
 KS = (10, 20)
-#: Scores of one user batch stay under this many floats (256 MB), whatever the catalogue.
-SCORE_BUDGET = 64 * 1024 * 1024
 TERTILES = ("head", "torso", "tail")
 #: The metrics the promotion gate compares.
 GATED = ("ndcg@20", "recall@20")
-
-
-def user_batch(n_items: int) -> int:
-    return int(min(4096, max(16, SCORE_BUDGET // max(n_items, 1))))
 
 
 def slice_masks(data: TrainingData) -> dict[str, np.ndarray]:

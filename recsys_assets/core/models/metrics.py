@@ -111,11 +111,19 @@ def sample_rows(csr: Csr, n: int, seed: int) -> Csr:
     return Csr.from_pairs(rows[mask], csr.indices[mask], len(keep))
 
 
-def validation_ndcg(score: Score, train: Csr, val: Csr) -> float:
+#: Scores of one user batch stay under this many floats (256 MB), whatever the catalogue.
+SCORE_BUDGET = 64 * 1024 * 1024
+
+
+def user_batch(n_items: int) -> int:
+    """Users scored at once over ``n_items`` items, within ``SCORE_BUDGET``."""
+    return int(min(4096, max(16, SCORE_BUDGET // max(n_items, 1))))
+
+
+def validation_ndcg(score: Score, train: Csr, val: Csr, n_items: int) -> float:
     """Full-ranking NDCG@20 on ``val``'s users, their train items excluded."""
     users = np.flatnonzero(val.lengths() > 0)
-    n_items = int(score(users[:1]).shape[1])
-    top = top_k(score, users, [train], 20, batch=max(16, (64 << 20) // max(n_items, 1)))
+    top = top_k(score, users, [train], 20, batch=user_batch(n_items))
     return ranking_metrics(top, users, val, n_items, [20])["ndcg@20"]
 
 

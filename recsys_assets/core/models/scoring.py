@@ -128,7 +128,8 @@ def choose_order(
     val = sample_rows(data.val, config.val_users, config.seed)
 
     def validate(index: int, order: Order) -> float:
-        return validation_ndcg(candidates[index][1].scorer(data.train, data.n_items, order), data.train, val)
+        score = candidates[index][1].scorer(data.train, data.n_items, order)
+        return validation_ndcg(score, data.train, val, data.n_items)
 
     grid = list(dict.fromkeys([*grid_for(candidates[0][1], config), *extra]))
     choice = choose([params for params, _ in candidates], grid, validate, progress)

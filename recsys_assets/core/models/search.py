@@ -21,6 +21,7 @@ from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.gat.graph import Graph
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import (
+    SEARCHABLE,
     EASEConfig,
     GATConfig,
     ItemKNNConfig,
@@ -33,8 +34,6 @@ from recsys_assets.settings.models import (
 if TYPE_CHECKING:
     import optuna
 
-#: Models a search can tune, with the space of each.
-SEARCHABLE = ("gat", "lightgcn", "mf", "ease", "itemknn")
 #: ``fit(overrides, report)`` trains with ``overrides`` of the model's settings, calls
 #: ``report(epoch, val_ndcg20)`` as it goes (which raises to prune) and returns the best
 #: validation NDCG@20.

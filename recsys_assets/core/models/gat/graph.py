@@ -84,3 +84,15 @@ def with_next_edges(graph: Graph) -> Graph:
     return Graph(
         graph.n_users, graph.n_items, {**graph.edges, NEXT: edges}, {**graph.attributes, NEXT: weight}
     )
+
+
+def without_items(graph: Graph, held: np.ndarray) -> Graph:
+    """``graph`` without the user-item edges of the items where ``held`` is true (their
+    item-item edges stay: an item's content is known before anyone reviews it)."""
+    mask = torch.from_numpy(~held)
+    edges, attributes = dict(graph.edges), dict(graph.attributes)
+    for relation, item_row in ((RATES, 1), (RATED_BY, 0)):
+        keep = mask[graph.edges[relation][item_row]]
+        edges[relation] = graph.edges[relation][:, keep]
+        attributes[relation] = graph.attributes[relation][keep]
+    return Graph(graph.n_users, graph.n_items, edges, attributes)
