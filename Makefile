@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -94,7 +94,7 @@ lint: install tools
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(TOOLS)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-gat-scale bench-serving bench-drift
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -110,6 +110,10 @@ bench-movielens: install
 	$(PY) -m benchmarks.movielens gat
 	$(PY) -m benchmarks.movielens peers
 	$(PY) -m benchmarks.movielens search ease itemknn mf
+
+# The models group on a dense 1M-rating synthetic preset (the shape of MovieLens-1M).
+bench-cost: install
+	$(PY) -m benchmarks.cost
 
 bench-gat-scale: install
 	$(PY) -m benchmarks.gat_scale

@@ -61,8 +61,8 @@ def search(models: list[str]) -> None:
     for model in models:
         base: Section = getattr(sections, model)
         with tempfile.TemporaryDirectory() as scratch:
-            fit = model_fit(model, base.to_dict(), ORDER, data, inputs)
             config = SearchConfig(trials=TRIALS, timeout_s=TIMEOUT_S)
+            fit = model_fit(model, base.to_dict(), ORDER, data, inputs, config.trial_epochs)
             result = run_search(model, fit, config, Path(scratch) / "journal.log",
                                 progress=lambda line: print(line, flush=True))  # fmt: skip
         started = time.perf_counter()
@@ -85,7 +85,7 @@ def search(models: list[str]) -> None:
         f"- date: {now()}",
         f"- machine: {machine()}",
         f"- {TRIALS} trials per model (time budget: {TIMEOUT_S or 'none'} s), TPE (5 random startup "
-        "trials), median pruning after 5 epochs; "
+        f"trials), median pruning after 5 epochs, at most {SearchConfig().trial_epochs} epochs a trial; "
         "objective: validation NDCG@20 (item-item models choose their order inside each trial); then the "
         "best settings and the defaults, each with its order chosen on validation, scored once on test",
         "",

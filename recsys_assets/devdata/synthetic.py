@@ -134,6 +134,18 @@ PRESETS: dict[str, Preset] = {
         wrong_type_item_share=0.00004,
         blank_lines=10,
     ),
+    # The shape of a public 1M-rating set (MovieLens-1M: 6,040 users, 3,706 rated items, ~165
+    # ratings a user): dense, so it is the models' cost benchmark (benchmarks/cost.py).
+    "ratings-1m": Preset(
+        n_items=3_900,
+        n_users=6_040,
+        n_reviews=1_000_000,
+        n_reviewed_items=3_700,
+        first_month="2012-08",
+        n_months=36,
+        review_words=10,
+        related_items=0,
+    ),
     # Ten million reviews: with the 1.7M preset, it shows staging's memory flat in dump size.
     # (The 2023 Electronics release has ~43.9M reviews and ~1.6M items.)
     "reviews-10m": Preset(

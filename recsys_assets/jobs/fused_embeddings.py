@@ -38,6 +38,7 @@ def run(params: FusionParams, pipes: PipesContext) -> JobResult:
         "weights_uri": params.weights_uri,
         "shape": list(fit.fused.shape),
         "train_pairs": fit.result.pairs,
+        "pairs_per_epoch": fit.result.pairs_per_epoch,
         "train_seconds": fit.summary["train_seconds"],
         "final_loss": fit.result.losses[-1],
         "agreement_text": round(fit.agreement["text"], 5),

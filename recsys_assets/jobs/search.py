@@ -34,7 +34,7 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
             raise ValueError("search gat: the GAT's inputs are missing from the params")
         i = params.inputs
         inputs = load_gat_inputs(i.features_uri, i.ui_edges_uri, i.ii_edges_uri, data)
-    fit = model_fit(params.model, params.base, params.order, data, inputs)
+    fit = model_fit(params.model, params.base, params.order, data, inputs, params.search.trial_epochs)
     with tempfile.TemporaryDirectory(prefix="search-") as scratch:
         journal = Path(scratch) / "journal.log"
         if exists(params.journal_uri):

@@ -73,6 +73,11 @@ class FusionConfig(Section):
     temperature: float = setting(0.07, "InfoNCE temperature.", gt=0)
     epochs: int = setting(8, "Training epochs.", ge=1)
     batch_size: int = setting(1024, "Co-review pairs per batch (in-batch negatives).", ge=2)
+    # A dense data set has pairs in the millions (1.6M on a 1M-rating set) while a few hundred
+    # thousand a pass already fit an MLP this size: the cost stays flat in the data's density.
+    pairs_per_epoch: int = setting(
+        200_000, "Co-review pairs sampled afresh each epoch (0 or more than there are: all).", ge=0
+    )
     learning_rate: float = setting(2e-3, "AdamW learning rate.", gt=0)
     weight_decay: float = setting(1e-5, "AdamW weight decay.", ge=0)
     image_dropout: float = setting(0.2, "Share of training inputs whose image is zeroed.", ge=0, le=1)

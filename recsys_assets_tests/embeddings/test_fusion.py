@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from recsys_assets.core.embeddings import fusion
 
@@ -87,3 +88,26 @@ def test_training_without_pairs_is_an_error() -> None:
         fusion.train_fusion(
             np.zeros((3, 4), np.float32), np.zeros((0, 2), np.int64), 2, fusion.FusionConfig()
         )
+
+
+def test_each_epoch_trains_on_a_fresh_sample_of_the_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 6)).astype(np.float32)
+    pairs = rng.integers(0, 50, size=(1_000, 2))
+    seen: list[np.ndarray] = []
+    drop = fusion._drop_image
+
+    def record(batch: torch.Tensor, *args: object) -> torch.Tensor:
+        seen.append(batch.numpy().copy())
+        return drop(batch, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fusion, "_drop_image", record)
+    config = fusion.FusionConfig(epochs=2, batch_size=256, pairs_per_epoch=300, hidden=8, out_dim=4)
+    result = fusion.train_fusion(x, pairs, 3, config)
+    # Each batch embeds both sides: epochs x (256 + 44) pairs x 2 sides.
+    assert [len(b) for b in seen] == [256, 256, 44, 44] * 2
+    assert (result.pairs, result.pairs_per_epoch) == (1_000, 300)
+    first, second = (np.concatenate(seen[i : i + 4]) for i in (0, 4))
+    assert not np.array_equal(first, second)  # a different sample in the second epoch
+    everything = fusion.train_fusion(x, pairs, 3, config.model_copy(update={"pairs_per_epoch": 0}))
+    assert everything.pairs_per_epoch == 1_000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys_assets.core.models.early_stopping import validation_ndcg20
-from recsys_assets.core.models.lightgcn import train_lightgcn
+from recsys_assets.core.models.lightgcn import normalised_adjacency, train_lightgcn
 from recsys_assets.core.models.metrics import ranking_metrics, top_k
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.popularity import popularity_scores
@@ -41,3 +41,23 @@ def test_lightgcn_learns_and_is_deterministic() -> None:
     # Random ranking of the 25 group items would give NDCG@20 well under 0.2; groups are learnt.
     assert first.best_val_ndcg20 > 0.2
     assert first.users.shape == (200, 16) and first.items.shape == (100, 16)
+
+
+def test_the_sparse_adjacency_propagates_as_pygs_lightgcn_does() -> None:
+    import torch
+    from torch_geometric.nn import LightGCN
+
+    rng = np.random.default_rng(0)
+    users, items = torch.from_numpy(rng.integers(0, 30, 200)), torch.from_numpy(rng.integers(0, 20, 200) + 30)
+    pairs = torch.unique(torch.stack([users, items]), dim=1)
+    adjacency = normalised_adjacency(pairs[0], pairs[1], 50)
+    # By hand for one edge: 1 / sqrt(deg(user) * deg(item)).
+    degree = torch.bincount(pairs.reshape(-1), minlength=50).double()
+    u, i = int(pairs[0, 0]), int(pairs[1, 0])
+    assert adjacency.to_dense()[i, u] == pytest.approx(float(1 / (degree[u] * degree[i]).sqrt()), rel=1e-6)
+    edge_index = torch.cat([pairs, pairs.flip(0)], 1)
+    torch.manual_seed(0)
+    reference = LightGCN(50, 8, 3)
+    ours = LightGCN(50, 8, 3, normalize=False)
+    ours.load_state_dict(reference.state_dict())
+    torch.testing.assert_close(ours.get_embedding(adjacency), reference.get_embedding(edge_index))

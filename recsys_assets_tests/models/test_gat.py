@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from recsys_assets.core.models.early_stopping import validation_ndcg20
+from recsys_assets.core.models.early_stopping import step_batches, validation_ndcg20
 from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes, load_checkpoint
 from recsys_assets.core.models.gat.graph import RATED_BY, RATES, SIMILAR, build_graph, csr_edges
 from recsys_assets.core.models.gat.model import GATRecommender, embed, recent_item_mean, with_readout
 from recsys_assets.core.models.gat.sampling import in_edges, sample_subgraph
-from recsys_assets.core.models.gat.train import train_gat
+from recsys_assets.core.models.gat.train import fanouts_for, train_gat
 from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
 from recsys_assets_tests.models.taste import taste_groups
@@ -173,10 +174,30 @@ def test_gat_trains_on_sampled_neighbourhoods() -> None:
         GATConfig(fanouts=(5,))
 
 
+def test_a_graph_above_full_graph_edges_samples_and_takes_at_most_max_steps() -> None:
+    train, val = taste_groups(USERS, GROUPS, PER_GROUP, seed=1)
+    x = _features()
+    graph = build_graph(csr_edges(train), USERS, N_ITEMS, _content_knn(x))
+    small = SMALL.model_copy(update={"epochs": 2})
+    assert fanouts_for(graph, small) == ()
+    auto = small.model_copy(update={"full_graph_edges": graph.n_edges() - 1, "max_steps": 3})
+    assert fanouts_for(graph, auto) == (10, 5)
+    steps: list[tuple[int, int]] = []
+    fit = train_gat(train, val, x, graph, auto, step_progress=lambda *s: steps.append(s))
+    explicit = auto.model_copy(update={"fanouts": (10, 5), "full_graph_edges": 10**9})
+    np.testing.assert_array_equal(fit.items, train_gat(train, val, x, graph, explicit).items)
+    # ~2,500 train edges: 5 batches of 512, or 3 of 834 with max_steps 3.
+    assert steps == [(1, 3), (2, 3), (3, 3)] * 2
+    order = torch.arange(2_500)
+    assert [len(b) for b in step_batches(order, 512, 3)] == [834, 834, 832]
+    assert [len(b) for b in step_batches(order, 512, 0)] == [512] * 4 + [452]
+    assert [len(b) for b in step_batches(order, 512, 10)] == [512] * 4 + [452]
+
+
 DETERMINISM_SCRIPT = """
 import numpy as np
 from recsys_assets.core.models.gat.graph import build_graph, csr_edges
-from recsys_assets.core.models.gat.train import train_gat
+from recsys_assets.core.models.gat.train import fanouts_for, train_gat
 from recsys_assets.settings.models import GATConfig
 from recsys_assets_tests.models.taste import taste_groups
 train, val = taste_groups(2000, 10, 100, seed=0)

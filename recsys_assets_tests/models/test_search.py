@@ -11,6 +11,7 @@ import pytest
 
 from recsys_assets.core.models.search import history_plot, run_search, suggest
 from recsys_assets.settings.models import (
+    DEFAULT_NEGATIVES,
     SEARCHABLE,
     EASEConfig,
     GATConfig,
@@ -30,6 +31,10 @@ def test_every_space_suggests_valid_overrides_of_its_section(model: str) -> None
     for _ in range(5):
         overrides = suggest(model, study.ask())
         config = SECTIONS[model]().with_changes(overrides)
+        if model == "gat":
+            # negatives 0 is "the loss's own count", whichever loss the trial drew.
+            assert overrides.pop("negatives") == 0
+            assert config.negatives == DEFAULT_NEGATIVES[overrides["loss"]]  # type: ignore[attr-defined]
         assert {k: getattr(config, k) for k in overrides} == {
             k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
         }
@@ -73,3 +78,24 @@ def test_a_search_where_nothing_completes_says_so(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match=r"search ease: no trial completed \(all 2 pruned or failed\)"):
         run_search("ease", failing, SearchConfig(trials=2), tmp_path / "j.log")
+
+
+def test_a_trial_trains_at_most_trial_epochs() -> None:
+    from recsys_assets.core.models.search import model_fit
+    from recsys_assets.core.models.training_data import TrainingData
+    from recsys_assets.settings.models import OrderConfig
+    from recsys_assets_tests.models.taste import taste_groups
+
+    train, val = taste_groups(60, 3, 15, seed=0)
+    data = TrainingData(train, val, val, 45)
+    # Patience above the cap: only the cap can end these trials.
+    base = MFConfig(dim=4, batch_size=128, patience=50).to_dict()
+    epochs: list[int] = []
+    fit = model_fit("mf", base, OrderConfig(), data, trial_epochs=3)
+    fit({"learning_rate": 0.01}, lambda epoch, _: epochs.append(epoch))
+    assert epochs == [1, 2, 3]
+    epochs.clear()
+    model_fit("mf", {**base, "epochs": 2}, OrderConfig(), data, trial_epochs=3)(
+        {}, lambda e, _: epochs.append(e)
+    )
+    assert epochs == [1, 2]  # a section's own smaller count stands

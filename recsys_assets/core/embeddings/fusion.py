@@ -98,6 +98,8 @@ class FusionResult:
     losses: list[float]
     seconds: float
     pairs: int
+    #: Pairs each epoch trained on (all of ``pairs``, or a fresh sample of them).
+    pairs_per_epoch: int
 
 
 def train_fusion(
@@ -127,6 +129,8 @@ def train_fusion(
     start = time.perf_counter()
     for epoch in range(config.epochs):
         order = torch.randperm(len(pair_tensor), generator=generator)
+        if 0 < config.pairs_per_epoch < len(order):
+            order = order[: config.pairs_per_epoch]
         total, batches = 0.0, 0
         for lo in range(0, len(order), config.batch_size):
             batch = pair_tensor[order[lo : lo + config.batch_size]]
@@ -148,7 +152,8 @@ def train_fusion(
         losses.append(total / max(batches, 1))
         if progress:
             progress(epoch + 1, losses[-1])
-    return FusionResult(model.eval(), losses, time.perf_counter() - start, len(pairs))
+    per_epoch = min(len(pairs), config.pairs_per_epoch or len(pairs))
+    return FusionResult(model.eval(), losses, time.perf_counter() - start, len(pairs), per_epoch)
 
 
 def _drop_image(x: torch.Tensor, text_dim: int, rate: float, generator: torch.Generator) -> torch.Tensor:
@@ -232,9 +237,10 @@ def fit_fusion(
     if len(eval_pairs) > config.eval_pairs:
         eval_pairs = eval_pairs[rng.choice(len(eval_pairs), config.eval_pairs, replace=False)]
     x = fusion_inputs(text, image, image_rows)
+    per_epoch = min(len(pairs), config.pairs_per_epoch or len(pairs))
     log(
         f"training fusion MLP {x.shape[1]} -> {config.hidden} -> {config.out_dim} on {len(pairs):,} "
-        f"co-review pairs ({len(text):,} items, {len(image_rows):,} with an image)"
+        f"co-review pairs, {per_epoch:,} an epoch ({len(text):,} items, {len(image_rows):,} with an image)"
     )
     result = train_fusion(
         x, pairs, text.shape[1], config, progress=lambda e, loss: log(f"epoch {e}: loss {loss:.4f}")
@@ -252,6 +258,7 @@ def fit_fusion(
         "items": len(text),
         "items_with_image": len(image_rows),
         "train_pairs": result.pairs,
+        "pairs_per_epoch": result.pairs_per_epoch,
         "eval_pairs": len(eval_pairs),
         "losses": [round(v, 5) for v in result.losses],
         "train_seconds": round(result.seconds, 3),

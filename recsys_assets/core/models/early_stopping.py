@@ -39,6 +39,15 @@ def seeded_pairs(train: Csr, seed: int, what: str) -> tuple[torch.Generator, tor
     return generator, users, torch.from_numpy(train.indices)
 
 
+def step_batches(order: torch.Tensor, batch_size: int, max_steps: int) -> tuple[torch.Tensor, ...]:
+    """``order`` cut into batches of ``batch_size``, or into ``max_steps`` equal ones where that
+    would take more steps (``max_steps`` 0: no limit). Where every step propagates over the
+    whole graph, a step costs about the graph's size whatever its batch, so a larger graph
+    takes bigger steps rather than more of them."""
+    size = max(batch_size, -(-len(order) // max_steps)) if max_steps else batch_size
+    return order.split(size)
+
+
 def validation_ndcg20(users: np.ndarray, items: np.ndarray, train: Csr, val: Csr) -> float:
     """Full-ranking NDCG@20 of dot-product scores on the validation items, train items excluded."""
     return validation_ndcg(dot_scorer(users, items), train, val, len(items))

@@ -149,7 +149,7 @@ def ease(
     candidates = []
     for lam in l2:
         if progress:
-            progress(f"ease: inverting {m:,} x {m:,} with lambda {lam:g}")
+            progress(f"inverting {m:,} x {m:,} with lambda {lam:g}")
         regularised: np.ndarray = gram.copy()
         regularised[diagonal, diagonal] += lam
         weights = np.linalg.inv(regularised)

@@ -14,6 +14,7 @@ from recsys_assets.core.models.early_stopping import (
     EarlyStopping,
     FitResult,
     deterministic_torch,
+    step_batches,
     validation_ndcg20,
 )
 from recsys_assets.core.models.gat.graph import RATES, Graph, with_next_edges
@@ -93,6 +94,13 @@ def _readout_on_validation(
     return best[2], items, best[0]
 
 
+def fanouts_for(graph: Graph, config: GATConfig) -> tuple[int, ...]:
+    """The neighbours sampled per hop (empty: every step over the whole graph)."""
+    if config.fanouts or graph.n_edges() <= config.full_graph_edges:
+        return config.fanouts
+    return (10,) + (5,) * (config.layers - 1)
+
+
 def _batch_loss(
     model: GATRecommender,
     x: torch.Tensor,
@@ -105,6 +113,7 @@ def _batch_loss(
     """The loss of one batch of train edges, with sampled negatives: over the whole graph, or
     over the neighbourhoods sampled around the batch's nodes (``index``)."""
     config = model.config
+    fanouts = fanouts_for(graph, config)
     pair_users, pair_items = graph.edges[RATES]
     u, i = pair_users[batch], pair_items[batch]
     shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
@@ -118,7 +127,7 @@ def _batch_loss(
     else:
         extra = [context_items.reshape(-1)] if context_items is not None else []
         seeds = {"user": u, "item": torch.cat([i, j.reshape(-1), *extra])}
-        sub = sample_subgraph(graph, index, seeds, config.fanouts, generator)
+        sub = sample_subgraph(graph, index, seeds, fanouts, generator)
         x0, out = model(x, sub.graph, sub.nodes)
         u, i, j = sub.local("user", u), sub.local("item", i), sub.local("item", j)
         if context_items is not None:
@@ -164,8 +173,9 @@ def train_gat(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     pair_users, pair_items = graph.edges[RATES]
     # Grouped by destination once: the sampler and chunked inference both read it.
-    grouped = in_edges(graph) if config.fanouts or graph.n_edges() > CHUNK_EDGES else None
-    index = grouped if config.fanouts else None
+    sampled = bool(fanouts_for(graph, config))
+    grouped = in_edges(graph) if sampled or graph.n_edges() > CHUNK_EDGES else None
+    index = grouped if sampled else None
     stopping = EarlyStopping(
         train, sample_rows(val, config.val_users, config.seed), config.patience, progress
     )
@@ -180,15 +190,15 @@ def train_gat(
         model.train()
         order = torch.randperm(len(pair_users), generator=generator)
         total = 0.0
-        for lo in range(0, len(order), config.batch_size):
-            batch = order[lo : lo + config.batch_size]
+        batches = step_batches(order, config.batch_size, config.max_steps)
+        for step, batch in enumerate(batches, 1):
             loss = _batch_loss(model, x, graph, index, sequence, batch, generator)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(batch)
             if step_progress:
-                step_progress(lo // config.batch_size + 1, -(-len(order) // config.batch_size))
+                step_progress(step, len(batches))
         if epoch % config.eval_every:
             continue
         users, items, ndcg = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
