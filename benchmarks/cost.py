@@ -93,7 +93,8 @@ def main() -> None:
     group_of = groups()
     by_group: dict[str, float] = {}
     for step, s in seconds.items():
-        by_group[group_of.get(step, "other")] = by_group.get(group_of.get(step, "other"), 0.0) + s
+        group = group_of.get(step, "other")
+        by_group[group] = by_group.get(group, 0.0) + s
     artifacts = WORKDIR / "artifacts"
     report = json.loads((artifacts / "eval" / "eval.json").read_text())
     fusion = json.loads((artifacts / "embeddings" / "fusion_config.json").read_text())

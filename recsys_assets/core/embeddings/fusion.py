@@ -102,6 +102,11 @@ class FusionResult:
     pairs_per_epoch: int
 
 
+def epoch_pairs(n_pairs: int, config: FusionConfig) -> int:
+    """Co-review pairs each epoch trains on: all, or ``pairs_per_epoch`` of them."""
+    return min(n_pairs, config.pairs_per_epoch or n_pairs)
+
+
 def train_fusion(
     x: np.ndarray,
     pairs: np.ndarray,
@@ -125,12 +130,11 @@ def train_fusion(
     # everything; subtracting log q from each column's logit undoes that sampling bias.
     frequency = np.bincount(pairs.ravel(), minlength=len(x)).astype(np.float64)
     log_q = torch.from_numpy(np.log(np.maximum(frequency, 1.0) / frequency.sum()).astype(np.float32))
+    per_epoch = epoch_pairs(len(pairs), config)
     losses: list[float] = []
     start = time.perf_counter()
     for epoch in range(config.epochs):
-        order = torch.randperm(len(pair_tensor), generator=generator)
-        if 0 < config.pairs_per_epoch < len(order):
-            order = order[: config.pairs_per_epoch]
+        order = torch.randperm(len(pair_tensor), generator=generator)[:per_epoch]
         total, batches = 0.0, 0
         for lo in range(0, len(order), config.batch_size):
             batch = pair_tensor[order[lo : lo + config.batch_size]]
@@ -152,7 +156,6 @@ def train_fusion(
         losses.append(total / max(batches, 1))
         if progress:
             progress(epoch + 1, losses[-1])
-    per_epoch = min(len(pairs), config.pairs_per_epoch or len(pairs))
     return FusionResult(model.eval(), losses, time.perf_counter() - start, len(pairs), per_epoch)
 
 
@@ -237,7 +240,7 @@ def fit_fusion(
     if len(eval_pairs) > config.eval_pairs:
         eval_pairs = eval_pairs[rng.choice(len(eval_pairs), config.eval_pairs, replace=False)]
     x = fusion_inputs(text, image, image_rows)
-    per_epoch = min(len(pairs), config.pairs_per_epoch or len(pairs))
+    per_epoch = epoch_pairs(len(pairs), config)
     log(
         f"training fusion MLP {x.shape[1]} -> {config.hidden} -> {config.out_dim} on {len(pairs):,} "
         f"co-review pairs, {per_epoch:,} an epoch ({len(text):,} items, {len(image_rows):,} with an image)"

@@ -109,17 +109,15 @@ def _batch_loss(
     sequence: SequenceContext | None,
     batch: torch.Tensor,
     generator: torch.Generator,
+    fanouts: tuple[int, ...],
+    pool: torch.Tensor,
 ) -> torch.Tensor:
-    """The loss of one batch of train edges, with sampled negatives: over the whole graph, or
-    over the neighbourhoods sampled around the batch's nodes (``index``)."""
+    """The loss of one batch of train edges, with negatives drawn from ``pool``: over the whole
+    graph, or over the neighbourhoods sampled (``fanouts``) around the batch's nodes (``index``)."""
     config = model.config
-    fanouts = fanouts_for(graph, config)
     pair_users, pair_items = graph.edges[RATES]
     u, i = pair_users[batch], pair_items[batch]
     shape = (config.negatives,) if config.loss == "softmax" else (len(batch), config.negatives)
-    # Negatives come from the items with train interactions: an item nobody reviewed would only
-    # ever be a negative, and its content would learn to point away from every user.
-    pool = torch.nonzero(model.seen[:, 0] > 0).squeeze(1)
     j = pool[torch.randint(0, len(pool), shape, generator=generator)]
     context_items = sequence.items[batch] if sequence is not None else None
     if index is None:
@@ -173,9 +171,12 @@ def train_gat(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     pair_users, pair_items = graph.edges[RATES]
     # Grouped by destination once: the sampler and chunked inference both read it.
-    sampled = bool(fanouts_for(graph, config))
-    grouped = in_edges(graph) if sampled or graph.n_edges() > CHUNK_EDGES else None
-    index = grouped if sampled else None
+    fanouts = fanouts_for(graph, config)
+    grouped = in_edges(graph) if fanouts or graph.n_edges() > CHUNK_EDGES else None
+    index = grouped if fanouts else None
+    # Negatives come from the items with train interactions: an item nobody reviewed would only
+    # ever be a negative, and its content would learn to point away from every user.
+    pool = torch.nonzero(model.seen[:, 0] > 0).squeeze(1)
     stopping = EarlyStopping(
         train, sample_rows(val, config.val_users, config.seed), config.patience, progress
     )
@@ -192,7 +193,7 @@ def train_gat(
         total = 0.0
         batches = step_batches(order, config.batch_size, config.max_steps)
         for step, batch in enumerate(batches, 1):
-            loss = _batch_loss(model, x, graph, index, sequence, batch, generator)
+            loss = _batch_loss(model, x, graph, index, sequence, batch, generator, fanouts, pool)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
