@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools run serve materialize drift-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools run serve materialize drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ terraform-schemas: install
 # the API on the new version (recsys_assets/drift_replay.py).
 drift-demo: materialize
 	$(PY) -m recsys_assets.drift_replay
+
+# Online experiments end to end on planted versions: an A/B test the report finds better (and the
+# demo promotes), then a worse treatment the sensor stops (recsys_assets/experiment_demo.py).
+experiment-demo: install
+	$(PY) -m recsys_assets.experiment_demo
 
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from recsys_assets import automation
+from recsys_assets import automation, experiment_automation
 from recsys_assets.assets import catalogue, embeddings, graphs, models, monitoring, serving
 from recsys_assets.environments import build_resources
 
@@ -64,6 +64,7 @@ defs = Definitions(
         serving.item_embeddings_export,
         serving.faiss_index,
         monitoring.drift_metrics,
+        monitoring.experiment_report,
     ],
     jobs=[
         all_assets_job,
@@ -73,8 +74,13 @@ defs = Definitions(
         models.bless_eval_report,
         automation.drift_job,
         automation.retrain_job,
+        experiment_automation.experiment_report_job,
+        experiment_automation.end_experiment,
     ],
-    schedules=[automation.drift_metrics_daily_schedule],
-    sensors=[automation.drift_retrain_sensor],
+    schedules=[
+        automation.drift_metrics_daily_schedule,
+        experiment_automation.experiment_report_daily_schedule,
+    ],
+    sensors=[automation.drift_retrain_sensor, experiment_automation.experiment_sensor],
     resources=build_resources(),
 )

@@ -19,13 +19,9 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -36,13 +32,8 @@ from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.core.warehouse.tables import connect_duckdb
 from recsys_assets.definitions import defs
-from recsys_assets.settings import PROJECT_ROOT, Settings, load_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from recsys_assets.local_api import local_api, wait_for
+from recsys_assets.settings import Settings, load_settings
 
 
 def events(settings: Settings, n: int, shift: float, seed: int = 0) -> list[tuple[str, str]]:
@@ -101,20 +92,6 @@ async def replay(url: str, pairs: list[tuple[str, str]], concurrency: int = 16) 
     return counts
 
 
-def _wait_for(url: str, predicate: Any, what: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            body: dict[str, Any] = httpx.get(f"{url}/readyz", timeout=5).json()
-            if predicate(body):
-                return body
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the API did not {what} within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 def _logged_clicks(path: str, day: dt.date) -> int:
     if not Path(path).is_file():  # the API creates it with its first batch
         return 0
@@ -166,22 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest.is_file():
         raise SystemExit(f"{manifest}: no published serving version; run `make materialize` first")
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RECSYS_RELOAD_INTERVAL_S": "2",
-        "RECSYS_LOG_FLUSH_S": "1",
-        "RECSYS_SERVING_MANIFEST": str(manifest),
-        "RECSYS_WAREHOUSE_DUCKDB": settings.warehouse.duckdb_path,
-    }
-    api = subprocess.Popen(
-        [str(Path(sys.executable).with_name("uvicorn")), "--factory", "serving.app:create_app",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=PROJECT_ROOT,
-    )  # fmt: skip
-    try:
-        before = _wait_for(url, lambda b: b.get("status") == "ready", "load a version")["model_version"]
+    with local_api(manifest, settings.warehouse.duckdb_path) as url:
+        before = wait_for(url, lambda b: b.get("status") == "ready", "load a version")["model_version"]
         print(f"1. the API at {url} serves version {before}")
         today = dt.datetime.now(dt.UTC).date()
         clicks_before = _logged_clicks(settings.warehouse.duckdb_path, today)
@@ -199,16 +162,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if not drift_then_retrain(today):
             return 1
-        after = _wait_for(
+        after = wait_for(
             url, lambda b: b.get("model_version") not in (None, before), "pick up the new version"
         )
         served = httpx.post(f"{url}/recommend", json={"user_id": pairs[0][0], "k": 3}, timeout=10).json()
         print(f"6. the API now serves version {after['model_version']} (was {before}): "
               f"/recommend answered with model_version {served['model_version']}")  # fmt: skip
         return 0 if served["model_version"] == after["model_version"] != before else 1
-    finally:
-        api.terminate()
-        api.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -167,3 +167,29 @@ def bigquery_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
     yield bigquery_client("test-project", f"http://127.0.0.1:{rest}")
     stop(process)
     log.close()
+
+
+def crafted_warehouse(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write: Any
+) -> Any:
+    """``write(sink)``'s crafted logs in a DuckDB file (``request.param`` "duckdb") or in BigQuery
+    (bqemulator, started by the session fixture, a dataset of their own); the warehouse over them."""
+    import uuid
+
+    from recsys_assets.core.warehouse.clients import BigQueryWarehouse, DuckDBWarehouse
+    from recsys_assets.core.warehouse.tables import TABLES
+    from serving.request_log import BigQuerySink, DuckDBSink
+
+    if request.param == "duckdb":
+        path = str(tmp_path / "warehouse.duckdb")
+        write(DuckDBSink(path))
+        return DuckDBWarehouse(path)
+    # bqemulator refuses the client's generic "*/*" upload part of a load job (DESIGN.md).
+    monkeypatch.setattr("google.cloud.bigquery.client._GENERIC_CONTENT_TYPE", "application/octet-stream")
+    client = request.getfixturevalue("bigquery_client")
+    dataset = f"crafted_{uuid.uuid4().hex[:8]}"
+    client.create_dataset(dataset)
+    for table in TABLES.values():
+        table.create_in_bigquery(client, dataset)
+    write(BigQuerySink(client, dataset))
+    return BigQueryWarehouse(client, dataset)

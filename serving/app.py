@@ -7,6 +7,7 @@ version, watching its manifest for new ones, logging every request to the wareho
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 import uuid
@@ -25,10 +26,11 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
 from recsys_assets.core.serving.bundle import Bundle
+from recsys_assets.core.serving.experiment import INTERLEAVED, SHADOW, team_draft
 from recsys_assets.core.warehouse.clients import bigquery_client
 from recsys_assets.settings import Settings, load_settings
 from serving import recommender
-from serving.index_state import IndexState
+from serving.index_state import IndexState, Published
 from serving.metrics import Metrics
 from serving.request_log import BigQuerySink, DuckDBSink, RequestLog, Sink
 from serving.schemas import (
@@ -41,6 +43,8 @@ from serving.schemas import (
     ScoredItem,
 )
 from serving.search_batcher import SearchBatcher
+from serving.shadow import ShadowRunner
+from serving.strict_body import StrictJSONRequest
 
 log = logging.getLogger("serving")
 #: Request bodies are small JSON documents; anything larger is refused with 413.
@@ -76,38 +80,89 @@ async def _rank(state: State, bundle: Bundle, planned: recommender.Plan) -> reco
         return ranked
 
 
+def _published(state: State) -> Published:
+    published: Published | None = state.index.published
+    if published is None:
+        raise NotReady(detail="no serving version loaded yet")
+    return published
+
+
+async def _recommend(
+    state: State, bundle: Bundle, data: RecommendRequest
+) -> tuple[recommender.Ranked, list[ScoredItem]]:
+    planned = recommender.plan(bundle, data.user_id, data.k, data.recent_items, data.exclude_items)
+    ranked = await _rank(state, bundle, planned)
+    return ranked, _scored(bundle, ranked.items, ranked.scores)
+
+
+async def _interleaved(
+    state: State, published: Published, data: RecommendRequest, request_id: str
+) -> tuple[recommender.Ranked, list[ScoredItem], list[str]]:
+    """Both arms' lists merged by team-draft interleaving, and the arm that picked each item."""
+    assert published.experiment is not None
+    arms = published.experiment.arms
+    (ranked, first), (_, second) = [await _recommend(state, published.bundles[a.version], data) for a in arms]
+    by_id = [{item.item_id: item for item in items} for items in (first, second)]
+    merged, teams = team_draft([i.item_id for i in first], [i.item_id for i in second], data.k, request_id)
+    items = [by_id[team][item_id] for item_id, team in zip(merged, teams, strict=True)]
+    return ranked, items, [arms[team].name for team in teams]
+
+
 @post("/recommend", status_code=200)
 async def recommend(data: JSONBody[RecommendRequest], state: State) -> RecommendResponse:
     """Top-k items for a user: their own vector, else the mean of their recent items, else popularity."""
     start = time.perf_counter()
-    bundle = _bundle(state)
-    planned = recommender.plan(bundle, data.user_id, data.k, data.recent_items, data.exclude_items)
-    ranked = await _rank(state, bundle, planned)
+    published = _published(state)
+    arm, bundle = published.assign(data.user_id)
+    experiment = published.experiment
     request_id = uuid.uuid4().hex
+    teams: list[str] = []
+    if experiment is not None and experiment.mode == "interleave":
+        ranked, items, teams = await _interleaved(state, published, data, request_id)
+        arm, bundle = INTERLEAVED, published.control
+    else:
+        ranked, items = await _recommend(state, bundle, data)
     state.metrics.strategies.labels(ranked.strategy).inc()
-    items = _scored(bundle, ranked.items, ranked.scores)
-    state.request_log.append(
-        "recommendation_requests",
-        {
-            "request_id": request_id,
-            "ts": datetime.now(UTC),
-            "user_id": data.user_id,
-            "strategy": ranked.strategy,
-            "model_version": bundle.version,
-            "k": data.k,
-            "items": [i.item_id for i in items],
-            "scores": [i.score for i in items],
-            "latency_ms": (time.perf_counter() - start) * 1000,
-        },
-    )
+    name = experiment.name if experiment else None
+    state.request_log.append("recommendation_requests", _request_row(
+        request_id, data, ranked.strategy, bundle.version, items, start, name, arm, teams
+    ))  # fmt: skip
+    if published.shadow is not None:
+        state.shadows.submit(_shadow(state, published.shadow, data, request_id, name))
     return RecommendResponse(
-        request_id,
-        data.user_id,
-        ranked.strategy,
-        bundle.version,
-        items,
-        ranked.unknown_items,
-    )
+        request_id=request_id, user_id=data.user_id, strategy=ranked.strategy, model_version=bundle.version,
+        items=items, unknown_items=ranked.unknown_items, experiment=name, arm=arm,
+    )  # fmt: skip
+
+
+def _request_row(
+    request_id: str,
+    data: RecommendRequest,
+    strategy: str,
+    version: str,
+    items: list[ScoredItem],
+    start: float,
+    experiment: str | None,
+    arm: str,
+    teams: list[str],
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id, "ts": datetime.now(UTC), "user_id": data.user_id, "strategy": strategy,
+        "model_version": version, "k": data.k, "items": [i.item_id for i in items],
+        "scores": [i.score for i in items], "latency_ms": (time.perf_counter() - start) * 1000,
+        "experiment": experiment, "arm": arm, "teams": teams,
+    }  # fmt: skip
+
+
+async def _shadow(
+    state: State, bundle: Bundle, data: RecommendRequest, request_id: str, experiment: str | None
+) -> None:
+    """The shadow version's ranking for a served request, logged beside it (never shown)."""
+    start = time.perf_counter()
+    ranked, items = await _recommend(state, bundle, data)
+    state.request_log.append("recommendation_requests", _request_row(
+        request_id, data, ranked.strategy, bundle.version, items, start, experiment, SHADOW, []
+    ))  # fmt: skip
 
 
 @get("/items/{item_id:str}/similar")
@@ -132,10 +187,20 @@ async def popular_items(state: State, k: KQuery = 20) -> ItemsResponse:
 @post("/feedback", status_code=HTTP_202_ACCEPTED)
 async def feedback(data: JSONBody[FeedbackRequest], state: State) -> Accepted:
     """Record an impression, click or purchase of a served item (logged for monitoring)."""
+    published: Published | None = state.index.published
+    experiment = published.experiment if published else None
+    arm = None
+    if published is not None:
+        arm = (
+            INTERLEAVED
+            if experiment and experiment.mode == "interleave"
+            else published.assign(data.user_id)[0]
+        )
     state.request_log.append(
         "feedback_events",
         {"request_id": data.request_id, "ts": datetime.now(UTC), "user_id": data.user_id,
-         "item_id": data.item_id, "event": data.event},
+         "item_id": data.item_id, "event": data.event, "experiment": experiment.name if experiment else None,
+         "arm": arm},
     )  # fmt: skip
     return Accepted("accepted")
 
@@ -167,7 +232,9 @@ async def admin_reload(request: Request[Any, Any, State], state: State) -> Healt
     key = state.settings.serving.admin_api_key.get_secret_value()
     if not key:
         raise NotFoundException(detail="the admin API is disabled (set RECSYS_ADMIN_API_KEY)")
-    if request.headers.get("x-api-key") != key:
+    # Constant time, over bytes: a str compare_digest raises on non-ASCII header values.
+    given = request.headers.get("x-api-key", "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, key.encode()):
         raise NotAuthorizedException(detail="a valid X-API-Key header is required")
     outcome = await state.index.refresh()
     bundle = state.index.bundle
@@ -228,15 +295,21 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
         serving.log_flush_s, serving.log_buffer_rows,
     )  # fmt: skip
 
+    shadows = ShadowRunner(serving.shadow_in_flight, app_metrics)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await index.refresh()
-        watcher = asyncio.create_task(index.watch(serving.reload_interval_s))
+        watchers = [asyncio.create_task(index.watch(serving.reload_interval_s))]
+        if serving.verify_interval_s:
+            watchers.append(asyncio.create_task(index.watch_files(serving.verify_interval_s)))
         request_log.start()
         try:
             yield
         finally:
-            watcher.cancel()
+            for watcher in watchers:
+                watcher.cancel()
+            await shadows.close()
             app_metrics.process_exited()
             if not await request_log.close():
                 log.error("shutting down with %s log rows unwritten",
@@ -259,6 +332,7 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
                 "metrics": app_metrics,
                 "index": index,
                 "request_log": request_log,
+                "shadows": shadows,
                 "batcher": SearchBatcher(
                     concurrency=serving.search_threads or None, observe=app_metrics.search_batch.observe
                 ),
@@ -267,5 +341,6 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
         lifespan=[lifespan],
         middleware=[metrics_middleware],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=StrictJSONRequest,
         openapi_config=OpenAPIConfig(title="recsys recommendations", version="1.0.0"),
     )

@@ -40,6 +40,22 @@ class Metrics:
             "recsys_index_reloads", "Attempts to load a new version, by outcome.", ["outcome"],
             registry=self.registry,
         )  # fmt: skip
+        self.shadow = Counter(
+            "recsys_shadow_requests", "Shadow rankings: scored, skipped (too many in flight), failed.",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.watcher_errors = Counter(
+            "recsys_watcher_errors", "Unexpected failures of the manifest or file watcher (it lives on).",
+            ["watcher"], registry=self.registry,
+        )  # fmt: skip
+        self.integrity_failures = Counter(
+            "recsys_serving_integrity_failures",
+            "Re-verifications that found a served file changed since it was loaded.", registry=self.registry,
+        )  # fmt: skip
+        self.files_intact = Gauge(
+            "recsys_serving_files_intact", "1 while the served version's files match their checksums.",
+            registry=self.registry, multiprocess_mode="livemin",
+        )  # fmt: skip
         self.log_buffered = Gauge(
             "recsys_log_buffered_rows", "Log rows waiting to be written.", ["table"], registry=self.registry,
             multiprocess_mode="livesum",

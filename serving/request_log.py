@@ -2,9 +2,12 @@
 
 Handlers only append a row to an in-memory buffer. A background task writes batches (in a
 worker thread) to DuckDB locally or BigQuery in gcp. When a write fails the batch goes back
-to the front of the buffer and is retried after a back-off, so an outage loses nothing until
-the buffer is full; beyond ``buffer_rows`` the oldest rows are dropped and counted
-(``recsys_log_dropped_rows``), which bounds memory.
+to the front of the buffer and is retried after a back-off that doubles up to 30 s; during
+it, new rows do not wake the writer (a warehouse that fails fast would otherwise be retried
+in a storm), and an outage is logged once when it starts and once when it ends. An outage
+loses nothing until the buffer is full; beyond ``buffer_rows`` the oldest rows are dropped and
+counted (``recsys_log_dropped_rows``), which bounds memory. ``recsys_log_buffered_rows`` is
+kept current on every append.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Sink(Protocol):
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None: ...
 
 
+#: Longest wait between attempts while the warehouse is down.
+MAX_BACKOFF_S = 30.0
 #: Rows converted to Arrow per call (each call holds the GIL; see ``DuckDBSink.write``).
 CHUNK_ROWS = 250
 
@@ -46,11 +51,12 @@ class DuckDBSink:
         # Column by column (much cheaper than pyarrow's row-wise from_pylist), in chunks:
         # pyarrow holds the GIL while it converts, and a 5,000-row batch at once stalled the
         # event loop for tens of milliseconds, which showed in the API's p99.
+        schema = table.arrow_schema()
         chunks = [
-            pa.record_batch([[row[name] for row in chunk] for name in names], names=names)
+            pa.record_batch([[row.get(name) for row in chunk] for name in names], schema=schema)
             for chunk in (rows[at : at + CHUNK_ROWS] for at in range(0, len(rows), CHUNK_ROWS))
         ]
-        batch = pa.Table.from_batches(chunks)  # noqa: F841  # read in SQL
+        batch = pa.Table.from_batches(chunks, schema=schema)  # noqa: F841  # read in SQL
         with connect_duckdb(self.path) as con:
             # Every batch, not once: the file may have been replaced since the last one.
             con.execute(table.duckdb_ddl())
@@ -81,7 +87,10 @@ class RequestLog:
         self.batch_rows, self.flush_s, self.buffer_rows = batch_rows, flush_s, buffer_rows
         self.buffers: dict[str, deque[dict[str, Any]]] = {name: deque() for name in LOG_TABLES}
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
+        #: Failed writes since the last one that worked (an outage while above 0).
+        self.failing = 0
         self._task: asyncio.Task[None] | None = None
         self.dropped = dict.fromkeys(LOG_TABLES, 0)
         self.written = dict.fromkeys(LOG_TABLES, 0)
@@ -95,6 +104,7 @@ class RequestLog:
             self.dropped[table] += 1
             self.metrics.log_dropped.labels(table).inc()
         buffer.append(row)
+        self.metrics.log_buffered.labels(table).set(len(buffer))
         if len(buffer) >= self.batch_rows:
             self._wake.set()
 
@@ -111,14 +121,21 @@ class RequestLog:
                 try:
                     await anyio.to_thread.run_sync(self.sink.write, LOG_TABLES[name], batch)
                 except Exception as error:  # any warehouse failure: keep the rows, retry later
-                    log.warning("writing %d %s rows failed, will retry: %s", len(batch), name, error)
+                    if not self.failing:
+                        log.warning("warehouse writes failing, rows kept and retried with back-off: "
+                                    "%d %s rows: %s", len(batch), name, error)  # fmt: skip
+                    self.failing += 1
                     self.metrics.log_failures.labels(name).inc()
                     room = self.buffer_rows - len(buffer)
                     if room < len(batch):
                         self.dropped[name] += len(batch) - room
                         self.metrics.log_dropped.labels(name).inc(len(batch) - room)
                     buffer.extendleft(reversed(batch[len(batch) - room :] if room < len(batch) else batch))
+                    self.metrics.log_buffered.labels(name).set(len(buffer))
                     return False
+                if self.failing:
+                    log.warning("warehouse writes work again after %d failed attempts", self.failing)
+                    self.failing = 0
                 self.written[name] += len(batch)
                 self.metrics.log_written.labels(name).inc(len(batch))
             self.metrics.log_buffered.labels(name).set(len(buffer))
@@ -133,16 +150,19 @@ class RequestLog:
         if self._task is None:
             return True
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         await self._task
         return await self.flush()
 
     async def _run(self) -> None:
-        backoff = self.flush_s
+        backoff = 0.0  # while writes fail: seconds until the next attempt
         while not self._stopping:
-            # Wake on a full batch or after the flush interval, whichever comes first.
+            # Healthy: wake on a full batch or after the flush interval, whichever comes first.
+            # Failing: wait out the back-off (only closing cuts it short).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                event = self._stop if backoff else self._wake
+                await asyncio.wait_for(event.wait(), timeout=backoff or self.flush_s)
             self._wake.clear()
             ok = await self.flush()
-            backoff = self.flush_s if ok else min(backoff * 2, 30.0)
+            backoff = 0.0 if ok else min(max(2 * backoff, self.flush_s), MAX_BACKOFF_S)

@@ -34,14 +34,19 @@ class ScoredItem(msgspec.Struct):
     title: str
 
 
-class RecommendResponse(msgspec.Struct):
+class RecommendResponse(msgspec.Struct, kw_only=True):
     request_id: str
     user_id: str
     strategy: Strategy
+    #: The version that ranked the items (interleaving: the control's).
     model_version: str
     items: list[ScoredItem]
     #: Ids in recent_items / exclude_items the serving version does not know.
     unknown_items: list[str]
+    #: The experiment running (None: none), and the user's arm in it (``control`` outside
+    #: experiments; ``interleaved`` when both arms' items are merged).
+    experiment: str | None = None
+    arm: str = "control"
 
 
 class ItemsResponse(msgspec.Struct):

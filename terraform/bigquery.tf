@@ -1,6 +1,7 @@
-# The warehouse: request and feedback logs (written by the API) and drift metrics (written by the
-# drift_metrics asset). Schemas come from recsys_assets/core/warehouse/tables.py via
-# `make terraform-schemas`; a test fails when these files, partitions or clustering drift from it.
+# The warehouse: request and feedback logs (written by the API), drift metrics (written by the
+# drift_metrics asset) and experiment metrics (the experiment_report asset). Schemas come from
+# recsys_assets/core/warehouse/tables.py via `make terraform-schemas`; a test fails when these
+# files, partitions or clustering drift from it.
 
 resource "google_bigquery_dataset" "recsys" {
   #checkov:skip=CKV_GCP_81:Google-managed keys encrypt at rest; customer-managed keys are an organisation's choice (add encryption_configuration with its KMS key).
@@ -51,6 +52,22 @@ resource "google_bigquery_table" "drift_metrics" {
   deletion_protection = true
   schema              = file("${path.module}/schemas/drift_metrics.json")
   clustering          = ["metric_name", "status"]
+
+  time_partitioning {
+    type  = "DAY"
+    field = "metric_date"
+  }
+}
+
+resource "google_bigquery_table" "experiment_metrics" {
+  #checkov:skip=CKV_GCP_80:Google-managed keys encrypt at rest; customer-managed keys are an organisation's choice (add encryption_configuration with its KMS key).
+  project             = var.project
+  dataset_id          = google_bigquery_dataset.recsys.dataset_id
+  table_id            = "experiment_metrics"
+  description         = "Per experiment, arm and day: click-through, latency, coverage, tests (experiment_report)."
+  deletion_protection = true
+  schema              = file("${path.module}/schemas/experiment_metrics.json")
+  clustering          = ["experiment", "arm"]
 
   time_partitioning {
     type  = "DAY"

@@ -1,8 +1,10 @@
 """The monitoring family: daily drift of interactions, new items and served traffic against the
-serving model's training window, written to the warehouse's ``drift_metrics`` table."""
+serving model's training window (the warehouse's ``drift_metrics`` table), and the daily report
+of the online experiments (``experiment_metrics``)."""
 
 import base64
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -10,11 +12,13 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from recsys_assets.assets.embeddings import ITEMS, item_text_embeddings
 from recsys_assets.assets.serving import faiss_index
 from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.monitoring import experiments
 from recsys_assets.core.monitoring.day import day_metrics, load_training_window
 from recsys_assets.core.monitoring.history import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
-from recsys_assets.core.warehouse.tables import DRIFT_METRICS
+from recsys_assets.core.warehouse.tables import DRIFT_METRICS, EXPERIMENT_METRICS
 from recsys_assets.environments import SettingsResource
 from recsys_assets.partitions import drift_metric_days
 
@@ -73,3 +77,34 @@ def _day_table(rows: pd.DataFrame) -> str:
             for r in rows.itertuples()
         ],
     )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=drift_metric_days,
+    deps=[faiss_index, ITEMS],
+    kinds={"duckdb", "bigquery"},
+)
+def experiment_report(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
+    """Online experiments to the day's end: per arm click-through, latency, coverage, and the tests."""
+    day = dt.date.fromisoformat(context.partition_key)
+    catalogue_size = len(read_parquet(settings.artifacts.uri(catalogue.ITEMS), columns=["item_id"]))
+    client = settings.warehouse()
+    rows = experiments.experiment_rows(client, day, catalogue_size, settings.tree.monitoring.experiments)
+    client.replace_day(EXPERIMENT_METRICS, day, rows)
+    names = sorted(set(rows["experiment"]))
+    decided = experiments.decisions(rows)
+    context.log.info(f"{day}: experiments {names or 'none'}; decisions {decided or 'none'}")
+    metadata: dict[str, Any] = {
+        "day": str(day),
+        "experiments": MetadataValue.json(names),
+        "decisions": MetadataValue.json(decided),
+        "report": MetadataValue.md(
+            experiments.report_table(rows) if len(rows) else "no experiment served that day"
+        ),
+    }
+    for name in names:
+        history = client.query(experiments.HISTORY_SQL, {"experiment": name, "last": day})
+        plot = base64.b64encode(experiments.history_plot(history, name)).decode()
+        metadata[f"plot_{name}"] = MetadataValue.md(f"![{name}](data:image/png;base64,{plot})")
+    return MaterializeResult(metadata=metadata)

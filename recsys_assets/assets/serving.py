@@ -43,9 +43,7 @@ def item_embeddings_export(context: AssetExecutionContext, settings: SettingsRes
 def faiss_index(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
     """FAISS index over the exported item vectors (none for item-item models); publishes the manifest."""
     serving = settings.tree.serving
-    manifest, built = publish_pending(
-        settings.artifacts, serving.index, serving.min_index_recall, context.log.info
-    )
+    manifest, built = publish_pending(settings.artifacts, serving, context.log.info)
     common = {
         "version": manifest["version"],
         "model": manifest["model"]["name"],

@@ -20,7 +20,7 @@ from recsys_assets.core.io.codecs import save
 from recsys_assets.core.io.storage import exists, read_bytes, write_bytes
 from recsys_assets.core.markdown import Markdown
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
-from recsys_assets.core.models.search import history_plot, model_fit, run_search
+from recsys_assets.core.models.search import current_params, history_plot, model_fit, run_search
 from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.jobs.contracts import SearchParams
 from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
@@ -44,7 +44,8 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
         def keep_journal() -> None:
             write_bytes(params.journal_uri, journal.read_bytes())
 
-        result = run_search(params.model, fit, params.search, journal, keep_journal, pipes.log.info)
+        first = current_params(params.model, params.base)
+        result = run_search(params.model, fit, params.search, journal, keep_journal, pipes.log.info, first)
     best: dict[str, Any] = {
         "model": params.model,
         "params": result.best_params,

@@ -137,7 +137,14 @@ class SearchConfig(Section):
         20, "Trials each search run adds to the model's study.", env="RECSYS_SEARCH_TRIALS", ge=1
     )
     timeout_s: float = setting(0.0, "Stop starting trials after this many seconds (0: no limit).", ge=0)
-    startup_trials: int = setting(5, "Random trials before TPE, and trials before pruning starts.", ge=0)
+    startup_trials: int = setting(
+        5, "Random trials before TPE (after a new study's first, the current settings).", ge=0
+    )
+    # A new study's first trial is the model's current settings (MF, LightGCN, the GAT): from
+    # the second on, a trial whose validation curve falls below the median of the completed
+    # ones is stopped, rather than five random startup trials each running every epoch (one
+    # GAT trial ran 22 min on MovieLens-100k on 2 cores).
+    prune_after: int = setting(1, "Completed trials before pruning starts.", ge=0)
     warmup_epochs: int = setting(5, "Epochs a trial always runs before it may be pruned.", ge=0)
     # A GAT trial with a small learning rate would otherwise run all 200 epochs (over 20 min on
     # MovieLens-100k on 2 cores); the model asset trains the best settings with its own epochs.
@@ -226,7 +233,12 @@ class GATConfig(Section):
     batch_size: int = setting(8192, "Train edges per step.", ge=1)
     max_steps: int = setting(MAX_STEPS, MAX_STEPS_DOC, ge=0)
     epochs: int = setting(200, EPOCHS_DOC, env="RECSYS_MAX_EPOCHS", ge=1)
-    eval_every: int = setting(1, "Epochs between validations.", ge=1)
+    # Training on sampled neighbourhoods makes a step cheap, but validation still embeds the whole
+    # graph: every epoch it cost a third of the GAT's time on a 1M-rating set (benchmarks/RESULTS.md).
+    eval_every: int = setting(
+        0, "Epochs between validations; 0: every epoch over the whole graph, every 2nd on sampled "
+        "neighbourhoods (`patience` then counts pairs of epochs).", ge=0,
+    )  # fmt: skip
     patience: int = setting(20, "Validations without improvement before stopping.", ge=1)
     seed: int = setting(0, "Random seed.")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from recsys_assets.settings.base import Section, setting
+from recsys_assets.settings.base import Section, section, setting
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,29 @@ METRICS: dict[str, Metric] = {
 }
 
 
+class ExperimentConfig(Section):
+    """Online experiments' statistics and what the experiment sensor does with them
+    (``core/monitoring/sequential.py``, the ``experiment_report`` asset)."""
+
+    alpha: float = setting(0.05, "Error rate of every test: A/B (always valid) and interleaving.", gt=0, lt=1)
+    tau: float = setting(
+        0.02, "The A/B test's mixing scale: the size of click-through difference it is most sensitive to.",
+        gt=0,
+    )  # fmt: skip
+    min_requests: int = setting(
+        1000, "Requests each arm must have served before the report decides anything.", ge=1
+    )
+    preference: float = setting(
+        0.05, "Interleaving: the smallest preference (share of decided requests minus 1/2) to detect.",
+        gt=0, lt=0.5,
+    )  # fmt: skip
+    power: float = setting(0.8, "Interleaving: the power to detect it (sets the sample size).", gt=0, lt=1)
+    auto_promote: bool = setting(
+        False, "The experiment sensor promotes a significantly better treatment (off: it proposes it).",
+        env="RECSYS_AUTO_PROMOTE",
+    )  # fmt: skip
+
+
 class MonitoringSettings(Section):
     drift_start: str = setting(
         "2026-01-01", "First day (`YYYY-MM-DD`) of the `drift_metrics` partitions.", env="RECSYS_DRIFT_START",
@@ -64,6 +87,7 @@ class MonitoringSettings(Section):
         24.0, "Fewest hours between two retrains the drift sensor requests.",
         env="RECSYS_RETRAIN_MIN_INTERVAL_H", ge=0,
     )  # fmt: skip
+    experiments: ExperimentConfig = section(ExperimentConfig, "Online experiments.")
     automation: Literal["auto", "on", "off"] = setting(
         "auto", "The drift schedule and sensor: `auto` (on in gcp, off locally), `on` or `off`.",
         env="RECSYS_DRIFT_AUTOMATION",

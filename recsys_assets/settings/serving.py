@@ -8,6 +8,9 @@ from pydantic import SecretStr
 
 from recsys_assets.settings.base import Section, section, setting
 
+#: How a newly published version starts to serve (``core/serving/rollout.py``).
+Rollout = Literal["replace", "ab", "interleave", "shadow"]
+
 IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 
 
@@ -43,6 +46,15 @@ class ServingSettings(Section):
         0.9, "`faiss_index` publishes nothing when its recall@20 vs exact search is lower.",
         env="RECSYS_MIN_INDEX_RECALL", ge=0, le=1,
     )  # fmt: skip
+    rollout: Rollout = setting(
+        "replace", "How a newly published version serves: `replace` the current one, `ab` (it takes "
+        "`treatment_share` of the users), `interleave` (team-draft with the current one) or `shadow` "
+        "(scored and logged, never shown); `core/serving/rollout.py`.", env="RECSYS_ROLLOUT",
+    )  # fmt: skip
+    treatment_share: float = setting(
+        0.1, "Share of the users a new version gets under the `ab` rollout.", env="RECSYS_TREATMENT_SHARE",
+        gt=0, lt=1,
+    )  # fmt: skip
     manifest_uri: str = setting(
         "", "The manifest the API follows (local or `gs://`); empty: the artifact root's.",
         env="RECSYS_SERVING_MANIFEST", default_doc="`$RECSYS_ARTIFACTS_ROOT/serving/manifest.json`",
@@ -50,6 +62,12 @@ class ServingSettings(Section):
     reload_interval_s: float = setting(
         10.0, "Seconds between the API's checks for a new version.", env="RECSYS_RELOAD_INTERVAL_S", gt=0
     )
+    # Hashing every file of a version costs a read of it (hundreds of MB at the reference scale),
+    # so on a timer of its own rather than every reload check.
+    verify_interval_s: float = setting(
+        600.0, "Seconds between re-verifications of the served version's files against their checksums "
+        "(a file corrupted in place is logged and counted); 0: never.", env="RECSYS_VERIFY_INTERVAL_S", ge=0,
+    )  # fmt: skip
     # Excluded from dumps: the Dagster UI shows the settings it runs with, and has no use for it.
     admin_api_key: SecretStr = setting(
         SecretStr(""), "Enables `POST /admin/reload` for callers sending it as `X-API-Key`; empty: off.",
@@ -66,6 +84,10 @@ class ServingSettings(Section):
     log_buffer_rows: int = setting(
         100_000, "Log rows held while the warehouse is down (beyond: the oldest are dropped and counted).",
         env="RECSYS_LOG_BUFFER_ROWS", ge=1,
+    )  # fmt: skip
+    shadow_in_flight: int = setting(
+        64, "Shadow rankings running at once per API process; beyond it they are skipped and counted.",
+        env="RECSYS_SHADOW_IN_FLIGHT", ge=1,
     )  # fmt: skip
     search_threads: int = setting(
         0, "FAISS searches in flight at once per API process; 0: one per core. Set it to the CPU quota "

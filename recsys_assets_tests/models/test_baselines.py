@@ -47,6 +47,8 @@ def test_the_sparse_adjacency_propagates_as_pygs_lightgcn_does() -> None:
     import torch
     from torch_geometric.nn import LightGCN
 
+    from recsys_assets.core.models.symmetric_conv import SymmetricLGConv
+
     rng = np.random.default_rng(0)
     users, items = torch.from_numpy(rng.integers(0, 30, 200)), torch.from_numpy(rng.integers(0, 20, 200) + 30)
     pairs = torch.unique(torch.stack([users, items]), dim=1)
@@ -59,5 +61,14 @@ def test_the_sparse_adjacency_propagates_as_pygs_lightgcn_does() -> None:
     torch.manual_seed(0)
     reference = LightGCN(50, 8, 3)
     ours = LightGCN(50, 8, 3, normalize=False)
+    ours.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(3))
     ours.load_state_dict(reference.state_dict())
-    torch.testing.assert_close(ours.get_embedding(adjacency), reference.get_embedding(edge_index))
+    mine, theirs = ours.get_embedding(adjacency), reference.get_embedding(edge_index)
+    torch.testing.assert_close(mine, theirs)
+    # The gradient through the symmetric product is the one torch's transposing product gives.
+    weights = torch.randn(50, 8)
+    (mine * weights).sum().backward()
+    (theirs * weights).sum().backward()
+    assert ours.embedding.weight.grad is not None and reference.embedding.weight.grad is not None
+    torch.testing.assert_close(ours.embedding.weight.grad, reference.embedding.weight.grad)
+    assert float(ours.embedding.weight.grad.abs().sum()) > 0

@@ -12,7 +12,7 @@ from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes, load_chec
 from recsys_assets.core.models.gat.graph import RATED_BY, RATES, SIMILAR, build_graph, csr_edges
 from recsys_assets.core.models.gat.model import GATRecommender, embed, recent_item_mean, with_readout
 from recsys_assets.core.models.gat.sampling import in_edges, sample_subgraph
-from recsys_assets.core.models.gat.train import fanouts_for, train_gat
+from recsys_assets.core.models.gat.train import fanouts_for, train_gat, validation_schedule
 from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
 from recsys_assets_tests.models.taste import taste_groups
@@ -188,6 +188,14 @@ def test_a_graph_above_full_graph_edges_samples_and_takes_at_most_max_steps() ->
     np.testing.assert_array_equal(fit.items, train_gat(train, val, x, graph, explicit).items)
     # ~2,500 train edges: 5 batches of 512, or 3 of 834 with max_steps 3.
     assert steps == [(1, 3), (2, 3), (3, 3)] * 2
+    # Sampled steps are cheap and validation embeds the whole graph: every 2nd epoch (and the
+    # last), with patience halved so as many epochs pass before stopping.
+    assert [int(r["epoch"]) for r in fit.history] == [2]
+    three = train_gat(train, val, x, graph, auto.model_copy(update={"epochs": 3}))
+    assert [int(r["epoch"]) for r in three.history] == [2, 3]
+    assert validation_schedule(auto.model_copy(update={"patience": 5}), (10, 5)) == (2, 3)
+    assert validation_schedule(auto.model_copy(update={"patience": 5}), ()) == (1, 5)
+    assert validation_schedule(auto.model_copy(update={"eval_every": 3}), (10, 5)) == (3, auto.patience)
     order = torch.arange(2_500)
     assert [len(b) for b in step_batches(order, 512, 3)] == [834, 834, 832]
     assert [len(b) for b in step_batches(order, 512, 0)] == [512] * 4 + [452]

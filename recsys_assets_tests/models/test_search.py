@@ -99,3 +99,27 @@ def test_a_trial_trains_at_most_trial_epochs() -> None:
         {}, lambda e, _: epochs.append(e)
     )
     assert epochs == [1, 2]  # a section's own smaller count stands
+
+
+def test_a_new_study_starts_from_the_current_settings_and_prunes_from_its_second_trial(
+    tmp_path: Path,
+) -> None:
+    from recsys_assets.core.models.search import current_params
+
+    base = MFConfig(learning_rate=0.01, l2=1e-3, dim=32).to_dict()
+    first = current_params("mf", base)
+    assert first == {"learning_rate": 0.01, "l2": 1e-3, "dim": 32}
+    # A setting outside the search space is left to the sampler; item-item grids start nowhere.
+    assert "learning_rate" not in current_params("mf", {**base, "learning_rate": 0.5})
+    assert current_params("ease", {"l2": [100.0]}) == {}
+    journal = tmp_path / "journal.log"
+    result = run_search("mf", _curve, SearchConfig(trials=4, startup_trials=3), journal, first=first)
+    assert result.trials[0]["params"] == first and result.trials[0]["state"] == "complete"
+    # The peak (learning rate 0.01) was the first trial: every random one after it falls below
+    # its curve once warmed up, and is stopped there rather than trained to the end.
+    assert result.best_value == pytest.approx(1.0)
+    assert [t["state"] for t in result.trials[1:]] == ["pruned"] * 3
+    assert [t["epochs"] for t in result.trials] == [10] + [SearchConfig().warmup_epochs] * 3
+    # A resumed study is not sent back to the start.
+    again = run_search("mf", _curve, SearchConfig(trials=1), journal, first=first)
+    assert again.trials[-1]["params"] != first

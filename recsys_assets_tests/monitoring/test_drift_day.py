@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ import pytest
 
 from recsys_assets.core.monitoring import drift
 from recsys_assets.core.monitoring.day import TrainingWindow, day_metrics, leaf_category
-from recsys_assets.core.warehouse.clients import BigQueryWarehouse, DuckDBWarehouse, Warehouse
-from recsys_assets.core.warehouse.tables import DRIFT_METRICS, LOG_TABLES, TABLES
+from recsys_assets.core.warehouse.clients import Warehouse
+from recsys_assets.core.warehouse.tables import DRIFT_METRICS, LOG_TABLES
 from recsys_assets.settings.monitoring import METRICS, MonitoringSettings
-from serving.request_log import BigQuerySink, DuckDBSink
+from recsys_assets_tests.conftest import crafted_warehouse
 
 DAY = dt.date(2026, 11, 20)
 
@@ -71,21 +70,9 @@ def _write_logs(sink: Any) -> None:
 
 @pytest.fixture(params=["duckdb", "bigquery"])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Warehouse:
-    """The same crafted logs in a DuckDB file, or in BigQuery (bqemulator, started by the
-    session fixture), each in its own dataset."""
-    if request.param == "duckdb":
-        path = str(tmp_path / "warehouse.duckdb")
-        _write_logs(DuckDBSink(path))
-        return DuckDBWarehouse(path)
-    # bqemulator refuses the client's generic "*/*" upload part of a load job (DESIGN.md).
-    monkeypatch.setattr("google.cloud.bigquery.client._GENERIC_CONTENT_TYPE", "application/octet-stream")
-    client = request.getfixturevalue("bigquery_client")
-    dataset = f"drift_{uuid.uuid4().hex[:8]}"
-    client.create_dataset(dataset)
-    for table in TABLES.values():
-        table.create_in_bigquery(client, dataset)
-    _write_logs(BigQuerySink(client, dataset))
-    return BigQueryWarehouse(client, dataset)
+    """The same crafted logs in DuckDB and in BigQuery (bqemulator)."""
+    warehouse: Warehouse = crafted_warehouse(request, tmp_path, monkeypatch, _write_logs)
+    return warehouse
 
 
 def _by_name(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:

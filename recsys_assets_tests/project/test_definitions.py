@@ -101,6 +101,7 @@ EXPECTED_ASSETS = {
     "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
     "faiss_index": ("serving", ["item_embeddings_export"], False),
     "drift_metrics": ("monitoring", ["faiss_index", "item_text_embeddings", "items"], True),
+    "experiment_report": ("monitoring", ["faiss_index", "items"], True),
 }
 BLOCKING = [
     "interactions_ids_not_null",
@@ -146,11 +147,14 @@ def test_definitions_load(env: str) -> None:
     assert described["checks"] == sorted([*BLOCKING, *warnings])
     assert described["blocking"] == sorted(BLOCKING)
     assert described["jobs"] == [
-        "ablation", "all_assets", "bless_eval_report", "cold_start", "drift_metrics_daily", "retrain",
-        "search",
+        "ablation", "all_assets", "bless_eval_report", "cold_start", "drift_metrics_daily", "end_experiment",
+        "experiment_report_daily", "retrain", "search",
     ]  # fmt: skip
     on = {"local": "STOPPED", "gcp": "RUNNING"}[env]
-    assert described["automation"] == {"drift_metrics_daily_schedule": on, "drift_retrain_sensor": on}
+    assert described["automation"] == {
+        "drift_metrics_daily_schedule": on, "drift_retrain_sensor": on,
+        "experiment_report_daily_schedule": on, "experiment_sensor": on,
+    }  # fmt: skip
     assert described["retrain"] == sorted(
         k
         for k, v in EXPECTED_ASSETS.items()
@@ -212,5 +216,7 @@ def test_the_repository_loads_as_a_code_server_loads_it() -> None:
 
     repository = defs.get_repository_def()
     assert {job.name for job in repository.get_all_jobs()} >= {"ablation", "all_assets", "retrain"}
-    assert [s.name for s in repository.schedule_defs] == ["drift_metrics_daily_schedule"]
-    assert [s.name for s in repository.sensor_defs] == ["drift_retrain_sensor"]
+    assert sorted(s.name for s in repository.schedule_defs) == [
+        "drift_metrics_daily_schedule", "experiment_report_daily_schedule"
+    ]  # fmt: skip
+    assert sorted(s.name for s in repository.sensor_defs) == ["drift_retrain_sensor", "experiment_sensor"]

@@ -10,7 +10,7 @@ import pytest
 
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
 from recsys_assets.core.models.metrics import Csr
-from recsys_assets.core.serving.bundle import BundleError, load_bundle
+from recsys_assets.core.serving.bundle import BundleError, ManifestMissingError, load_bundle
 from recsys_assets.core.serving.export import common_files, popular_items, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings.serving import IndexConfig
@@ -71,11 +71,13 @@ def test_a_corrupt_file_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_or_inconsistent_version_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match=r"manifest\.json: cannot read the manifest"):
+    with pytest.raises(ManifestMissingError, match=r"manifest\.json: no manifest"):
         load_bundle(_manifest(tmp_path))
     Path(_manifest(tmp_path)).parent.mkdir(parents=True)
     Path(_manifest(tmp_path)).write_text(json.dumps({"files": {}}))
-    with pytest.raises(BundleError, match="manifest has no 'version'"):
+    with pytest.raises(
+        BundleError, match="malformed manifest: 'version' must be a non-empty string, got None"
+    ):
         load_bundle(_manifest(tmp_path))
     # Files that match their checksums but not each other: an index over 20 items for 30 vectors.
     _publish(tmp_path, "v1", n_items=30)

@@ -20,7 +20,7 @@ from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings import Settings, SettingsError
-from recsys_assets.settings.serving import IndexConfig
+from recsys_assets.settings.serving import IndexConfig, Rollout
 from recsys_assets_tests.conftest import make_settings
 from serving.app import create_app, manifest_uri
 from serving.request_log import DuckDBSink
@@ -44,7 +44,9 @@ def _vectors(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return items.astype(np.float32), users.astype(np.float32)
 
 
-def publish_version(root: Path, version: str, seed: int = 0) -> None:
+def publish_version(
+    root: Path, version: str, seed: int = 0, rollout: Rollout = "replace", share: float = 0.5
+) -> None:
     items, users = _vectors(seed)
     indptr, indices = [0], []
     for user, history in HISTORIES.items():
@@ -58,11 +60,21 @@ def publish_version(root: Path, version: str, seed: int = 0) -> None:
     artifacts = Artifacts(str(root))
     write_files(artifacts, version, files)
     write_files(artifacts, version, {"index.faiss": index_bytes(build_index(items, IndexConfig()))})
-    publish(artifacts, version, {"model": {"name": "gat"}})
+    publish(artifacts, version, {"model": {"name": "gat"}}, rollout, share)
 
 
 def manifest_of(root: Path) -> Path:
     return Path(Artifacts(str(root)).uri(SERVING_MANIFEST))
+
+
+def replace_manifest(root: Path, text: str) -> None:
+    """Write the manifest under ``root`` atomically, as publishing does (a watcher never reads
+    half of it)."""
+    path = manifest_of(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def settings(root: Path, **serving: Any) -> Settings:
@@ -555,6 +567,26 @@ def test_the_duckdb_sink_recreates_a_table_whose_file_was_replaced(tmp_path: Pat
     sink.write(LOG_TABLES["feedback_events"], [row])
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT count(*), min(event) FROM feedback_events").fetchone() == (1, "click")
+
+
+def test_an_older_local_warehouse_gets_the_new_columns(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from recsys_assets.core.warehouse.tables import LOG_TABLES
+
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:  # the table as it was before experiments
+        columns = ", ".join(f"{c} VARCHAR NOT NULL" for c in ("request_id", "user_id", "item_id", "event"))
+        con.execute(f"CREATE TABLE feedback_events ({columns}, ts TIMESTAMPTZ NOT NULL)")
+        con.execute("INSERT INTO feedback_events VALUES ('old', 'u', 'i', 'click', now())")
+    row = {"request_id": "new", "ts": datetime.now(UTC), "user_id": "u", "item_id": "i", "event": "click",
+           "experiment": "e1", "arm": "treatment"}  # fmt: skip
+    DuckDBSink(str(path)).write(LOG_TABLES["feedback_events"], [row])
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT request_id, experiment, arm FROM feedback_events ORDER BY request_id"
+        ).fetchall()
+    assert rows == [("new", "e1", "treatment"), ("old", None, None)]
 
 
 def test_metrics_add_up_across_uvicorn_workers(tmp_path: Path) -> None:

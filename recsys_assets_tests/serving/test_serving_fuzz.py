@@ -75,3 +75,38 @@ def test_the_schema_lists_every_public_route(api_schema: Any) -> None:
     paths = set(api_schema.raw_schema["paths"])
     assert paths == {"/recommend", "/items/{item_id}/similar", "/popular", "/feedback", "/healthz", "/readyz",
                      "/admin/reload"}  # fmt: skip
+
+
+#: Bodies found to get a 500 from a live server before they were guarded.
+HOSTILE = [
+    b'{"user_id": "u\xff\xfe1"}',
+    b'{"user_id": "u1", "recent_items": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+    b"[" * 20_000 + b"]" * 20_000,
+    b'{"user_id": "u1", "k": "5"}',
+]
+
+
+def test_hostile_and_random_bodies_get_no_server_error(live_api: str) -> None:
+    import httpx
+    from hypothesis import strategies as st
+
+    with httpx.Client(base_url=live_api, timeout=10) as client:
+        for path in ("/recommend", "/feedback"):
+            for body in HOSTILE:
+                response = client.post(path, content=body, headers={"content-type": "application/json"})
+                assert response.status_code == 400, (path, body[:40], response.text)
+            plain = client.post(path, content=b'{"user_id": "u1"}', headers={"content-type": "text/plain"})
+            assert plain.status_code == 415, plain.text
+        statuses: list[int] = []
+
+        @given(body=st.binary(max_size=512) | st.text(max_size=256).map(str.encode))
+        @settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
+        def fuzz(body: bytes) -> None:
+            response = client.post("/recommend", content=body, headers={"content-type": "application/json"})
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (body, response.text)
+
+        fuzz()
+    assert len(statuses) == EXAMPLES and set(statuses) <= {200, 400}

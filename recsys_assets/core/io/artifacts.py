@@ -134,6 +134,10 @@ ABLATION = Artifact("eval/ablation.json", "gat_ablation", "GAT variants side by 
 # serving: a version is complete once the manifest, written last, names it
 SERVING_MANIFEST = Artifact("serving/manifest.json", "faiss_index", "The published version and its files.")
 SERVING_PENDING = Artifact("serving/pending.json", "item_embeddings_export", "The version being prepared.")
+SERVING_VERSION_MANIFEST = Artifact(
+    "serving/versions/{version}/manifest.json", "faiss_index",
+    "A published version's own manifest (experiments load treatments and shadows by it).",
+)  # fmt: skip
 _EXPORTED = ("items.npy", "users.npy", "neighbours.npz", "ids.json", "history.npz", "popular.npy")
 SERVING_FILES = {
     name: Artifact(
@@ -153,7 +157,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
     MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, GAT_CHECKPOINT,
     EVAL_REPORT, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
-    SERVING_MANIFEST, SERVING_PENDING, *SERVING_FILES.values(),
+    SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,
 )  # fmt: skip
 

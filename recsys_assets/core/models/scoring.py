@@ -13,7 +13,7 @@ ItemKNN's k and shrinkage) with the best validation NDCG@20.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from recsys_assets.core.io.codecs import read_npy, read_npz
 from recsys_assets.core.io.sparse import csr_from_arrays
-from recsys_assets.core.models.item_item import item_item_scorer
+from recsys_assets.core.models.item_item import item_item_scorer, scoring_matrix
 from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, sample_rows, validation_ndcg
 from recsys_assets.core.models.recency import (
     ORDER_FREE,
@@ -51,6 +51,7 @@ class Scorable:
     bias_column: bool = False
     #: Whether order may apply (popularity ignores the user entirely).
     personal: bool = True
+    _scoring: sp.csr_matrix | np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def kind(self) -> Kind:
@@ -88,7 +89,9 @@ class Scorable:
 
     def scorer(self, train: Csr, n_items: int, order: Order = ORDER_FREE) -> Score:
         if self.neighbours is not None:
-            return item_item_scorer(history_matrix(train, n_items, order), self.neighbours)
+            if self._scoring is None:  # made once: every use of order tried multiplies it
+                self._scoring = scoring_matrix(self.neighbours)
+            return item_item_scorer(history_matrix(train, n_items, order), self._scoring)
         assert self.items is not None
         return dot_scorer(self.user_vectors(train, n_items, order), self.items)
 

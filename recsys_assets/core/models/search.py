@@ -10,6 +10,7 @@ settings as overrides of the model's section, which the model assets then train 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.gat.graph import Graph
 from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.core.plots import png, pyplot
 from recsys_assets.settings.models import (
     SEARCHABLE,
     EASEConfig,
@@ -82,6 +84,29 @@ def suggest(model: str, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
                 "shrink": [trial.suggest_float("shrink", 0.0, 100.0)],
             }
     raise ValueError(f"no search space for model {model!r}; searchable: {list(SEARCHABLE)}")
+
+
+def current_params(model: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The model's current settings (``base``, its settings section) as the search's parameters,
+    those inside the search space: the first trial of a new study, so the search starts from
+    what already works and pruning has a reference from its first trial. Empty for the
+    item-item models, whose settings are grids the search replaces with one value a trial."""
+    import optuna
+
+    if model not in EPOCH_TRAINED:
+        return {}
+    trial = optuna.trial.FixedTrial(base)
+    with warnings.catch_warnings():  # "out of the range": filtered out below
+        warnings.simplefilter("ignore")
+        suggest(model, trial)
+
+    def within(name: str, value: Any) -> bool:
+        d = trial.distributions[name]
+        if isinstance(d, optuna.distributions.CategoricalDistribution):
+            return value in d.choices
+        return bool(d.low <= value <= d.high)  # type: ignore[attr-defined]
+
+    return {name: value for name, value in trial.params.items() if within(name, value)}
 
 
 def model_fit(
@@ -180,9 +205,11 @@ def run_search(
     journal: Path,
     after_trial: Callable[[], None] = lambda: None,
     progress: Callable[[str], None] = lambda _: None,
+    first: dict[str, Any] | None = None,
 ) -> SearchResult:
     """Run ``config.trials`` more trials of ``model``'s study kept in ``journal`` (created if
-    missing); ``after_trial`` runs after each (to copy the journal back to the artifacts)."""
+    missing); ``after_trial`` runs after each (to copy the journal back to the artifacts);
+    ``first``: the parameters of a new study's first trial (``current_params``)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -196,10 +223,12 @@ def run_search(
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=config.startup_trials),
         pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=config.startup_trials, n_warmup_steps=config.warmup_epochs
+            n_startup_trials=config.prune_after, n_warmup_steps=config.warmup_epochs
         ),
     )
     before = len(study.trials)
+    if first and not before:
+        study.enqueue_trial(first)
     started = time.perf_counter()
 
     def objective(trial: optuna.Trial) -> float:
@@ -260,12 +289,7 @@ def _row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 
 def history_plot(result: SearchResult) -> bytes:
     """Each completed trial's validation NDCG@20 and the best so far, by trial number (PNG)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     done = [t for t in result.trials if t["state"] == "complete"]
     numbers = [t["number"] for t in done]
@@ -281,8 +305,4 @@ def history_plot(result: SearchResult) -> bytes:
     axis.set_ylabel("val NDCG@20")
     axis.set_title("optimisation history")
     axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=80)
-    plt.close(figure)
-    return out.getvalue()
+    return png(figure)

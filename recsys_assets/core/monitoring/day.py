@@ -98,17 +98,19 @@ def _trailing(day: dt.date) -> dict[str, dt.datetime]:
     return _bounds(day - dt.timedelta(days=TRAILING_DAYS), TRAILING_DAYS)
 
 
+#: Requests whose recommendations were shown (a shadow version's rankings never are).
+SHOWN = "(arm IS NULL OR arm <> 'shadow')"
 INTERACTIONS_SQL = (
     "SELECT user_id, item_id FROM {feedback_events} "
     "WHERE ts >= @start AND ts < @end AND event IN ('click', 'purchase')"
 )
 REQUESTS_SQL = (
     "SELECT COUNT(*) AS requests, SUM(CASE WHEN strategy = 'popular' THEN 1 ELSE 0 END) AS fallbacks "
-    "FROM {recommendation_requests} WHERE ts >= @start AND ts < @end"
+    "FROM {recommendation_requests} WHERE ts >= @start AND ts < @end AND " + SHOWN
 )
 COVERAGE_SQL = (
     "SELECT COUNT(DISTINCT item) AS items FROM {recommendation_requests} AS r, UNNEST(r.items) AS item "
-    "WHERE r.ts >= @start AND r.ts < @end"
+    "WHERE r.ts >= @start AND r.ts < @end AND " + SHOWN.replace("arm", "r.arm")
 )
 EVENTS_SQL = (
     "SELECT SUM(CASE WHEN event = 'impression' THEN 1 ELSE 0 END) AS impressions, "
@@ -123,7 +125,7 @@ def _top_scores(warehouse: Warehouse) -> str:
     """Each request's top score in a window, as a subquery."""
     return (
         f"(SELECT {TOP_SCORE[warehouse.dialect]} AS s FROM {{recommendation_requests}} "
-        "WHERE ts >= @start AND ts < @end) AS top"
+        f"WHERE ts >= @start AND ts < @end AND {SHOWN}) AS top"
     )
 
 

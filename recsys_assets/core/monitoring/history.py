@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.plots import png, pyplot
 from recsys_assets.settings.monitoring import METRICS
 
 HISTORY_DAYS = 30
@@ -36,10 +35,7 @@ def history_table(history: pd.DataFrame) -> str:
 
 def history_plot(history: pd.DataFrame) -> bytes:
     """One panel per metric: its value by day, the threshold dashed, breaches in red (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; also safe in worker threads
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [name for name in METRICS if name in set(history["metric_name"])]
     columns = 4
@@ -57,8 +53,4 @@ def history_plot(history: pd.DataFrame) -> bytes:
         ax.tick_params(axis="x", rotation=45)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
-    figure.tight_layout()
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=80)
-    plt.close(figure)
-    return out.getvalue()
+    return png(figure)

@@ -17,6 +17,11 @@ The manifest (``serving/manifest.json``) is written last and names the version, 
 with their sizes and SHA-256, the model and its evaluation summary (``export.publish``). A
 reader that follows the manifest therefore sees a version only once all of it is in place, and
 ``load_bundle`` refuses a version whose files do not match their checksums or each other.
+
+File paths in the manifest are relative to its folder (``versions/<version>/items.npy``), so a
+moved or copied artifacts root serves its own files; manifests written before that name
+absolute ``uri``s, still read. ``read_manifest`` checks the manifest's structure before anything
+uses it, so a malformed one is a ``BundleError`` like any other bad version.
 """
 
 from __future__ import annotations
@@ -24,15 +29,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.core.io.artifacts import SERVING_FILES
 from recsys_assets.core.io.sparse import csr_from_arrays
-from recsys_assets.core.io.storage import read_bytes
+from recsys_assets.core.io.storage import join, read_bytes
 
 COMMON_FILES = ("ids.json", "history.npz", "popular.npy")
 #: The files of a version, by the kind of model it serves.
@@ -54,6 +60,10 @@ def sha256(data: bytes) -> str:
 
 class BundleError(ValueError):
     """A serving version that is incomplete, corrupt or inconsistent."""
+
+
+class ManifestMissingError(BundleError):
+    """No manifest at all: nothing published yet."""
 
 
 @dataclass
@@ -92,28 +102,87 @@ class Bundle:
 
 
 def read_manifest(manifest_uri: str) -> dict[str, Any]:
+    """The manifest, its structure checked (``BundleError`` naming the field otherwise)."""
     try:
-        manifest: dict[str, Any] = json.loads(read_bytes(manifest_uri))
+        manifest = json.loads(read_bytes(manifest_uri))
+    except FileNotFoundError as error:
+        raise ManifestMissingError(f"{manifest_uri}: no manifest: {error}") from error
     except (OSError, ValueError) as error:
         raise BundleError(f"{manifest_uri}: cannot read the manifest: {error}") from error
-    for key in ("version", "files"):
-        if key not in manifest:
-            raise BundleError(f"{manifest_uri}: manifest has no {key!r}")
-    return manifest
+    problem = manifest_problem(manifest)
+    if problem:
+        raise BundleError(f"{manifest_uri}: malformed manifest: {problem}")
+    return cast("dict[str, Any]", manifest)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with a manifest's structure (None when nothing is)."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    version = manifest.get("version")
+    if not isinstance(version, str | int) or isinstance(version, bool) or str(version) == "":
+        return f"'version' must be a non-empty string, got {version!r}"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return f"'files' must be an object of file entries, got {type(files).__name__}"
+    problems = (_entry_problem(str(name), entry) for name, entry in files.items())
+    return next((problem for problem in problems if problem), None)
+
+
+def _entry_problem(name: str, entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"files.{name} must be an object, got {type(entry).__name__}"
+    if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
+        return f"files.{name} has no valid 'sha256' (64 hex digits)"
+    path, uri = entry.get("path"), entry.get("uri")
+    if path is None and isinstance(uri, str) and uri:
+        return None  # a manifest from before relative paths
+    if not isinstance(path, str) or not path or path.startswith("/") or "://" in path:
+        return f"files.{name} needs a 'path' relative to the manifest, got {path!r}"
+    if ".." in path.split("/"):
+        return f"files.{name}: path {path!r} leaves the manifest's folder"
+    return None
+
+
+#: The version folders, beside the followed manifest; each holds its version's own manifest.
+VERSIONS_FOLDER, VERSION_MANIFEST = "versions", "manifest.json"
+
+
+def version_manifest_uri(manifest_uri: str, version: str) -> str:
+    """Where a version's own manifest is, beside the followed manifest ``manifest_uri``."""
+    return join(manifest_uri.rsplit("/", 1)[0], VERSIONS_FOLDER, version, VERSION_MANIFEST)
+
+
+def file_uri(manifest: dict[str, Any], name: str, manifest_uri: str) -> str:
+    """Where the manifest's file ``name`` is: its path under the manifest's folder."""
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise BundleError(f"{manifest_uri}: version {manifest['version']} lists no {name}")
+    if "path" not in entry:
+        return str(entry["uri"])
+    return join(manifest_uri.rsplit("/", 1)[0], entry["path"])
 
 
 def read_version_file(manifest: dict[str, Any], name: str, manifest_uri: str) -> bytes:
     """One file of the manifest's version, its checksum verified (``BundleError`` otherwise)."""
-    entry = manifest["files"].get(name)
-    if entry is None:
-        raise BundleError(f"{manifest_uri}: version {manifest['version']} lists no {name}")
+    uri = file_uri(manifest, name, manifest_uri)
     try:
-        data = read_bytes(entry["uri"])
+        data = read_bytes(uri)
     except OSError as error:
-        raise BundleError(f"{entry['uri']}: cannot read: {error}") from error
-    if sha256(data) != entry["sha256"]:
-        raise BundleError(f"{entry['uri']}: checksum mismatch (corrupt or replaced after publishing)")
+        raise BundleError(f"{uri}: cannot read: {error}") from error
+    if sha256(data) != manifest["files"][name]["sha256"]:
+        raise BundleError(f"{uri}: checksum mismatch (corrupt or replaced after publishing)")
     return data
+
+
+def verify_files(manifest: dict[str, Any], manifest_uri: str) -> None:
+    """Re-read every file of the manifest's version against its checksum (``BundleError`` on
+    the first that fails)."""
+    for name in FILES.get(kind_of(manifest), ()):
+        read_version_file(manifest, name, manifest_uri)
 
 
 def _array(data: bytes) -> np.ndarray:

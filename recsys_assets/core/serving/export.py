@@ -16,8 +16,8 @@ from recsys_assets.core.io.artifacts import (
     ITEMS,
     NODE_MAPS,
     SERVING_FILES,
-    SERVING_MANIFEST,
     SERVING_PENDING,
+    SERVING_VERSION_MANIFEST,
     SPLITS,
     Artifacts,
 )
@@ -31,7 +31,8 @@ from recsys_assets.core.models.scoring import Scorable, load_scorable
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.core.serving.bundle import FILES, kind_of, sha256
 from recsys_assets.core.serving.index import BuiltIndex, build_index, index_bytes, measure
-from recsys_assets.settings.serving import IndexConfig
+from recsys_assets.core.serving.rollout import release
+from recsys_assets.settings.serving import Rollout, ServingSettings
 
 
 def popular_items(train_items: np.ndarray, n_items: int) -> np.ndarray:
@@ -124,27 +125,35 @@ def write_files(artifacts: Artifacts, version: str, files: dict[str, bytes]) -> 
         write_bytes(artifacts.uri(SERVING_FILES[name], version=version), data)
 
 
-def publish(artifacts: Artifacts, version: str, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write the manifest naming every file of ``version`` with its size and SHA-256 as stored
-    (read back, so the checksum is of what readers will get); called last, so readers see the
-    version only when it is complete."""
+def publish(
+    artifacts: Artifacts,
+    version: str,
+    manifest: dict[str, Any],
+    rollout: Rollout = "replace",
+    share: float = 0.1,
+) -> dict[str, Any]:
+    """Write the version's own manifest, naming every file of ``version`` with its size and
+    SHA-256 as stored (read back, so the checksum is of what readers will get), then the
+    manifest the API follows (``rollout.release``); called last, so readers see the version
+    only when it is complete. Returns the version's own manifest."""
     entries = {}
     for name in FILES[kind_of(manifest)]:
-        artifact = SERVING_FILES[name]
-        uri = artifacts.uri(artifact, version=version)
+        uri = artifacts.uri(SERVING_FILES[name], version=version)
         try:
             data = read_bytes(uri)
         except OSError as error:
             raise ValueError(f"serving version {version}: {uri} is missing: {error}") from error
-        entries[name] = {"uri": uri, "bytes": len(data), "sha256": sha256(data)}
-    manifest = {
-        **manifest,
+        # Relative to the manifest's folder: a moved or copied root serves its own files.
+        entries[name] = {"path": name, "bytes": len(data), "sha256": sha256(data)}
+    own = {
+        **{key: value for key, value in manifest.items() if key != "experiment"},
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": entries,
     }
-    save(artifacts.uri(SERVING_MANIFEST), manifest)
-    return manifest
+    save(artifacts.uri(SERVING_VERSION_MANIFEST, version=version), own)
+    release(artifacts, own, rollout, share)
+    return own
 
 
 def item_titles(items_uri: str, maps: NodeMaps) -> list[str]:
@@ -199,18 +208,21 @@ NO_INDEX = "an item-item model is served from its neighbour lists, which need no
 
 
 def publish_pending(
-    artifacts: Artifacts, config: IndexConfig, min_recall: float, log: Callable[[str], None] = lambda _: None
+    artifacts: Artifacts, serving: ServingSettings, log: Callable[[str], None] = lambda _: None
 ) -> tuple[dict[str, Any], BuiltIndex | None]:
     """Build and measure the pending version's index (none for an item-item model), and
-    publish the version unless its recall@k against exact search is below ``min_recall``
-    (then nothing is published)."""
+    publish the version (by ``serving.rollout``) unless its recall@k against exact search is
+    below ``serving.min_index_recall`` (then nothing is published)."""
+    config, min_recall = serving.index, serving.min_index_recall
+    rollout, share = serving.rollout, serving.treatment_share
     pending: dict[str, Any] = read_json(artifacts.uri(SERVING_PENDING))
     version = pending["version"]
     if kind_of(pending) != "embedding":
         log(
             f"version {version} serves {pending['model']['name']} from its neighbour lists: no index to build"
         )
-        return publish(artifacts, version, {**pending, "index": {"kind": "none", "reason": NO_INDEX}}), None
+        no_index = {**pending, "index": {"kind": "none", "reason": NO_INDEX}}
+        return publish(artifacts, version, no_index, rollout, share), None
     items = read_npy(artifacts.uri(SERVING_FILES["items.npy"], version=version))
     users = read_npy(artifacts.uri(SERVING_FILES["users.npy"], version=version))
     log(f"building a {config.resolved_kind(len(items))} index over {items.shape}")
@@ -229,4 +241,4 @@ def publish_pending(
         "build_seconds": round(built.build_seconds, 3),
         "latency_ms": {k: round(v, 4) for k, v in built.latency_ms.items()},
     }
-    return publish(artifacts, version, {**pending, "index": index_info}), built
+    return publish(artifacts, version, {**pending, "index": index_info}, rollout, share), built

@@ -48,7 +48,29 @@ class Table:
         for c in self.columns:
             kind = DUCKDB_TYPES[c.type] + ("[]" if c.mode == "REPEATED" else "")
             columns.append(f"{c.name} {kind}" + (" NOT NULL" if c.mode == "REQUIRED" else ""))
-        return f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)})"
+        # Columns added since a table was first created (NULLABLE or REPEATED ones) are added to
+        # an older local warehouse in place; BigQuery's tables follow Terraform's schemas.
+        added = [
+            f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c.name} "
+            + DUCKDB_TYPES[c.type] + ("[]" if c.mode == "REPEATED" else "")
+            for c in self.columns if c.mode != "REQUIRED"
+        ]  # fmt: skip
+        return "; ".join([f"CREATE TABLE IF NOT EXISTS {self.name} ({', '.join(columns)})", *added])
+
+    def arrow_schema(self) -> Any:
+        """The table as an Arrow schema: every batch converts the same way, whatever its rows
+        hold (a column all empty would otherwise take Arrow's null type in one batch only)."""
+        import pyarrow as pa
+
+        types = {"STRING": pa.string(), "INT64": pa.int64(), "FLOAT64": pa.float64(), "BOOL": pa.bool_(),
+                 "TIMESTAMP": pa.timestamp("us", tz="UTC"), "DATE": pa.date32(),
+                 "JSON": pa.string()}  # fmt: skip
+        return pa.schema(
+            [
+                pa.field(c.name, pa.list_(types[c.type]) if c.mode == "REPEATED" else types[c.type])
+                for c in self.columns
+            ]
+        )
 
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -77,6 +99,14 @@ class Table:
         client.create_table(table, exists_ok=True)
 
 
+#: The online experiment a logged row belongs to (``core/serving/experiment.py``).
+EXPERIMENT_COLUMNS = (
+    Column("experiment", "STRING", "NULLABLE", "The experiment running at the time (empty: none)."),
+    Column(
+        "arm", "STRING", "NULLABLE",
+        "control, a treatment's name, interleaved, or shadow (a shadow version's ranking, never shown).",
+    ),
+)  # fmt: skip
 RECOMMENDATION_REQUESTS = Table(
     "recommendation_requests",
     (
@@ -89,6 +119,8 @@ RECOMMENDATION_REQUESTS = Table(
         Column("items", "STRING", "REPEATED", "Recommended item ids, best first."),
         Column("scores", "FLOAT64", "REPEATED", "Their scores, in the same order."),
         Column("latency_ms", "FLOAT64", "REQUIRED", "Time spent answering, in milliseconds."),
+        *EXPERIMENT_COLUMNS,
+        Column("teams", "STRING", "REPEATED", "Interleaving: the arm that picked each item, in order."),
     ),
     partition="ts",
     cluster=("strategy", "model_version"),
@@ -102,6 +134,7 @@ FEEDBACK_EVENTS = Table(
         Column("user_id", "STRING", "REQUIRED"),
         Column("item_id", "STRING", "REQUIRED"),
         Column("event", "STRING", "REQUIRED", "impression, click or purchase."),
+        *EXPERIMENT_COLUMNS,
     ),
     partition="ts",
     cluster=("event",),
@@ -128,10 +161,33 @@ DRIFT_METRICS = Table(
     cluster=("metric_name", "status"),
     description="One row per drift metric and day (written by the drift_metrics asset).",
 )
+EXPERIMENT_METRICS = Table(
+    "experiment_metrics",
+    (
+        Column("metric_date", "DATE", "REQUIRED", "The report's day: data from the start to its end."),
+        Column("experiment", "STRING", "REQUIRED"),
+        Column("arm", "STRING", "REQUIRED", "The arm described, or compared with the control."),
+        Column(
+            "metric_name", "STRING", "REQUIRED",
+            "requests, ctr, latency_ms, coverage, ctr_difference or preference "
+            "(recsys_assets/core/monitoring/experiments.py).",
+        ),
+        Column("value", "FLOAT64", "NULLABLE", "Empty when the arm had no data for it."),
+        Column("ci_low", "FLOAT64", "NULLABLE", "The confidence interval (always valid for ctr_difference)."),
+        Column("ci_high", "FLOAT64", "NULLABLE"),
+        Column("p_value", "FLOAT64", "NULLABLE", "Comparisons: the test's p-value (always valid for A/B)."),
+        Column("decision", "STRING", "NULLABLE", "Comparisons: continue, stop or promote."),
+        Column("details", "JSON", "NULLABLE", "Counts behind the value."),
+        Column("computed_at", "TIMESTAMP", "REQUIRED"),
+    ),
+    partition="metric_date",
+    cluster=("experiment", "arm"),
+    description="Per experiment, arm and day: click-through, latency, coverage, tests (experiment_report).",
+)  # fmt: skip
 #: What the API writes.
 LOG_TABLES = {t.name: t for t in (RECOMMENDATION_REQUESTS, FEEDBACK_EVENTS)}
 #: Every warehouse table (Terraform creates these in BigQuery).
-TABLES = {**LOG_TABLES, DRIFT_METRICS.name: DRIFT_METRICS}
+TABLES = {**LOG_TABLES, DRIFT_METRICS.name: DRIFT_METRICS, EXPERIMENT_METRICS.name: EXPERIMENT_METRICS}
 
 
 def connect_duckdb(path: str, read_only: bool = False, wait_s: float = DUCKDB_LOCK_WAIT_S) -> Any:

@@ -101,6 +101,17 @@ def fanouts_for(graph: Graph, config: GATConfig) -> tuple[int, ...]:
     return (10,) + (5,) * (config.layers - 1)
 
 
+def validation_schedule(config: GATConfig, fanouts: tuple[int, ...]) -> tuple[int, int]:
+    """(epochs between validations, validations without improvement before stopping): with
+    ``eval_every`` 0, every epoch over the whole graph, every 2nd on sampled neighbourhoods
+    with ``patience`` halved, so training stops after as many epochs either way."""
+    if config.eval_every:
+        return config.eval_every, config.patience
+    if not fanouts:
+        return 1, config.patience
+    return 2, -(-config.patience // 2)
+
+
 def _batch_loss(
     model: GATRecommender,
     x: torch.Tensor,
@@ -177,9 +188,8 @@ def train_gat(
     # Negatives come from the items with train interactions: an item nobody reviewed would only
     # ever be a negative, and its content would learn to point away from every user.
     pool = torch.nonzero(model.seen[:, 0] > 0).squeeze(1)
-    stopping = EarlyStopping(
-        train, sample_rows(val, config.val_users, config.seed), config.patience, progress
-    )
+    every, patience = validation_schedule(config, fanouts)
+    stopping = EarlyStopping(train, sample_rows(val, config.val_users, config.seed), patience, progress)
     sequence = (
         sequence_context(pair_users.numpy(), pair_items.numpy(), graph.attributes[RATES][:, 1].numpy(),
                          config.sequence_window, config.recency_decay)
@@ -200,7 +210,7 @@ def train_gat(
             total += float(loss.detach()) * len(batch)
             if step_progress:
                 step_progress(step, len(batches))
-        if epoch % config.eval_every:
+        if epoch % every and epoch != config.epochs:
             continue
         users, items, ndcg = _readout_on_validation(model, x, graph, grouped, train, stopping.val)
         previous_best = stopping.best.best_epoch
