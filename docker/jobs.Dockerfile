@@ -31,7 +31,7 @@ WORKDIR /app
 COPY --chown=jobs:jobs recsys_assets/__init__.py recsys_assets/__init__.py
 COPY --chown=jobs:jobs recsys_assets/settings recsys_assets/settings
 COPY --chown=jobs:jobs recsys_assets/jobs recsys_assets/jobs
-COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/processes.py recsys_assets/core/
+COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/plots.py recsys_assets/core/processes.py recsys_assets/core/
 COPY --chown=jobs:jobs recsys_assets/core/io recsys_assets/core/io
 COPY --chown=jobs:jobs recsys_assets/core/embeddings recsys_assets/core/embeddings
 COPY --chown=jobs:jobs recsys_assets/core/models recsys_assets/core/models

@@ -146,7 +146,8 @@ def model_meta(model: ModelName, trained: Trained, data: TrainingData, run_id: s
     """What ``models/<name>/meta.json`` holds: kind, config, data, timings, the validation
     history, the use of order chosen and what was tried."""
     fit, choice, scorable = trained.fit, trained.choice, trained.model
-    epochs = len(fit.history) if fit else 0
+    # The last validated epoch (training ends on one): validations may be every few epochs.
+    epochs = int(fit.history[-1]["epoch"]) if fit and fit.history else 0
     return {
         "model": model,
         "kind": scorable.kind,
