@@ -30,9 +30,8 @@ from dagster import DagsterInstance, build_sensor_context
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_parquet
-from recsys_assets.core.warehouse.tables import connect_duckdb
 from recsys_assets.definitions import defs
-from recsys_assets.local_api import local_api, wait_for
+from recsys_assets.local_api import local_api, logged_rows, wait_for
 from recsys_assets.settings import Settings, load_settings
 
 
@@ -93,14 +92,7 @@ async def replay(url: str, pairs: list[tuple[str, str]], concurrency: int = 16) 
 
 
 def _logged_clicks(path: str, day: dt.date) -> int:
-    if not Path(path).is_file():  # the API creates it with its first batch
-        return 0
-    with connect_duckdb(path, read_only=True) as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "feedback_events" not in tables:
-            return 0
-        sql = "SELECT count(*) FROM feedback_events WHERE event = 'click' AND CAST(ts AS DATE) = $day"
-        return int(con.execute(sql, {"day": day}).fetchone()[0])
+    return logged_rows(path, "feedback_events", "event = 'click' AND CAST(ts AS DATE) = $day", {"day": day})
 
 
 def drift_then_retrain(today: dt.date) -> bool:

@@ -53,8 +53,7 @@ def end_running_experiment(
     context: OpExecutionContext, config: EndExperimentConfig, settings: SettingsResource
 ) -> None:
     """Stop the treatment or promote it, if the experiment named is still the one running."""
-    now = rollout.current(settings.artifacts)
-    running = (now or {}).get("experiment", {}).get("name")
+    running = rollout.running_experiment(settings.artifacts)
     if running != config.experiment:
         raise Failure(f"experiment {config.experiment} is no longer running (running: {running or 'none'})")
     manifest = rollout.end_experiment(settings.artifacts, config.action, config.arm)
@@ -89,8 +88,7 @@ def experiment_sensor(
     """Stops a treatment the report finds significantly worse; proposes (or makes) a promotion."""
     materialization = asset_event.asset_materialization
     decided = materialization.metadata["decisions"].value if materialization else []
-    now = rollout.current(settings.artifacts)
-    running = (now or {}).get("experiment", {}).get("name")
+    running = rollout.running_experiment(settings.artifacts)
     auto_promote = settings.tree.monitoring.experiments.auto_promote
     requests, notes = [], []
     for decision in decided if isinstance(decided, list) else []:

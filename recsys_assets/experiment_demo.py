@@ -116,21 +116,13 @@ async def replay(url: str, rounds: int, seed: int) -> dict[str, int]:
 
 def _logged(requests: int) -> None:
     """Wait until ``requests`` request rows in all reached the warehouse."""
-    from recsys_assets.core.warehouse.tables import connect_duckdb
+    from recsys_assets.local_api import logged_rows
 
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (ROOT / "warehouse.duckdb").is_file():
-            with connect_duckdb(str(ROOT / "warehouse.duckdb"), read_only=True) as con:
-                tables = {
-                    r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-                }
-                if "recommendation_requests" in tables:
-                    n = con.execute("SELECT count(*) FROM recommendation_requests").fetchone()[0]
-                    if n >= requests:
-                        return
+    while logged_rows(str(ROOT / "warehouse.duckdb"), "recommendation_requests") < requests:
+        if time.monotonic() > deadline:
+            raise SystemExit("the API's log rows did not reach the warehouse within 60 s")
         time.sleep(0.5)
-    raise SystemExit("the API's log rows did not reach the warehouse within 60 s")
 
 
 def report_and_sense(instance: Any, today: dt.date) -> tuple[list[dict[str, Any]], Any]:

@@ -65,3 +65,17 @@ def wait_for(
         if time.monotonic() > deadline:
             raise SystemExit(f"the API did not {what} within {timeout:.0f} s")
         time.sleep(0.5)
+
+
+def logged_rows(path: str, table: str, where: str = "TRUE", params: dict[str, Any] | None = None) -> int:
+    """Rows of a local warehouse table matching ``where`` (0 before the API's first batch
+    creates the file or the table)."""
+    from recsys_assets.core.warehouse.tables import connect_duckdb
+
+    if not Path(path).is_file():
+        return 0
+    with connect_duckdb(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if table not in tables:
+            return 0
+        return int(con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params or {}).fetchone()[0])

@@ -56,13 +56,6 @@ class NotReady(HTTPException):
     status_code = HTTP_503_SERVICE_UNAVAILABLE
 
 
-def _bundle(state: State) -> Bundle:
-    bundle: Bundle | None = state.index.bundle
-    if bundle is None:
-        raise NotReady(detail="no serving version loaded yet")
-    return bundle
-
-
 def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[ScoredItem]:
     return [ScoredItem(bundle.item_ids[i], s, bundle.titles[i]) for i, s in zip(items, scores, strict=True)]
 
@@ -87,6 +80,11 @@ def _published(state: State) -> Published:
     return published
 
 
+def _bundle(state: State) -> Bundle:
+    """The control version (what serves outside experiments)."""
+    return _published(state).control
+
+
 async def _recommend(
     state: State, bundle: Bundle, data: RecommendRequest
 ) -> tuple[recommender.Ranked, list[ScoredItem]]:
@@ -101,7 +99,10 @@ async def _interleaved(
     """Both arms' lists merged by team-draft interleaving, and the arm that picked each item."""
     assert published.experiment is not None
     arms = published.experiment.arms
-    (ranked, first), (_, second) = [await _recommend(state, published.bundles[a.version], data) for a in arms]
+    # Both rankings at once: their searches share the batcher's FAISS calls.
+    (ranked, first), (_, second) = await asyncio.gather(
+        *(_recommend(state, published.bundles[a.version], data) for a in arms)
+    )
     by_id = [{item.item_id: item for item in items} for items in (first, second)]
     merged, teams = team_draft([i.item_id for i in first], [i.item_id for i in second], data.k, request_id)
     items = [by_id[team][item_id] for item_id, team in zip(merged, teams, strict=True)]
@@ -117,9 +118,8 @@ async def recommend(data: JSONBody[RecommendRequest], state: State) -> Recommend
     experiment = published.experiment
     request_id = uuid.uuid4().hex
     teams: list[str] = []
-    if experiment is not None and experiment.mode == "interleave":
+    if arm == INTERLEAVED:
         ranked, items, teams = await _interleaved(state, published, data, request_id)
-        arm, bundle = INTERLEAVED, published.control
     else:
         ranked, items = await _recommend(state, bundle, data)
     state.metrics.strategies.labels(ranked.strategy).inc()
@@ -189,13 +189,7 @@ async def feedback(data: JSONBody[FeedbackRequest], state: State) -> Accepted:
     """Record an impression, click or purchase of a served item (logged for monitoring)."""
     published: Published | None = state.index.published
     experiment = published.experiment if published else None
-    arm = None
-    if published is not None:
-        arm = (
-            INTERLEAVED
-            if experiment and experiment.mode == "interleave"
-            else published.assign(data.user_id)[0]
-        )
+    arm = published.arm_of(data.user_id) if published else None
     state.request_log.append(
         "feedback_events",
         {"request_id": data.request_id, "ts": datetime.now(UTC), "user_id": data.user_id,

@@ -30,7 +30,7 @@ from recsys_assets.core.serving.bundle import (
     verify_files,
     version_manifest_uri,
 )
-from recsys_assets.core.serving.experiment import CONTROL, Experiment
+from recsys_assets.core.serving.experiment import CONTROL, INTERLEAVED, Experiment
 from serving.metrics import Metrics
 
 log = logging.getLogger("serving.index")
@@ -48,11 +48,17 @@ class Published:
     bundles: dict[str, Bundle] = field(default_factory=dict)
 
     def assign(self, user_id: str) -> tuple[str, Bundle]:
-        """The user's arm and the version serving it (the control outside experiments)."""
+        """The user's arm and the version serving it: the control outside experiments; when
+        interleaving, ``interleaved`` and the control (which names the merged list)."""
         if self.experiment is None:
             return CONTROL, self.control
+        if self.experiment.mode == "interleave":
+            return INTERLEAVED, self.control
         arm = self.experiment.assign(user_id)
         return arm.name, self.bundles[arm.version]
+
+    def arm_of(self, user_id: str) -> str:
+        return self.assign(user_id)[0]
 
     @property
     def shadow(self) -> Bundle | None:

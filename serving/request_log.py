@@ -93,6 +93,8 @@ class RequestLog:
         self.failing = 0
         self._task: asyncio.Task[None] | None = None
         self.dropped = dict.fromkeys(LOG_TABLES, 0)
+        # Set on every append: the labelled gauges looked up once, not per request.
+        self._buffered = {name: metrics.log_buffered.labels(name) for name in LOG_TABLES}
         self.written = dict.fromkeys(LOG_TABLES, 0)
 
     def append(self, table: str, row: dict[str, Any]) -> None:
@@ -104,7 +106,7 @@ class RequestLog:
             self.dropped[table] += 1
             self.metrics.log_dropped.labels(table).inc()
         buffer.append(row)
-        self.metrics.log_buffered.labels(table).set(len(buffer))
+        self._buffered[table].set(len(buffer))
         if len(buffer) >= self.batch_rows:
             self._wake.set()
 
@@ -131,14 +133,14 @@ class RequestLog:
                         self.dropped[name] += len(batch) - room
                         self.metrics.log_dropped.labels(name).inc(len(batch) - room)
                     buffer.extendleft(reversed(batch[len(batch) - room :] if room < len(batch) else batch))
-                    self.metrics.log_buffered.labels(name).set(len(buffer))
+                    self._buffered[name].set(len(buffer))
                     return False
                 if self.failing:
                     log.warning("warehouse writes work again after %d failed attempts", self.failing)
                     self.failing = 0
                 self.written[name] += len(batch)
                 self.metrics.log_written.labels(name).inc(len(batch))
-            self.metrics.log_buffered.labels(name).set(len(buffer))
+            self._buffered[name].set(len(buffer))
         return True
 
     def start(self) -> None:

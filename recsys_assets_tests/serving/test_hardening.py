@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,10 +226,14 @@ class FailingSink:
     """A warehouse that refuses every write at once."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.times: list[float] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.times)
 
     def write(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        self.calls += 1
+        self.times.append(time.monotonic())
         raise ConnectionError("warehouse unreachable")
 
 
@@ -245,8 +250,11 @@ async def test_a_failing_warehouse_is_retried_with_back_off_and_logged_once(
             ).status_code == 202
         await asyncio.sleep(1.0)
         text = (await client.get("/metrics")).text
-        # Attempts at about 0.05, 0.15, 0.35, 0.75 s and so on, however fast rows arrive.
-        assert 1 <= sink.calls <= 8, sink.calls
+        # Attempts at about 0.05, 0.15, 0.35, 0.75 s and so on, however fast rows arrive: each wait
+        # at least doubles the flush interval's doubling (a storm retried within milliseconds).
+        gaps = [b - a for a, b in zip(sink.times, sink.times[1:], strict=False)]
+        assert 3 <= sink.calls <= 8, sink.calls
+        assert all(gap >= 0.9 * 0.05 * 2**i for i, gap in enumerate(gaps)), gaps
         assert _metric(text, 'recsys_log_buffered_rows{table="feedback_events"}') == 500.0
         assert _metric(text, 'recsys_log_write_failures_total{table="feedback_events"}') == sink.calls
         warnings = [r.getMessage() for r in caplog.records if r.name == "serving.request_log"]

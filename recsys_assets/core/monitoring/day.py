@@ -98,8 +98,12 @@ def _trailing(day: dt.date) -> dict[str, dt.datetime]:
     return _bounds(day - dt.timedelta(days=TRAILING_DAYS), TRAILING_DAYS)
 
 
-#: Requests whose recommendations were shown (a shadow version's rankings never are).
-SHOWN = "(arm IS NULL OR arm <> 'shadow')"
+def shown(column: str = "arm") -> str:
+    """Requests whose recommendations were shown (a shadow version's rankings never are)."""
+    return f"({column} IS NULL OR {column} <> 'shadow')"
+
+
+SHOWN = shown()
 INTERACTIONS_SQL = (
     "SELECT user_id, item_id FROM {feedback_events} "
     "WHERE ts >= @start AND ts < @end AND event IN ('click', 'purchase')"
@@ -110,7 +114,7 @@ REQUESTS_SQL = (
 )
 COVERAGE_SQL = (
     "SELECT COUNT(DISTINCT item) AS items FROM {recommendation_requests} AS r, UNNEST(r.items) AS item "
-    "WHERE r.ts >= @start AND r.ts < @end AND " + SHOWN.replace("arm", "r.arm")
+    "WHERE r.ts >= @start AND r.ts < @end AND " + shown("r.arm")
 )
 EVENTS_SQL = (
     "SELECT SUM(CASE WHEN event = 'impression' THEN 1 ELSE 0 END) AS impressions, "

@@ -56,6 +56,12 @@ def current(artifacts: Artifacts) -> dict[str, Any] | None:
     return read_manifest(uri) if exists(uri) else None
 
 
+def running_experiment(artifacts: Artifacts) -> str | None:
+    """The name of the experiment the followed manifest runs, if any."""
+    now = current(artifacts)
+    return str(now["experiment"]["name"]) if now and "experiment" in now else None
+
+
 def release(
     artifacts: Artifacts, version_manifest: dict[str, Any], rollout: Rollout, share: float
 ) -> dict[str, Any]:
