@@ -33,10 +33,6 @@ resource "google_cloud_run_v2_service" "api" {
         name  = "RECSYS_SERVING_MANIFEST"
         value = "gs://${google_storage_bucket.artifacts.name}/recsys/serving/manifest.json"
       }
-      env {
-        name  = "RECSYS_SEARCH_THREADS"
-        value = "1"
-      }
       resources {
         limits = {
           cpu    = "1"

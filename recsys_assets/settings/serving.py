@@ -89,7 +89,13 @@ class ServingSettings(Section):
         64, "Shadow rankings running at once per API process; beyond it they are skipped and counted.",
         env="RECSYS_SHADOW_IN_FLIGHT", ge=1,
     )  # fmt: skip
+    shadow_share: float = setting(
+        0.25, "Share of requests a shadow version also ranks (chosen by request id). Every shadow ranking is "
+        "a second search: at full load, 1 costs as much CPU again as the live traffic.",
+        env="RECSYS_SHADOW_SHARE", ge=0, le=1,
+    )  # fmt: skip
     search_threads: int = setting(
-        0, "FAISS searches in flight at once per API process; 0: one per core. Set it to the CPU quota "
-        "in containers.", env="RECSYS_SEARCH_THREADS", ge=0,
+        0, "FAISS searches in flight at once per API process, each in a thread; 0: none, the event loop "
+        "searches (no thread hop: best with one worker per core, or one CPU). Set N to use N cores from one "
+        "process.", env="RECSYS_SEARCH_THREADS", ge=0,
     )  # fmt: skip

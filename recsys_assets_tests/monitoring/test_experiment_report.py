@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,23 @@ def _interleaved(n: int, treatment_wins: int) -> tuple[list[dict[str, Any]], lis
     return requests, events
 
 
+def _shadowed(served: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A shadow's rows for the first 40 served requests (same ids): the first 20 hold the served
+    list's first item (clicked on the first 30 requests), the next 20 hold neither."""
+    rows = [
+        {**r, "arm": "shadow", "model_version": "s", "latency_ms": 9.0,
+         "items": ["I0", "I3"] if i < 20 else ["I3", "I4"]}
+        for i, r in enumerate(served[:40])
+    ]  # fmt: skip
+    return rows, []
+
+
 def _write_logs(sink: Any) -> None:
+    control = _arm("e-better", "control", 600, 60, 2.0, ["I0", "I1"])
     parts = [
-        _arm("e-better", "control", 600, 60, 2.0, ["I0", "I1"]),
+        control,
         _arm("e-better", "treatment", 600, 150, 4.0, ["I2"]),
-        _arm("e-better", "shadow", 40, 0, 9.0, ["I3"]),
+        _shadowed(control[0]),
         _arm("e-worse", "control", 600, 120, 2.0, ["I0"]),
         _arm("e-worse", "treatment", 600, 30, 2.0, ["I1"]),
         _arm("e-small", "control", 400, 40, 2.0, ["I0"]),
@@ -103,6 +116,18 @@ def test_planted_effects_are_found_and_decided(warehouse: Warehouse) -> None:
     assert _get(rows, "e-better", "treatment", "latency_ms")["value"] == pytest.approx(4.0)
     assert _get(rows, "e-better", "control", "coverage")["value"] == pytest.approx(0.2)  # I0, I1 of 10
     assert _get(rows, "e-better", "shadow", "latency_ms")["value"] == pytest.approx(9.0)
+    assert _get(rows, "e-better", "shadow", "requests")["value"] == 40
+    assert rows[(rows.arm == "shadow") & (rows.metric_name == "ctr")].empty  # never shown
+    # Served ["I0", "I1"]: the first 20 shadow lists hold I0 (1 of 2), the next 20 neither.
+    agreement = _get(rows, "e-better", "shadow", "shadow_agreement")
+    assert agreement["value"] == pytest.approx(0.25) and agreement["ci_low"] < 0.25 < agreement["ci_high"]
+    # 30 shadowed requests clicked on I0: the shadow holds it first on 20 of them.
+    replay = _get(rows, "e-better", "shadow", "replay_recall")
+    assert replay["value"] == pytest.approx(20 / 30) and json.loads(replay["details"]) == {
+        "clicks": 30,
+        "found": 20,
+        "mrr": pytest.approx(20 / 30),
+    }
     better = _get(rows, "e-better", "treatment", "ctr_difference")
     assert better["value"] == pytest.approx(0.15) and better["decision"] == "promote"
     assert better["p_value"] < 1e-3 and better["ci_low"] > 0

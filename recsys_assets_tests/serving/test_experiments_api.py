@@ -98,7 +98,7 @@ async def test_interleaving_merges_both_lists_and_credits_each_item(tmp_path: Pa
 async def test_a_shadow_version_is_scored_and_logged_but_never_shown(tmp_path: Path) -> None:
     publish_version(tmp_path, "v1")
     publish_version(tmp_path, "v3", seed=3, rollout="shadow")
-    app = create_app(settings(tmp_path))
+    app = create_app(settings(tmp_path, shadow_share=1.0))
     async with AsyncTestClient(app=app) as client:
         bodies = [
             (await client.post("/recommend", json={"user_id": u, "k": 4})).json() for u in ("u0", "u1", "x1")
@@ -112,6 +112,21 @@ async def test_a_shadow_version_is_scored_and_logged_but_never_shown(tmp_path: P
     shadowed = {r[0] for r in rows if r[1] == "shadow" and r[2] == "v3"}
     assert served == shadowed == {b["request_id"] for b in bodies}
     assert 'recsys_shadow_requests_total{outcome="scored"} 3.0' in text
+
+
+async def test_only_the_shadow_share_of_requests_is_shadowed(tmp_path: Path) -> None:
+    publish_version(tmp_path, "v1")
+    publish_version(tmp_path, "v3", seed=3, rollout="shadow")
+    app = create_app(settings(tmp_path, shadow_share=0.25, log_sink="none"))
+    async with AsyncTestClient(app=app) as client:
+        ids = [(await client.post("/recommend", json={"user_id": f"x{i}", "k": 2})).json()["request_id"]
+               for i in range(400)]  # fmt: skip
+        await asyncio.gather(*app.state.shadows.tasks)
+        text = (await client.get("/metrics")).text
+    # The sample is the ids below the cutoff, whatever their number: exact, and about a quarter.
+    chosen = sum(int(i[:8], 16) < 0x40000000 for i in ids)
+    assert f'recsys_shadow_requests_total{{outcome="scored"}} {float(chosen)}' in text
+    assert 60 <= chosen <= 140  # 400 x 0.25 = 100, binomial sd 8.7
 
 
 async def test_an_experiment_ends_by_stopping_or_promoting_the_treatment(tmp_path: Path) -> None:

@@ -490,6 +490,38 @@ async def test_concurrent_searches_share_one_faiss_call_per_index() -> None:
     assert batcher.searched == 40 and batcher.batches == 2
 
 
+async def test_inline_searches_run_on_the_event_loop_thread_batched_per_loop_turn() -> None:
+    """The default (no search threads): no thread hop; what queued in one loop turn is one
+    FAISS call, and a failing index fails only the requests that searched it."""
+    import threading
+
+    from serving.search_batcher import SearchBatcher
+
+    items, _ = _vectors()
+    real = build_index(items, IndexConfig()).index
+    calls: list[tuple[str, int]] = []
+
+    class RecordingIndex:
+        def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            calls.append((threading.current_thread().name, len(queries)))
+            return real.search(queries, n)  # type: ignore[no-any-return]
+
+    class BrokenIndex:
+        def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            raise RuntimeError("index file corrupt")
+
+    batcher = SearchBatcher()
+    index = RecordingIndex()
+    got = await asyncio.gather(*(batcher.search(index, items[i], 3) for i in range(5)))
+    assert [rows[0] for _, rows in got] == [0, 1, 2, 3, 4]
+    assert calls == [(threading.current_thread().name, 5)] and batcher.batches == 1
+    await batcher.search(index, items[7], 3)  # a later turn: its own call
+    assert calls[1:] == [(threading.current_thread().name, 1)]
+    broken = await asyncio.gather(batcher.search(BrokenIndex(), items[0], 3), return_exceptions=True)
+    assert [str(e) for e in broken] == ["index file corrupt"]
+    assert (await batcher.search(index, items[2], 3))[1][0] == 2  # the batcher lives on
+
+
 async def test_batches_run_on_as_many_threads_as_allowed() -> None:
     """Two batches in flight at once: each search waits at a two-party barrier, which only
     releases when the second batch is searching beside the first."""

@@ -12,7 +12,18 @@ Metrics (one warehouse row each, ``experiment_metrics``):
   always-valid p-value and interval of the mSPRT over one look per day
   (``sequential.py``); decided once both arms served ``min_requests``;
 - ``preference`` (interleaving): the treatment's share of the requests whose clicks favoured
-  one arm (ties half) minus 1/2, with the sign test, decided at its stated sample size.
+  one arm (ties half) minus 1/2, with the sign test, decided at its stated sample size;
+- ``shadow_agreement`` (a shadow version): the mean share of a served list the shadow's list
+  for the same request also holds, with a 95% interval;
+- ``replay_recall`` (a shadow version): the candidate replayed on logged feedback: of the
+  clicks and purchases on shadowed requests, the share whose item the shadow's list holds
+  (95% interval; the mean reciprocal rank in ``details``). Clicks only happen on what was
+  shown, so this replay favours a candidate that agrees with the served model: it screens a
+  candidate before it takes traffic (a low value on many clicks is a warning), and an A/B test
+  decides.
+
+The shadow arm's requests and latency are reported like an arm's, but not its click-through:
+it is never shown, so the clicks joined to its requests are the served list's.
 
 A decision is ``stop`` (the treatment is significantly worse), ``promote`` (significantly
 better) or ``continue``. The SQL runs unchanged on DuckDB and BigQuery but for the day of a
@@ -69,6 +80,14 @@ CLICKED_SQL = (
     "SELECT r.request_id AS request_id, r.items AS items, r.teams AS teams, c.item_id AS item_id "
     "FROM {recommendation_requests} AS r JOIN (" + CLICKS + ") AS c ON c.request_id = r.request_id "
     "WHERE r.experiment = @experiment AND r.arm = 'interleaved' AND r.ts < @end"
+)
+
+
+#: Each shadowed request: the shadow's list and the list served for the same request.
+SHADOW_SQL = (
+    "SELECT s.request_id AS request_id, s.items AS shadow_items, r.items AS served_items "
+    "FROM {recommendation_requests} AS s JOIN {recommendation_requests} AS r ON r.request_id = s.request_id "
+    "WHERE s.experiment = @experiment AND s.arm = 'shadow' AND r.arm <> 'shadow' AND s.ts < @end"
 )
 
 
@@ -133,10 +152,11 @@ def _arm_rows(experiment: str, arm: Arm, catalogue: int) -> list[dict[str, Any]]
     total = arm.total
     rows = [_row(experiment, arm.name, "requests", float(total.n), details={"clicked": total.clicks})]
     if total.n:
-        half = Z95 * math.sqrt(total.rate * (1 - total.rate) / total.n)
-        counts = {"requests": total.n, "clicked": total.clicks}
-        rows.append(_row(experiment, arm.name, "ctr", total.rate, ci_low=total.rate - half,
-                         ci_high=total.rate + half, details=counts))  # fmt: skip
+        if arm.name != SHADOW:  # never shown: its requests' clicks are the served list's
+            half = Z95 * math.sqrt(total.rate * (1 - total.rate) / total.n)
+            counts = {"requests": total.n, "clicked": total.clicks}
+            rows.append(_row(experiment, arm.name, "ctr", total.rate, ci_low=total.rate - half,
+                             ci_high=total.rate + half, details=counts))  # fmt: skip
         mean = arm.latency_sum / total.n
         variance = max(arm.latency_squares / total.n - mean * mean, 0.0)
         half = Z95 * math.sqrt(variance / total.n)
@@ -196,6 +216,40 @@ def _interleave_rows(
     )]  # fmt: skip
 
 
+def _mean_interval(values: np.ndarray) -> dict[str, float | None]:
+    half = Z95 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    mean = float(values.mean())
+    return {"ci_low": _finite(mean - half), "ci_high": _finite(mean + half)}
+
+
+def shadow_rows(experiment: str, pairs: pd.DataFrame, clicks: pd.DataFrame) -> list[dict[str, Any]]:
+    """Agreement of the shadow's lists with the served ones, and the shadow replayed on the
+    clicks and purchases of the shadowed requests (see the module docstring)."""
+    if pairs.empty:
+        return []
+    shadow = {str(r.request_id): list(r.shadow_items) for r in pairs.itertuples()}
+    overlap = np.array([
+        len(set(s) & set(served)) / len(served) if len(served) else 0.0
+        for s, served in zip(pairs["shadow_items"], pairs["served_items"], strict=True)
+    ])  # fmt: skip
+    rows = [_row(experiment, SHADOW, "shadow_agreement", float(overlap.mean()), **_mean_interval(overlap),
+                 details={"requests": len(overlap)})]  # fmt: skip
+    replayed = [
+        (shadow[str(c.request_id)], str(c.item_id))
+        for c in clicks.itertuples()
+        if str(c.request_id) in shadow
+    ]
+    if replayed:
+        ranks = [items.index(item) + 1 if item in items else 0 for items, item in replayed]
+        found = sum(1 for r in ranks if r)
+        rate = found / len(ranks)
+        half = Z95 * math.sqrt(rate * (1 - rate) / len(ranks))
+        rows.append(_row(experiment, SHADOW, "replay_recall", rate, ci_low=rate - half, ci_high=rate + half,
+                         details={"clicks": len(ranks), "found": found,
+                                  "mrr": sum(1 / r for r in ranks if r) / len(ranks)}))  # fmt: skip
+    return rows
+
+
 def experiment_rows(
     warehouse: Warehouse, day: dt.date, catalogue: int, config: ExperimentConfig
 ) -> pd.DataFrame:
@@ -211,6 +265,8 @@ def experiment_rows(
         arms = _arms(frame, coverage)
         for arm in arms.values():
             rows += _arm_rows(name, arm, catalogue)
+        if SHADOW in arms:
+            rows += shadow_rows(name, warehouse.query(SHADOW_SQL, params), warehouse.query(CLICKS, params))
         if INTERLEAVED in arms:
             rows += _interleave_rows(name, credits(warehouse.query(CLICKED_SQL, params)), config)
         else:

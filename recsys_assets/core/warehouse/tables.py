@@ -169,7 +169,8 @@ EXPERIMENT_METRICS = Table(
         Column("arm", "STRING", "REQUIRED", "The arm described, or compared with the control."),
         Column(
             "metric_name", "STRING", "REQUIRED",
-            "requests, ctr, latency_ms, coverage, ctr_difference or preference "
+            "requests, ctr, latency_ms, coverage, ctr_difference, preference, shadow_agreement or "
+            "replay_recall "
             "(recsys_assets/core/monitoring/experiments.py).",
         ),
         Column("value", "FLOAT64", "NULLABLE", "Empty when the arm had no data for it."),
