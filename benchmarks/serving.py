@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "data" / "bench" / "serving"
 USERS, DIM, RECENT, K = 20_000, 128, 5, 20
 CONNECTIONS = (16, 64)
-DURATION_S, WARMUP_S, ROUNDS = 15, 5, 2
+DURATION_S, WARMUP_S, ROUNDS = 15, 5, 3
 TARGET_RPS_RATIO, TARGET_P99_RATIO = 1.5, 2 / 3
 
 
