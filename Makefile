@@ -76,18 +76,23 @@ data-movielens: install
 	$(PY) -c "from benchmarks.movielens import fetch_ml100k; print(fetch_ml100k())" | tail -1 \
 	  | xargs -I{} $(PY) -m recsys_assets.devdata.movielens {} data/raw/ml-100k
 
-# The API (port 8000) runs beside the Dagster UI (port 3000) and stops with it.
+# The API (API_PORT, 8000) runs beside the Dagster UI (UI_PORT, 3000) and stops with it.
+# `dagster dev` starts in DAGSTER_HOME: started in the repository, it warns that the
+# repository's dagster.yaml (the template copied there) "will not be used".
+API_PORT ?= 8000
+UI_PORT ?= 3000
 run: materialize
-	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 & api=$$!; \
+	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api' EXIT INT TERM; \
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 0.0.0.0 -p 3000
+	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -h 0.0.0.0 -p $(UI_PORT)
 
 # The API alone, over the last published serving version (data/artifacts/serving/manifest.json);
-# API_WORKERS=N runs N processes (one per core serves the most; see the README).
+# API_WORKERS=N runs N processes (one per core serves the most; see the README); API_PORT=8001
+# runs it beside `make run`'s.
 API_WORKERS ?= 1
 serve: install
 	dir=$$(mktemp -d) && PROMETHEUS_MULTIPROC_DIR=$$dir \
-	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port 8000 --workers $(API_WORKERS)
+	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port $(API_PORT) --workers $(API_WORKERS)
 
 test: install tools
 	$(PY) -m pytest -n 2 --dist loadgroup

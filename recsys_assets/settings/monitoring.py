@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from recsys_assets.settings.base import Section, section, setting
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A drift metric (formulas in ``core/monitoring/drift.py``) and its default threshold."""
+    """A drift metric (formulas in ``core/monitoring/drift.py``), its default threshold, and
+    the smallest sample it is read on."""
 
     name: str
     #: Breach when the value is above (``max``) or below (``min``) the threshold.
     threshold: float
     direction: Literal["max", "min"] = "max"
     description: str = ""
+    #: What the metric is computed over (a count in its row's details) and the least of it the
+    #: value means anything on: below it the status is ``no_data``, never ``breach``. A PSI over
+    #: two clicks is noise (one day with 2 feedback events read 7.6 and 11.1, both "breaches").
+    sample: str = "interactions"
+    min_sample: int = 200
 
-    def status(self, value: float | None) -> str:
+    def status(self, value: float | None, sample: float | None = None) -> str:
         if value is None or not math.isfinite(value):
+            return "no_data"
+        if sample is not None and sample < self.min_sample:
             return "no_data"
         breached = value > self.threshold if self.direction == "max" else value < self.threshold
         return "breach" if breached else "ok"
@@ -36,16 +44,36 @@ METRICS: dict[str, Metric] = {
         Metric("unseen_item_share", 0.3, description="share of interactions on items unseen in training"),
         Metric("unseen_user_share", 0.8, description="share of interactions from users unseen in training"),
         Metric(
-            "centroid_distance", 0.5, description="new items' mean cosine distance to training's centroid"
+            "centroid_distance",
+            0.5,
+            description="new items' mean cosine distance to training's centroid",
+            sample="new_items",
+            min_sample=30,
         ),
         Metric(
-            "nn_similarity_ks", 0.3, description="KS statistic of nearest-item similarity, new vs training"
+            "nn_similarity_ks",
+            0.3,
+            description="KS statistic of nearest-item similarity, new vs training",
+            sample="new_items",
+            min_sample=30,
         ),
-        Metric("fallback_rate", 0.5, description="share of requests answered by the popularity fallback"),
-        Metric("catalogue_coverage", 0.01, "min", "distinct served items / catalogue size"),
-        Metric("ctr", 0.0, "min", "clicks / impressions"),
-        Metric("ctr_change", -0.3, "min", "CTR relative to the trailing 7 days, minus 1"),
-        Metric("score_psi", 0.25, description="PSI of served scores vs the trailing 7 days"),
+        Metric(
+            "fallback_rate",
+            0.5,
+            description="share of requests answered by the popularity fallback",
+            sample="requests",
+            min_sample=100,
+        ),
+        Metric("catalogue_coverage", 0.01, "min", "distinct served items / catalogue size", "requests", 100),
+        Metric("ctr", 0.0, "min", "clicks / impressions", "impressions", 200),
+        Metric("ctr_change", -0.3, "min", "CTR relative to the trailing 7 days, minus 1", "impressions", 200),
+        Metric(
+            "score_psi",
+            0.25,
+            description="PSI of served scores vs the trailing 7 days",
+            sample="requests",
+            min_sample=100,
+        ),
     )
 }
 
@@ -83,6 +111,12 @@ class MonitoringSettings(Section):
         description='Per-metric threshold overrides, a JSON object (e.g. `{"category_psi": 0.1}`).',
         env="RECSYS_DRIFT_THRESHOLDS",
     )
+    min_samples: dict[str, int] = setting(
+        default_factory=dict,
+        description='Per-metric minimum sample overrides, a JSON object (e.g. `{"category_psi": 50}`): below '
+        "it a metric reads `no_data`, never `breach`.",
+        env="RECSYS_DRIFT_MIN_SAMPLES",
+    )
     retrain_min_interval_h: float = setting(
         24.0, "Fewest hours between two retrains the drift sensor requests.",
         env="RECSYS_RETRAIN_MIN_INTERVAL_H", ge=0,
@@ -93,17 +127,18 @@ class MonitoringSettings(Section):
         env="RECSYS_DRIFT_AUTOMATION",
     )  # fmt: skip
 
-    @field_validator("thresholds")
+    @field_validator("thresholds", "min_samples")
     @classmethod
-    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+    def _known_metrics(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         unknown = sorted(set(value) - set(METRICS))
         if unknown:
-            raise ValueError(f"thresholds for unknown metrics {unknown}; known: {sorted(METRICS)}")
+            raise ValueError(f"{info.field_name} for unknown metrics {unknown}; known: {sorted(METRICS)}")
         return value
 
     def metrics(self) -> dict[str, Metric]:
-        """The metrics with the overridden thresholds applied."""
+        """The metrics with the overridden thresholds and minimum samples applied."""
         return {
-            name: Metric(name, self.thresholds.get(name, m.threshold), m.direction, m.description)
+            name: replace(m, threshold=self.thresholds.get(name, m.threshold),
+                          min_sample=self.min_samples.get(name, m.min_sample))
             for name, m in METRICS.items()
-        }
+        }  # fmt: skip

@@ -21,6 +21,8 @@ from recsys_assets.settings.monitoring import METRICS, MonitoringSettings
 from recsys_assets_tests.conftest import crafted_warehouse
 
 DAY = dt.date(2026, 11, 20)
+#: The crafted day is tiny (4 interactions, 4 requests, 10 impressions): read on any sample.
+ANY_SAMPLE = MonitoringSettings(min_samples=dict.fromkeys(METRICS, 1)).metrics()
 
 
 def _ts(day: dt.date, hour: int = 12) -> dt.datetime:
@@ -80,7 +82,7 @@ def _by_name(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def test_each_metric_on_crafted_logs(warehouse: Warehouse, window: TrainingWindow) -> None:
-    got = _by_name(day_metrics(warehouse, window, DAY, METRICS))
+    got = _by_name(day_metrics(warehouse, window, DAY, ANY_SAMPLE))
     assert set(got) == set(METRICS)
     value = {name: row["value"] for name, row in got.items()}
     details = {name: json.loads(row["details"]) for name, row in got.items()}
@@ -123,12 +125,35 @@ def test_each_metric_on_crafted_logs(warehouse: Warehouse, window: TrainingWindo
 def test_thresholds_are_configurable_and_an_empty_day_has_no_data(
     warehouse: Warehouse, window: TrainingWindow
 ) -> None:
-    metrics = MonitoringSettings(thresholds={"unseen_item_share": 0.6}).metrics()
+    metrics = MonitoringSettings(
+        thresholds={"unseen_item_share": 0.6}, min_samples=dict.fromkeys(METRICS, 1)
+    ).metrics()
     got = _by_name(day_metrics(warehouse, window, DAY, metrics))
     assert got["unseen_item_share"]["threshold"] == 0.6 and got["unseen_item_share"]["status"] == "ok"
     empty = _by_name(day_metrics(warehouse, window, dt.date(2026, 1, 1), METRICS))
     assert {row["status"] for row in empty.values()} == {"no_data"}
     assert all(row["value"] is None or math.isnan(row["value"]) for row in empty.values())
+
+
+def test_below_its_minimum_sample_a_metric_has_no_data_never_a_breach(
+    warehouse: Warehouse, window: TrainingWindow
+) -> None:
+    """The default minimums: the tiny day's values are kept, but none is read as a breach."""
+    got = _by_name(day_metrics(warehouse, window, DAY, METRICS))
+    assert {row["status"] for row in got.values()} == {"no_data"}
+    read_any = _by_name(day_metrics(warehouse, window, DAY, ANY_SAMPLE))
+    assert read_any["unseen_item_share"]["status"] == "breach"  # the same value, read on 4 interactions
+    assert got["unseen_item_share"]["value"] == read_any["unseen_item_share"]["value"] == 0.5
+    details = json.loads(got["category_psi"]["details"])
+    assert details["interactions"] == 4 and (details["sample"], details["min_sample"]) == (
+        "interactions",
+        200,
+    )
+    assert json.loads(got["ctr"]["details"])["min_sample"] == 200
+    assert json.loads(got["score_psi"]["details"])["sample"] == "requests"
+    # At its minimum a metric is read: 4 interactions, a minimum of 4.
+    four = MonitoringSettings(min_samples={"unseen_item_share": 4}).metrics()
+    assert _by_name(day_metrics(warehouse, window, DAY, four))["unseen_item_share"]["status"] == "breach"
 
 
 def test_rerunning_a_day_replaces_its_rows(warehouse: Warehouse, window: TrainingWindow) -> None:
@@ -159,6 +184,8 @@ def test_a_window_with_mismatched_lengths_is_refused() -> None:
 def test_thresholds_for_unknown_metrics_are_refused() -> None:
     with pytest.raises(ValueError, match=r"thresholds for unknown metrics \['psi_of_nothing'\]"):
         MonitoringSettings(thresholds={"psi_of_nothing": 0.1})
+    with pytest.raises(ValueError, match=r"min_samples for unknown metrics \['psi_of_nothing'\]"):
+        MonitoringSettings(min_samples={"psi_of_nothing": 10})
     assert MonitoringSettings(thresholds={"ctr": 0.01}).metrics()["ctr"].threshold == 0.01
 
 
@@ -170,12 +197,17 @@ def test_the_last_days_as_a_table_and_a_plot(warehouse: Warehouse, window: Train
     from recsys_assets.core.monitoring.history import HISTORY_SQL, history_plot, history_table
 
     for day in (DAY - dt.timedelta(days=1), DAY):
-        warehouse.replace_day(DRIFT_METRICS, day, day_metrics(warehouse, window, day, METRICS))
+        warehouse.replace_day(DRIFT_METRICS, day, day_metrics(warehouse, window, day, ANY_SAMPLE))
     history = warehouse.query(HISTORY_SQL, {"first": DAY - dt.timedelta(days=30), "last": DAY})
     assert len(history) == 2 * len(METRICS)
     table = history_table(history).splitlines()
     assert table[0].startswith("| day | category_psi | popularity_psi |") and len(table) == 4
     assert table[2] == "| 2026-11-19 |" + "  |" * len(METRICS)  # no traffic that day
     assert "| **0.500** |" in table[3] and "| 0.250 |" in table[3]  # unseen items breach; fallback does not
+    # With the default minimums the same day reads as too small to tell, in parentheses.
+    warehouse.replace_day(DRIFT_METRICS, DAY, day_metrics(warehouse, window, DAY, METRICS))
+    history = warehouse.query(HISTORY_SQL, {"first": DAY - dt.timedelta(days=30), "last": DAY})
+    thin = history_table(history).splitlines()[3]
+    assert "| (0.500) |" in thin and "**" not in thin
     image = Image.open(io.BytesIO(history_plot(history)))
     assert image.format == "PNG" and image.size == (16 * 80, int(2.6 * 3 * 80))

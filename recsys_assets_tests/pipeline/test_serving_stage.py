@@ -63,7 +63,17 @@ def test_serving_bundle_holds_the_promoted_model_and_loads(pipeline: Pipeline) -
     _served_scores_match_the_evaluation(bundle, artifacts, name)
     maps = read_json(artifacts.uri(catalogue.NODE_MAPS))
     assert bundle.item_ids == maps["items"] and bundle.user_ids == maps["users"]
-    assert bundle.titles == read_parquet(artifacts.uri(catalogue.ITEMS))["title"].fillna("").tolist()
+    # Every item has a display name: its title, else one from its brand, category and id.
+    items = read_parquet(artifacts.uri(catalogue.ITEMS))
+    titled = items["title"].fillna("") != ""
+    assert all(bundle.titles) and (~titled).sum() > 0
+    assert [t for t, has in zip(bundle.titles, titled, strict=True) if has] == items.loc[
+        titled, "title"
+    ].tolist()
+    untitled = items.loc[~titled].iloc[0]
+    assert bundle.titles[int(np.flatnonzero(~titled)[0])] == (
+        f"{untitled['brand']} {untitled['categories'][-1]} ({untitled['item_id']})"
+    )
     # Train histories: exactly each user's train items.
     splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
     train = splits[splits["split"] == "train"]
@@ -145,7 +155,9 @@ def test_drift_metrics_materialize_a_day_of_logs_idempotently(pipeline: Pipeline
     shutil.copytree(pipeline.root, tmp_path / "artifacts")
     settings = pipeline.settings.with_changes({
         "artifacts": {"root": str(tmp_path / "artifacts")}, "warehouse": {"duckdb_path": str(path)},
-        "monitoring": {"thresholds": {"unseen_user_share": 0.2}},
+        # 20 interactions: read on them (the default minimum sample is 200).
+        "monitoring": {"thresholds": {"unseen_user_share": 0.2},
+                       "min_samples": {"unseen_user_share": 20, "unseen_item_share": 20}},
     })  # fmt: skip
     with DagsterInstance.ephemeral() as instance:
         for _ in range(2):  # the second run replaces the first one's rows

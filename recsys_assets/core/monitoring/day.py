@@ -176,13 +176,15 @@ def day_metrics(
     records = []
     for name, metric in metrics.items():
         value, details = found[name]
+        sample = details[metric.sample]  # every metric's details carry its sample
+        details = {**details, "sample": metric.sample, "min_sample": metric.min_sample}
         records.append(
             {
                 "metric_date": day,
                 "metric_name": name,
                 "value": None if value is None else float(value),
                 "threshold": metric.threshold,
-                "status": metric.status(value),
+                "status": metric.status(value, sample),
                 "model_version": window.version,
                 "details": json.dumps(details, default=float),
                 "computed_at": computed_at,
@@ -232,7 +234,7 @@ def _serving_metrics(warehouse: Warehouse, window: TrainingWindow, day: dt.date)
     covered = _value(warehouse.query(COVERAGE_SQL, day_bounds), "items")
     found["catalogue_coverage"] = (
         covered / len(window.item_ids) if served else None,
-        {"served_items": covered, "catalogue": len(window.item_ids)},
+        {"requests": served, "served_items": covered, "catalogue": len(window.item_ids)},
     )
     today, before = warehouse.query(EVENTS_SQL, day_bounds), warehouse.query(EVENTS_SQL, _trailing(day))
     impressions, clicks = _value(today, "impressions"), _value(today, "clicks")
@@ -248,7 +250,12 @@ def _serving_metrics(warehouse: Warehouse, window: TrainingWindow, day: dt.date)
         actual = _score_histogram(warehouse, edges, day_bounds)
         found["score_psi"] = (
             drift.psi(expected, actual),
-            {"edges": [round(e, 6) for e in edges], "trailing": expected.tolist(), "day": actual.tolist()},
+            {
+                "requests": served,
+                "edges": [round(e, 6) for e in edges],
+                "trailing": expected.tolist(),
+                "day": actual.tolist(),
+            },
         )
     else:
         found["score_psi"] = (None, {"requests": served, "trailing_edges": len(edges)})

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys_assets.core.catalogue.display import display_names
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.io.artifacts import (
     EVAL_REPORT,
@@ -157,11 +158,12 @@ def publish(
 
 
 def item_titles(items_uri: str, maps: NodeMaps) -> list[str]:
-    """Each item node's title ("" when it has none), checked against the node order."""
-    catalogue = read_parquet(items_uri, columns=["item_id", "title"])
+    """Each item node's display name (its title, else one from its brand, category and id),
+    checked against the node order."""
+    catalogue = read_parquet(items_uri, columns=["item_id", "title", "brand", "categories"])
     if catalogue["item_id"].tolist() != maps.items:
         raise ValueError(f"{items_uri}: item order differs from node_maps.json; rematerialize node_maps")
-    return catalogue["title"].fillna("").astype(str).tolist()
+    return display_names(catalogue)
 
 
 def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
