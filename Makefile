@@ -92,6 +92,7 @@ run: materialize
 API_WORKERS ?= 1
 serve: install
 	dir=$$(mktemp -d) && PROMETHEUS_MULTIPROC_DIR=$$dir \
+	  RECSYS_REQUEST_ID_KEY=$${RECSYS_REQUEST_ID_KEY:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')} \
 	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port $(API_PORT) --workers $(API_WORKERS)
 
 test: install tools

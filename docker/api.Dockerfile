@@ -31,5 +31,6 @@ USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=4)"]
-# A fresh multiprocess folder per start: /metrics adds up the workers (serving/metrics.py).
-CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) && exec uvicorn --factory serving.app:create_app --host 0.0.0.0 --port \"$PORT\" --workers \"$API_WORKERS\" --no-access-log"]
+# A fresh multiprocess folder per start: /metrics adds up the workers (serving/metrics.py); a
+# request-id key per start unless one is set, shared by the workers (serving/request_ids.py).
+CMD ["sh", "-c", "export PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) RECSYS_REQUEST_ID_KEY=${RECSYS_REQUEST_ID_KEY:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')} && exec uvicorn --factory serving.app:create_app --host 0.0.0.0 --port \"$PORT\" --workers \"$API_WORKERS\" --no-access-log"]

@@ -10,7 +10,6 @@ import asyncio
 import hmac
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Annotated, Any, cast
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotAuthorizedException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
@@ -32,6 +31,7 @@ from recsys_assets.settings import Settings, load_settings
 from serving import recommender
 from serving.index_state import IndexState, Published
 from serving.metrics import Metrics
+from serving.request_ids import RequestIds
 from serving.request_log import BigQuerySink, DuckDBSink, RequestLog, Sink
 from serving.schemas import (
     Accepted,
@@ -116,7 +116,7 @@ async def recommend(data: JSONBody[RecommendRequest], state: State) -> Recommend
     published = _published(state)
     arm, bundle = published.assign(data.user_id)
     experiment = published.experiment
-    request_id = uuid.uuid4().hex
+    request_id = state.request_ids.issue(data.user_id)
     teams: list[str] = []
     if arm == INTERLEAVED:
         ranked, items, teams = await _interleaved(state, published, data, request_id)
@@ -186,7 +186,12 @@ async def popular_items(state: State, k: KQuery = 20) -> ItemsResponse:
 
 @post("/feedback", status_code=HTTP_202_ACCEPTED)
 async def feedback(data: JSONBody[FeedbackRequest], state: State) -> Accepted:
-    """Record an impression, click or purchase of a served item (logged for monitoring)."""
+    """Record an impression, click or purchase of a served item (logged for monitoring); 400 for
+    a request id the API did not issue to that user."""
+    if not state.request_ids.issued(data.request_id, data.user_id):
+        raise ClientException(
+            detail=f"request_id {data.request_id!r} was not issued by this API for user {data.user_id!r}"
+        )
     published: Published | None = state.index.published
     experiment = published.experiment if published else None
     arm = published.arm_of(data.user_id) if published else None
@@ -335,6 +340,7 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
                 "index": index,
                 "request_log": request_log,
                 "shadows": shadows,
+                "request_ids": RequestIds(serving.request_id_key.get_secret_value()),
                 "batcher": SearchBatcher(
                     concurrency=serving.search_threads, observe=app_metrics.search_batch.observe
                 ),

@@ -30,6 +30,10 @@ resource "google_cloud_run_v2_service" "api" {
         value = google_bigquery_dataset.recsys.dataset_id
       }
       env {
+        name  = "RECSYS_REQUEST_ID_KEY"
+        value = var.request_id_key
+      }
+      env {
         name  = "RECSYS_SERVING_MANIFEST"
         value = "gs://${google_storage_bucket.artifacts.name}/recsys/serving/manifest.json"
       }

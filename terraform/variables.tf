@@ -44,6 +44,13 @@ variable "api_invokers" {
   default     = []
 }
 
+variable "request_id_key" {
+  description = "Signs the API's request ids (RECSYS_REQUEST_ID_KEY), so /feedback accepts only ids it issued. Set it (e.g. openssl rand -hex 16): without it each instance has its own key, and feedback reaching another instance is refused."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
 variable "artifact_retention_days" {
   description = "Noncurrent object versions older than this are deleted."
   type        = number

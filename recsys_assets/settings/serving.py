@@ -73,6 +73,12 @@ class ServingSettings(Section):
         SecretStr(""), "Enables `POST /admin/reload` for callers sending it as `X-API-Key`; empty: off.",
         env="RECSYS_ADMIN_API_KEY", exclude=True,
     )  # fmt: skip
+    request_id_key: SecretStr = setting(
+        SecretStr(""),
+        "Signs request ids so `/feedback` accepts only ids the API issued, for their user; empty: a key per "
+        "process (set it when several workers or instances serve).",
+        env="RECSYS_REQUEST_ID_KEY", exclude=True,
+    )  # fmt: skip
     log_sink: Literal["duckdb", "bigquery", "none"] = setting(
         "duckdb", "Where the API writes request and feedback logs: `duckdb`, `bigquery` or `none`.",
         env="RECSYS_LOG_SINK", default_doc="`duckdb` (local), `bigquery` (gcp)",

@@ -63,7 +63,8 @@ async def test_an_ab_test_splits_users_stickily_and_logs_their_arm(tmp_path: Pat
         assert 0.22 < share < 0.38  # 400 users at 0.3: standard error 0.023
         again = [(await client.post("/recommend", json={"user_id": u})).json()["arm"] for u in USERS[:50]]
         assert again == [arms[u] for u in USERS[:50]]  # sticky
-        feedback = {"request_id": "r1", "user_id": USERS[0], "item_id": "I005", "event": "click"}
+        issued = app.state.request_ids.issue(USERS[0])
+        feedback = {"request_id": issued, "user_id": USERS[0], "item_id": "I005", "event": "click"}
         assert (await client.post("/feedback", json=feedback)).status_code == 202
         await _until(lambda: app.state.request_log.written["feedback_events"] == 1)
     logged = dict(_rows(tmp_path, "SELECT arm, count(*) FROM recommendation_requests GROUP BY arm"))

@@ -159,7 +159,10 @@ async def test_only_json_bodies_are_accepted(
     client: AsyncTestClient, path: str, content_type: str | None
 ) -> None:
     # A cross-site "simple" request (text/plain, forms) must not reach the drift metrics.
-    body = FEEDBACK if path == "/feedback" else '{"user_id": "u1"}'
+    body = '{"user_id": "u1"}'
+    if path == "/feedback":
+        issued = client.app.state.request_ids.issue("u1")
+        body = json.dumps({**json.loads(FEEDBACK), "request_id": issued})
     headers = {"content-type": content_type} if content_type else {}
     response = await client.post(path, content=body.encode(), headers=headers)
     assert response.status_code == 415, response.text
@@ -244,9 +247,10 @@ async def test_a_failing_warehouse_is_retried_with_back_off_and_logged_once(
     sink = FailingSink()
     app = create_app(settings(tmp_path, log_batch_rows=10, log_flush_s=0.05), sink=sink)
     async with AsyncTestClient(app=app) as client:
-        for i in range(500):  # every append past the first batch used to wake the writer
+        for _ in range(500):  # every append past the first batch used to wake the writer
+            issued = app.state.request_ids.issue("u1")
             assert (
-                await client.post("/feedback", json={**json.loads(FEEDBACK), "request_id": f"r{i}"})
+                await client.post("/feedback", json={**json.loads(FEEDBACK), "request_id": issued})
             ).status_code == 202
         await asyncio.sleep(1.0)
         text = (await client.get("/metrics")).text
@@ -288,3 +292,37 @@ async def test_loaded_versions_are_kept_off_the_garbage_collector_and_replaced_o
         )
         assert gone() is None  # v1 freed although it was frozen
     gc.unfreeze()  # leave the other tests' collector as they expect it
+
+
+async def test_feedback_needs_a_request_id_the_api_issued_to_that_user(tmp_path: Path) -> None:
+    publish_version(tmp_path, "v1")
+    key = {"request_id_key": "k" * 32, "log_sink": "none"}
+    app, other = create_app(settings(tmp_path, **key)), create_app(settings(tmp_path, **key))
+    stranger = create_app(settings(tmp_path, request_id_key="another key", log_sink="none"))
+    async with AsyncTestClient(app=app) as client:
+        served = (await client.post("/recommend", json={"user_id": "u1", "k": 2})).json()
+        issued = served["request_id"]
+        assert len(issued) == 32 and int(issued, 16) >= 0  # the shape of a UUID's hex
+        event = {"request_id": issued, "user_id": "u1", "item_id": "I001", "event": "click"}
+        assert (await client.post("/feedback", json=event)).status_code == 202
+        for forged, user in (("0" * 32, "u1"), ("r1", "u1"), (issued, "u2"), (issued[:-1] + "0", "u1")):
+            response = await client.post("/feedback", json={**event, "request_id": forged, "user_id": user})
+            assert response.status_code == 400, (forged, user)
+            assert response.json()["detail"] == (
+                f"request_id {forged!r} was not issued by this API for user {user!r}"
+            )
+    # Another worker or instance with the same key accepts it; one with another key does not.
+    async with AsyncTestClient(app=other) as client:
+        assert (await client.post("/feedback", json=event)).status_code == 202
+    async with AsyncTestClient(app=stranger) as client:
+        assert (await client.post("/feedback", json=event)).status_code == 400
+
+
+async def test_without_a_key_each_process_draws_its_own_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    publish_version(tmp_path, "v1")
+    first, second = (create_app(settings(tmp_path, log_sink="none")) for _ in range(2))
+    assert "RECSYS_REQUEST_ID_KEY is not set" in caplog.text
+    issued = first.state.request_ids.issue("u1")
+    assert first.state.request_ids.issued(issued, "u1") and not second.state.request_ids.issued(issued, "u1")
