@@ -239,6 +239,7 @@ def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_
         models={name: model_files(artifacts, name) for name in MODEL_ASSETS},
         candidate=tree.models.candidate,
         output_uri=artifacts.uri(catalogue.EVAL_REPORT),
+        table_uri=artifacts.uri(catalogue.EVAL_TABLE),
         blessed_uri=artifacts.uri(catalogue.BLESSED_REPORT),
         tolerance=tree.models.promotion_tolerance,
         versions={"code": code_version(tree.code_version), "gat_features": tree.models.gat_features},

@@ -178,6 +178,8 @@ class EvaluateParams(JobParams):
     #: the best validation NDCG@20.
     candidate: str = ""
     output_uri: str
+    #: Every model's metrics as one wide markdown table (too wide for the UI's metadata panel).
+    table_uri: str
     #: The blessed report; it may not exist yet.
     blessed_uri: str
     tolerance: float

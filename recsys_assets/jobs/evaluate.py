@@ -3,13 +3,15 @@ servable model (or the pinned one) as the candidate, and gate it against the ble
 
 from __future__ import annotations
 
+import base64
 from functools import partial
 from typing import Any
 
 from dagster_pipes import PipesContext
 
 from recsys_assets.core.io.codecs import read_json, save
-from recsys_assets.core.io.storage import exists
+from recsys_assets.core.io.storage import exists, write_bytes
+from recsys_assets.core.markdown import Markdown
 from recsys_assets.core.models.evaluation import KS, evaluate
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.report import (
@@ -17,8 +19,10 @@ from recsys_assets.core.models.report import (
     build_report,
     choose_candidate,
     gate_outcome,
+    learning_curves_plot,
     model_entry,
     report_table,
+    summary_table,
 )
 from recsys_assets.core.models.scoring import load_scorable
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
@@ -56,8 +60,10 @@ def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     models: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    histories: dict[str, list[dict[str, float]]] = {}
     for name, files in params.models.items():
         meta = read_json(files.meta_uri)
+        histories[name] = meta.get("history", [])
         if meta.get("skipped"):
             skipped[name] = meta["skipped"]
             pipes.log.warning(f"{name} was skipped: {meta['skipped']}")
@@ -70,12 +76,23 @@ def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
         models, data, candidate, reason, params.versions, pipes.run_id, blessed, params.tolerance, skipped
     )
     save(params.output_uri, report)
+    write_bytes(params.table_uri, (report_table(models, candidate) + "\n").encode())
+    curves = learning_curves_plot({name: histories[name] for name in models})
+    gated = "passed" if verdict.passed else "FAILED, nothing downstream runs"
     metadata = {
         "uri": params.output_uri,
+        "served": f"{candidate}, chosen on validation: {reason}. "
+        f"Promotion gate {gated}: {verdict.description}",
         "candidate": candidate,
         "candidate_reason": reason,
         **{f"{name}_test_ndcg_at_20": round(r["test"]["ndcg@20"], 5) for name, r in models.items()},
-        "report": report_table(models, candidate),
+        "report": summary_table(models, candidate),
+        "full_table_uri": params.table_uri,
+        "learning_curves": Markdown(
+            f"![learning curves](data:image/png;base64,{base64.b64encode(curves).decode()})"
+        )
+        if curves
+        else None,
         **({"skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items())} if skipped else {}),
     }
     gate = gate_outcome(verdict, candidate, params.tolerance, params.blessed_uri)

@@ -48,8 +48,7 @@ def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> trai
     own settings)."""
 
     def progress(record: dict[str, float]) -> None:
-        epoch, loss, ndcg = int(record["epoch"]), record["loss"], record["val_ndcg@20"]
-        pipes.log.info(f"{params.model} epoch {epoch}: loss {loss:.4f}, val NDCG@20 {ndcg:.4f}")
+        pipes.log.info(f"{params.model} {training.progress_line(record)}")
 
     def log(text: str) -> None:
         pipes.log.info(f"{params.model}: {text}")

@@ -141,9 +141,24 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     gate = pipeline.checks["eval_report_promotion_gate"]
     assert gate.passed and "no blessed report yet" in gate.description
     assert gate.metadata["observed"].value == pytest.approx(report["models"][candidate]["test"]["ndcg@20"])
-    table = pipeline.metadata["eval_report"]["report"].value
-    assert f"| **{candidate}** (served) |" in table
+    # The UI's table is the compact one, the served model marked; the wide one is a file.
+    metadata = pipeline.metadata["eval_report"]
+    table = metadata["report"].value
+    assert table.splitlines()[0] == (
+        "| model | validation NDCG@20 (chooses) | test NDCG@20 | test Recall@20 | test coverage@20 | train s "
+        "| serves |"
+    )
+    served_row = next(line for line in table.splitlines() if line.startswith(f"| **{candidate}** |"))
+    assert served_row.endswith("| **yes** |") and table.count("**yes**") == 1
     assert all(f"| {name} |" in table for name in report["models"] if name != candidate)
+    wide = Path(artifacts.uri(catalogue.EVAL_TABLE)).read_text()
+    assert metadata["full_table_uri"].value == artifacts.uri(catalogue.EVAL_TABLE)
+    assert f"| **{candidate}** (served) |" in wide and "| test Hit@20 |" in wide
+    assert metadata["served"].value == (
+        f"{candidate}, chosen on validation: {report['candidate_reason']}. Promotion gate passed: "
+        f"{gate.description.removeprefix(f'candidate {candidate}: ')}"
+    )
+    assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
 
 
 def _copy(pipeline: Pipeline, tmp_path: Path) -> dict:

@@ -117,6 +117,9 @@ MODEL_NEIGHBOURS = Artifact(
 MODEL_META = Artifact("models/{model}/meta.json", "{model}_model", "Config, timings, validation history.")
 GAT_CHECKPOINT = Artifact("models/gat.pt", "gat_model", "The GAT's weights, config and graph sizes.")
 EVAL_REPORT = Artifact("eval/eval.json", "eval_report", "Every model's metrics; the promotion verdict.")
+EVAL_TABLE = Artifact(
+    "eval/eval_table.md", "eval_report", "Every model's metrics as one wide markdown table."
+)
 BLESSED_REPORT = Artifact(
     "eval/blessed.json", "bless_eval_report", "The report candidates are gated against."
 )
@@ -156,7 +159,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
     MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, GAT_CHECKPOINT,
-    EVAL_REPORT, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
+    EVAL_REPORT, EVAL_TABLE, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,
 )  # fmt: skip

@@ -65,12 +65,20 @@ class FitResult:
 
 class EarlyStopping:
     """Keeps the best vectors by validation NDCG@20; says stop after ``patience`` evaluations
-    without improvement."""
+    without improvement. ``progress`` gets each evaluation with where training stands: the
+    epoch of ``epochs``, the best so far, the patience left, seconds per epoch and the most
+    time left (all remaining epochs; stopping early only shortens it)."""
 
     def __init__(
-        self, train: Csr, val: Csr, patience: int, progress: Callable[[dict[str, float]], None] | None = None
+        self,
+        train: Csr,
+        val: Csr,
+        patience: int,
+        progress: Callable[[dict[str, float]], None] | None = None,
+        epochs: int = 0,
     ):
         self.train, self.val, self.patience, self.progress = train, val, patience, progress
+        self.epochs = epochs
         self.best = FitResult(np.zeros(0), np.zeros(0), 0, -1.0, 0.0)
         self.waited = 0
         self.started = time.perf_counter()
@@ -84,15 +92,24 @@ class EarlyStopping:
             ndcg = validation_ndcg20(users, items, self.train, self.val)
         record = {"epoch": float(epoch), "loss": loss, "val_ndcg@20": ndcg}
         self.best.history.append(record)
-        if self.progress:
-            self.progress(record)
         if ndcg > self.best.best_val_ndcg20:
             self.best.users, self.best.items = users.copy(), items.copy()
             self.best.best_epoch, self.best.best_val_ndcg20 = epoch, ndcg
             self.waited = 0
-            return False
-        self.waited += 1
-        return self.waited >= self.patience
+        else:
+            self.waited += 1
+        stop = self.waited >= self.patience
+        if self.progress:
+            self.progress(record | self._standing(epoch, stop))
+        return stop
+
+    def _standing(self, epoch: int, stop: bool) -> dict[str, float]:
+        per_epoch = (time.perf_counter() - self.started) / epoch
+        left = 0 if stop else max(self.epochs - epoch, 0)
+        return {"epochs": float(self.epochs or epoch), "best_epoch": float(self.best.best_epoch),
+                "best_val_ndcg@20": self.best.best_val_ndcg20,
+                "patience_left": float(self.patience - self.waited), "patience": float(self.patience),
+                "seconds_per_epoch": per_epoch, "eta_seconds": per_epoch * left}  # fmt: skip
 
     def result(self) -> FitResult:
         self.best.seconds = time.perf_counter() - self.started

@@ -65,7 +65,7 @@ def train_lightgcn(
     model = LightGCN(n_users + n_items, config.dim, config.layers, normalize=False)
     model.convs = torch.nn.ModuleList(SymmetricLGConv() for _ in range(config.layers))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    stopping = EarlyStopping(train, val, config.patience, progress)
+    stopping = EarlyStopping(train, val, config.patience, progress, config.epochs)
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(users), generator=generator)

@@ -39,7 +39,7 @@ def train_mf_bpr(
     torch.nn.init.normal_(user_emb.weight, std=0.1)
     torch.nn.init.normal_(item_emb.weight, std=0.1)
     optimizer = torch.optim.Adam([*user_emb.parameters(), *item_emb.parameters()], lr=config.learning_rate)
-    stopping = EarlyStopping(train, val, config.patience, progress)
+    stopping = EarlyStopping(train, val, config.patience, progress, config.epochs)
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(len(pair_users), generator=generator)
         total = 0.0

@@ -13,6 +13,7 @@ from recsys_assets.core.models.evaluation import TERTILES, Verdict, promotion_ve
 from recsys_assets.core.models.recency import ORDER_FREE, Order
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.outcomes import CheckOutcome
+from recsys_assets.core.plots import png, pyplot
 
 PACKAGES = ("torch", "torch-geometric", "numpy", "scipy", "faiss-cpu", "dagster-pipes")
 #: The metrics kept of a model evaluated with order switched off.
@@ -127,6 +128,40 @@ def gate_outcome(verdict: Verdict, candidate: str, tolerance: float, blessed_uri
             "blessed_uri": blessed_uri,
         },
     )
+
+
+def summary_table(models: dict[str, Any], candidate: str) -> str:
+    """The table that fits the UI: each model's validation and test NDCG@20 (the candidate is
+    chosen on validation; test is only reported), test Recall@20 and coverage, training time,
+    and which model serves."""
+    header = ["model", "validation NDCG@20 (chooses)", "test NDCG@20", "test Recall@20", "test coverage@20",
+              "train s", "serves"]  # fmt: skip
+    rows = [
+        [f"**{name}**" if name == candidate else name, f"{m['val']['ndcg@20']:.4f}",
+         f"{m['test']['ndcg@20']:.4f}", f"{m['test']['recall@20']:.4f}", f"{m['test']['coverage@20']:.3f}",
+         f"{m['train']['train_seconds']:.1f}", "**yes**" if name == candidate else ""]
+        for name, m in models.items()
+    ]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def learning_curves_plot(histories: dict[str, list[dict[str, float]]]) -> bytes | None:
+    """Validation NDCG@20 by epoch of every model trained epoch by epoch (PNG); None when none was."""
+    curves = {name: h for name, h in histories.items() if h}
+    if not curves:
+        return None
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for name, history in curves.items():
+        axis.plot(
+            [h["epoch"] for h in history], [h["val_ndcg@20"] for h in history], label=name, linewidth=1.2
+        )
+    axis.set_xlabel("epoch", fontsize=8)
+    axis.set_ylabel("validation NDCG@20", fontsize=8)
+    axis.set_title("learning curves", fontsize=9)
+    axis.tick_params(labelsize=7)
+    axis.legend(fontsize=7)
+    return png(figure)
 
 
 def report_table(models: dict[str, Any], candidate: str = "") -> str:

@@ -40,6 +40,20 @@ ModelName = Literal["popularity", "mf", "lightgcn", "gat", "ease", "itemknn"]
 Progress = Callable[[dict[str, float]], None]
 
 
+def progress_line(record: dict[str, float]) -> str:
+    """One evaluation of a training loop (``EarlyStopping``'s progress record) for a log: the
+    epoch of the most, its loss and validation score, the best so far, the patience left, the
+    pace and the most time left."""
+    line = (
+        f"epoch {int(record['epoch'])} of at most {int(record['epochs'])}: loss {record['loss']:.4f}, "
+        f"val NDCG@20 {record['val_ndcg@20']:.4f} (best {record['best_val_ndcg@20']:.4f} at epoch "
+        f"{int(record['best_epoch'])}; patience {int(record['patience_left'])} of {int(record['patience'])} "
+        f"left); {record['seconds_per_epoch']:.1f} s an epoch"
+    )
+    eta = record["eta_seconds"]
+    return line + (f", at most {eta / 60:.1f} min left" if eta else ", done")
+
+
 @dataclass
 class Trained:
     model: Scorable

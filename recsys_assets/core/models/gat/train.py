@@ -189,7 +189,9 @@ def train_gat(
     # ever be a negative, and its content would learn to point away from every user.
     pool = torch.nonzero(model.seen[:, 0] > 0).squeeze(1)
     every, patience = validation_schedule(config, fanouts)
-    stopping = EarlyStopping(train, sample_rows(val, config.val_users, config.seed), patience, progress)
+    stopping = EarlyStopping(
+        train, sample_rows(val, config.val_users, config.seed), patience, progress, config.epochs
+    )
     sequence = (
         sequence_context(pair_users.numpy(), pair_items.numpy(), graph.attributes[RATES][:, 1].numpy(),
                          config.sequence_window, config.recency_decay)
