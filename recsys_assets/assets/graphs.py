@@ -1,5 +1,6 @@
 """The graphs family: the interaction split, node maps, user-item and item-item edges, QA report."""
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,11 +18,12 @@ from dagster import (
 )
 
 from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
+from recsys_assets.core.catalogue.display import display_names
 from recsys_assets.core.graphs.edges import edge_problems
 from recsys_assets.core.graphs.edges import ui_edges as build_ui_edges
 from recsys_assets.core.graphs.knn import knn_graph
 from recsys_assets.core.graphs.node_maps import NodeMaps, build_node_maps
-from recsys_assets.core.graphs.qa import qa_report, report_markdown
+from recsys_assets.core.graphs.qa import degree_plot, qa_report, report_markdown
 from recsys_assets.core.graphs.splits import SPLITS, split_interactions
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_npy
@@ -180,7 +182,7 @@ ii_edges_fused = _knn_asset("fused", item_fused_embeddings)
 
 @asset(
     group_name=GROUP,
-    ins={"items": AssetIn(metadata={"columns": ["item_id", "title"]})},
+    ins={"items": AssetIn(metadata={"columns": ["item_id", "title", "brand", "categories"]})},
     metadata=artifact_metadata(catalogue.GRAPH_QA),
 )
 def graph_qa_report(
@@ -191,8 +193,12 @@ def graph_qa_report(
     ii_edges_fused: dict[str, np.ndarray],
 ) -> Output[dict[str, Any]]:
     """Counts, degree histograms, orphans, problems and sample neighbours: graphs/qa_report.json."""
-    titles = items["title"].fillna(items["item_id"])
+    titles = pd.Series(display_names(items))
     report = qa_report(
         NodeMaps.from_json(node_maps), ui_edges, {"txt": ii_edges_txt, "fused": ii_edges_fused}, titles
     )
-    return Output(report, metadata={"report": MetadataValue.md(report_markdown(report))})
+    plot = base64.b64encode(degree_plot(report)).decode()
+    return Output(report, metadata={
+        "report": MetadataValue.md(report_markdown(report)),
+        "degree_histograms": MetadataValue.md(f"![degree histograms](data:image/png;base64,{plot})"),
+    })  # fmt: skip

@@ -3,6 +3,8 @@ check passes, and the split and user-item edges agree."""
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,14 @@ def test_split_edges_and_qa_report_agree(pipeline: Pipeline) -> None:
     assert len(splits) == SMALL["n_reviews"]
     ui = read_npz(artifacts.uri(catalogue.UI_EDGES))
     assert len(ui["src"]) == int((splits["split"] == "train").sum()) == report["edges"]["user_item"]
-    assert pipeline.metadata["graph_qa_report"]["report"].value.startswith("**Nodes** users: ")
+    metadata = pipeline.metadata["graph_qa_report"]
+    assert metadata["report"].value.startswith("**Nodes** users: ")
+    plot = metadata["degree_histograms"].value.removeprefix("![degree histograms](data:image/png;base64,")
+    assert base64.b64decode(plot.removesuffix(")"))[:4] == b"\x89PNG"
+    # Sample neighbours read by display name: none blank, though some items have no title.
+    samples = [(item, near) for by_item in report["samples"].values() for item, near in by_item.items()]
+    named = [name for item, near in samples for name in (item, *near)]
+    assert named and all(named)
 
 
 def test_every_graph_check_passes(pipeline: Pipeline) -> None:

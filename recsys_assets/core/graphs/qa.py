@@ -10,6 +10,7 @@ import pandas as pd
 from recsys_assets.core.graphs.edges import degree_histogram, edge_problems
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.plots import png, pyplot
 
 
 def qa_report(
@@ -100,3 +101,20 @@ def report_markdown(report: dict[str, Any]) -> str:
             markdown_table(["item", "nearest items"], [[item, "; ".join(n)] for item, n in samples.items()])
         )
     return "\n\n".join(parts)
+
+
+def degree_plot(report: dict[str, Any]) -> bytes:
+    """The degree histograms as bar charts, one panel each, counts on a log scale (PNG)."""
+    plt = pyplot()
+    histograms = report["degree_histograms"]
+    figure, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 2.8), squeeze=False)
+    for axis, (name, histogram) in zip(axes[0], histograms.items(), strict=True):
+        labels, counts = zip(*histogram, strict=True)
+        axis.bar(range(len(labels)), [max(c, 0) for c in counts], color="tab:blue")
+        axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=6)
+        axis.set_yscale("symlog")  # empty buckets stay visible at 0
+        axis.set_title(name.replace("_", " "), fontsize=8)
+        axis.set_xlabel("degree", fontsize=7)
+        axis.tick_params(axis="y", labelsize=6)
+    axes[0][0].set_ylabel("nodes", fontsize=7)
+    return png(figure)
