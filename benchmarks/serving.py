@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from benchmarks.graphs import ITEMS, vectors
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, SERVING_VERSION_MANIFEST, Artifacts
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.local_api import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "data" / "bench" / "serving"
@@ -106,12 +106,6 @@ def bodies(path: Path, n: int = 2_000) -> Path:
     )
     path.write_text(script)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(factory: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:

@@ -72,12 +72,11 @@ def examples_block(manifest: Path) -> str:
             show(Example("POST", "/recommend", {"user_id": "newcomer", "k": 2}))
             show(Example("GET", f"/items/{item}/similar?k=2"))
             show(Example("GET", "/popular?k=2"))
-            clicked = first["items"][0]["item_id"]
             for who in (user, "someone-else"):  # accepted; refused: the id was issued to another user
                 event = {
                     "request_id": first["request_id"],
                     "user_id": who,
-                    "item_id": clicked,
+                    "item_id": item,
                     "event": "click",
                 }
                 show(Example("POST", "/feedback", event))

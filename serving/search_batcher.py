@@ -59,10 +59,14 @@ class SearchBatcher:
             task.add_done_callback(self._tasks.discard)
         return await future
 
+    def _next_batch(self) -> list[Queued]:
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        return batch
+
     def _search_inline(self) -> None:
         """Every query queued since the last turn, searched on the event loop."""
         while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            batch = self._next_batch()
             try:
                 results = _search_batch(batch)
             except Exception as error:
@@ -82,7 +86,7 @@ class SearchBatcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                batch = self._next_batch()
                 try:
                     results = await anyio.to_thread.run_sync(_search_batch, batch)
                 except Exception as error:

@@ -1,6 +1,5 @@
 """The graphs family: the interaction split, node maps, user-item and item-item edges, QA report."""
 
-import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from recsys_assets.core.graphs.qa import degree_plot, qa_report, report_markdown
 from recsys_assets.core.graphs.splits import SPLITS, split_interactions
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_npy
+from recsys_assets.core.markdown import image
 from recsys_assets.environments import SettingsResource
 from recsys_assets.io_manager import artifact_metadata
 
@@ -197,8 +197,7 @@ def graph_qa_report(
     report = qa_report(
         NodeMaps.from_json(node_maps), ui_edges, {"txt": ii_edges_txt, "fused": ii_edges_fused}, titles
     )
-    plot = base64.b64encode(degree_plot(report)).decode()
     return Output(report, metadata={
         "report": MetadataValue.md(report_markdown(report)),
-        "degree_histograms": MetadataValue.md(f"![degree histograms](data:image/png;base64,{plot})"),
+        "degree_histograms": MetadataValue.md(image("degree histograms", degree_plot(report))),
     })  # fmt: skip

@@ -2,7 +2,6 @@
 serving model's training window (the warehouse's ``drift_metrics`` table), and the daily report
 of the online experiments (``experiment_metrics``)."""
 
-import base64
 import datetime as dt
 from typing import Any
 
@@ -14,7 +13,7 @@ from recsys_assets.assets.serving import faiss_index
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.core.io.storage import write_bytes
-from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.markdown import image, markdown_table
 from recsys_assets.core.monitoring import experiments
 from recsys_assets.core.monitoring.day import day_metrics, load_training_window
 from recsys_assets.core.monitoring.history import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
@@ -61,8 +60,7 @@ def drift_metrics(context: AssetExecutionContext, settings: SettingsResource) ->
             "metrics": MetadataValue.md(_day_table(rows)),
             f"last_{HISTORY_DAYS}_days": MetadataValue.md(history_table(history)),
             f"last_{HISTORY_DAYS}_days_plot": MetadataValue.md(
-                f"![drift over the last {HISTORY_DAYS} days](data:image/png;base64,"
-                f"{base64.b64encode(plot).decode()})"
+                image(f"drift over the last {HISTORY_DAYS} days", plot)
             ),
             "plot_uri": plot_uri,
         }
@@ -105,6 +103,5 @@ def experiment_report(context: AssetExecutionContext, settings: SettingsResource
     }
     for name in names:
         history = client.query(experiments.HISTORY_SQL, {"experiment": name, "last": day})
-        plot = base64.b64encode(experiments.history_plot(history, name)).decode()
-        metadata[f"plot_{name}"] = MetadataValue.md(f"![{name}](data:image/png;base64,{plot})")
+        metadata[f"plot_{name}"] = MetadataValue.md(image(name, experiments.history_plot(history, name)))
     return MaterializeResult(metadata=metadata)

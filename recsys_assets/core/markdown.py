@@ -9,6 +9,13 @@ class Markdown(str):
     """Text to show rendered as markdown, wherever it travels (asset metadata, Pipes, checks)."""
 
 
+def image(alt: str, png: bytes) -> Markdown:
+    """A PNG embedded in markdown (the Dagster UI shows it inline; nothing to fetch)."""
+    import base64
+
+    return Markdown(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
 def markdown_table(header: list[str], rows: list[list[Any]]) -> Markdown:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]

@@ -3,7 +3,6 @@ servable model (or the pinned one) as the candidate, and gate it against the ble
 
 from __future__ import annotations
 
-import base64
 from functools import partial
 from typing import Any
 
@@ -11,7 +10,7 @@ from dagster_pipes import PipesContext
 
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists, write_bytes
-from recsys_assets.core.markdown import Markdown
+from recsys_assets.core.markdown import image
 from recsys_assets.core.models.evaluation import KS, evaluate
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.report import (
@@ -88,11 +87,7 @@ def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
         **{f"{name}_test_ndcg_at_20": round(r["test"]["ndcg@20"], 5) for name, r in models.items()},
         "report": summary_table(models, candidate),
         "full_table_uri": params.table_uri,
-        "learning_curves": Markdown(
-            f"![learning curves](data:image/png;base64,{base64.b64encode(curves).decode()})"
-        )
-        if curves
-        else None,
+        "learning_curves": image("learning curves", curves) if curves else None,
         **({"skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items())} if skipped else {}),
     }
     gate = gate_outcome(verdict, candidate, params.tolerance, params.blessed_uri)

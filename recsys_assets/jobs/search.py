@@ -9,7 +9,6 @@ reads each trial's validation curve as it trains.
 
 from __future__ import annotations
 
-import base64
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from dagster_pipes import PipesContext
 
 from recsys_assets.core.io.codecs import save
 from recsys_assets.core.io.storage import exists, read_bytes, write_bytes
-from recsys_assets.core.markdown import Markdown
+from recsys_assets.core.markdown import Markdown, image
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.search import current_params, history_plot, model_fit, run_search
 from recsys_assets.core.models.training_data import load_training_data
@@ -55,7 +54,6 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
     }
     save(params.best_uri, best)
     completed = [t for t in result.trials if t["state"] == "complete"]
-    plot = base64.b64encode(history_plot(result)).decode()
     metadata = {
         "uri": params.best_uri,
         "best_val_ndcg20": round(result.best_value, 5),
@@ -69,7 +67,7 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
             sum(t["seconds"] for t in completed) / max(len(completed), 1), 2
         ),
         "trials_table": Markdown(result.table()),
-        "optimisation_history": Markdown(f"![optimisation history](data:image/png;base64,{plot})"),
+        "optimisation_history": image("optimisation history", history_plot(result)),
     }
     return JobResult(metadata)
 

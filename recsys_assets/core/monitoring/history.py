@@ -61,11 +61,9 @@ def history_plot(history: pd.DataFrame) -> bytes:
         read = metric["status"].isin(["ok", "breach"])
         ax.plot(days[read], values[read], marker="o", markersize=3, color="tab:blue")
         breached = metric["status"] == "breach"
-        ax.scatter(days[breached], values[breached], color="tab:red", zorder=3, s=18, label="breach")
+        ax.scatter(days[breached], values[breached], color="tab:red", zorder=3, s=18)
         thin = (metric["status"] == "no_data") & values.notna()
-        ax.scatter(
-            days[thin], values[thin], facecolors="none", edgecolors="grey", s=18, label="below min sample"
-        )
+        ax.scatter(days[thin], values[thin], facecolors="none", edgecolors="grey", s=18)
         ax.axhline(float(metric["threshold"].iloc[-1]), linestyle="--", color="grey", linewidth=1)
         if not values.notna().any():
             ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="grey")
