@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools run serve materialize drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift data data-movielens install lock clean
+.PHONY: tools browser screenshots run serve materialize drift-today drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift bench-make-run data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,15 +76,21 @@ data-movielens: install
 	$(PY) -c "from benchmarks.movielens import fetch_ml100k; print(fetch_ml100k())" | tail -1 \
 	  | xargs -I{} $(PY) -m recsys_assets.devdata.movielens {} data/raw/ml-100k
 
-# The API (API_PORT, 8000) runs beside the Dagster UI (UI_PORT, 3000) and stops with it.
-# `dagster dev` starts in DAGSTER_HOME: started in the repository, it warns that the
-# repository's dagster.yaml (the template copied there) "will not be used".
+# The Dagster UI (UI_PORT, 3000) and the API (API_PORT, 8000) start first; the whole graph is then
+# one run of the UI's instance, followed here and in the UI (recsys_assets/live_run.py).
 API_PORT ?= 8000
 UI_PORT ?= 3000
-run: materialize
-	$(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port $(API_PORT) & api=$$!; \
-	trap 'kill $$api' EXIT INT TERM; \
-	cd $(DAGSTER_HOME) && $(CURDIR)/$(VENV)/bin/dagster dev -w $(CURDIR)/workspace.yaml -h 0.0.0.0 -p $(UI_PORT)
+run: install data $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m recsys_assets.live_run --ui-port $(UI_PORT) --api-port $(API_PORT)
+
+# The README's pictures (docs/*.png) from a running `make run` (recsys_assets/screenshots.py).
+screenshots: install browser
+	$(PY) -m recsys_assets.screenshots --ui http://localhost:$(UI_PORT) --api http://localhost:$(API_PORT)
+
+# Today's drift metrics from what the API has logged so far (the explorer's and any client's
+# requests), into the same instance the UI shows; the daily schedule does yesterday's by itself.
+drift-today: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster asset materialize -m recsys_assets.definitions --select drift_metrics --partition $$(date -u +%F)
 
 # The API alone, over the last published serving version (data/artifacts/serving/manifest.json);
 # API_WORKERS=N runs N processes (one per core serves the most; see the README); API_PORT=8001
@@ -95,7 +101,13 @@ serve: install
 	  RECSYS_REQUEST_ID_KEY=$${RECSYS_REQUEST_ID_KEY:-$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')} \
 	  $(VENV)/bin/uvicorn --factory serving.app:create_app --host 0.0.0.0 --port $(API_PORT) --workers $(API_WORKERS)
 
-test: install tools
+# The explorer's browser tests and the screenshots drive Debian's chromium through Playwright
+# (no browser download); installed here where apt-get can, else Playwright's own Chromium.
+browser: install
+	command -v chromium >/dev/null || apt-get install -y chromium || (apt-get update && apt-get install -y chromium) \
+	  || $(PY) -m playwright install chromium
+
+test: install tools browser
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: install tools
@@ -105,7 +117,7 @@ lint: install tools
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(TOOLS)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift bench-make-run
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -136,6 +148,10 @@ bench-serving: install
 
 bench-drift: install
 	$(PY) -m benchmarks.drift
+
+# make run's wait, quiet and busy (benchmarks/make_run.py).
+bench-make-run: install data
+	$(PY) -m benchmarks.make_run
 
 bench-models: install data
 	$(PY) -m benchmarks.models synthetic

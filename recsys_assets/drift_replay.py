@@ -95,8 +95,9 @@ def _logged_clicks(path: str, day: dt.date) -> int:
     return logged_rows(path, "feedback_events", "event = 'click' AND CAST(ts AS DATE) = $day", {"day": day})
 
 
-def drift_then_retrain(today: dt.date) -> bool:
-    """Steps 3-5: today's drift metrics, the sensor's decision, the retrain it asks for."""
+def drift_then_retrain(today: dt.date, retrain: bool = True) -> bool:
+    """Steps 3-5: today's drift metrics, the sensor's decision, the retrain it asks for (unless
+    not ``retrain``)."""
     with DagsterInstance.get() as instance:
         drift = defs.resolve_job_def("drift_metrics_daily").execute_in_process(
             instance=instance, partition_key=str(today)
@@ -113,15 +114,17 @@ def drift_then_retrain(today: dt.date) -> bool:
             return False
         (request,) = requests
         print(f"4. the sensor requests run {request.run_key} with tags {json.dumps(request.tags)}")
+        if not retrain:
+            return True
         started = time.monotonic()
-        retrain = defs.resolve_job_def("retrain").execute_in_process(
+        retrained = defs.resolve_job_def("retrain").execute_in_process(
             instance=instance, tags={**request.tags, "dagster/run_key": request.run_key or ""},
             raise_on_error=False,
         )  # fmt: skip
-        if not retrain.success:
-            print(f"5. retrain run {retrain.run_id} failed")
+        if not retrained.success:
+            print(f"5. retrain run {retrained.run_id} failed")
             return False
-        print(f"5. retrain run {retrain.run_id} succeeded in {time.monotonic() - started:.0f} s")
+        print(f"5. retrain run {retrained.run_id} succeeded in {time.monotonic() - started:.0f} s")
         return True
 
 
@@ -129,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_500, help="events to replay (default 1500)")
     parser.add_argument("--shift", type=float, default=0.5, help="share moved to cold items (default 0.5)")
+    parser.add_argument(
+        "--no-retrain",
+        action="store_true",
+        help="stop after today's drift metrics (the sensor's decision too)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     manifest = Path(Artifacts(settings.artifacts.root).uri(catalogue.SERVING_MANIFEST))
@@ -152,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         print(f"   logged to {settings.warehouse.duckdb_path}")
 
-        if not drift_then_retrain(today):
+        if not drift_then_retrain(today, retrain=not args.no_retrain):
             return 1
+        if args.no_retrain:
+            return 0
         after = wait_for(
             url, lambda b: b.get("model_version") not in (None, before), "pick up the new version"
         )

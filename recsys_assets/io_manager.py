@@ -79,9 +79,10 @@ class ArtifactIOManager(UPathIOManager):
     def _write(self, obj: Any, path: UPath) -> dict[str, Any]:
         codec = self._codec(path)
         size = atomic_write(path, lambda stream: codec.dump(obj, stream))
-        return {"uri": MetadataValue.path(str(path)), "bytes": size, **codec.describe(obj)}
+        return {"bytes": size, **codec.describe(obj)}
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        # UPathIOManager adds the file as "path" itself (under another key it showed twice).
         context.add_output_metadata(self._write(obj, path))
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
@@ -109,7 +110,7 @@ class ArtifactIOManager(UPathIOManager):
         for key, path in paths.items():
             self.make_directory(path.parent)
             context.log.debug(self.get_writing_output_log_message(path))
-            metadata = self._write(obj[key], path)
+            metadata = {"path": MetadataValue.path(str(path)), **self._write(obj[key], path)}
             context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=key)
 
 

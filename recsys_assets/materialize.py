@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -19,6 +19,21 @@ from dagster._core.storage.tags import (
 
 from recsys_assets.definitions import defs
 from recsys_assets.partitions import interaction_months
+from recsys_assets.run_summary import print_summary
+
+
+def partition_range_tags(job_name: str, first: str | None = None, last: str | None = None) -> dict[str, str]:
+    """The tags that run ``job_name`` over the months ``first``..``last`` (default: all) as one
+    single-run backfill; none for a job without partitioned assets."""
+    job = defs.resolve_job_def(job_name)
+    graph = job.asset_layer.asset_graph
+    if not any(graph.get(key).partitions_def is not None for key in job.asset_layer.executable_asset_keys):
+        return {}
+    keys = interaction_months.get_partition_keys()
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: first or keys[0],
+        ASSET_PARTITION_RANGE_END_TAG: last or keys[-1],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,37 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     if job.partitions_def is not None and not args.partition and args.job != "all_assets":
         keys = job.partitions_def.get_partition_keys()
         parser.error(f"job {args.job} needs --partition, one of {keys}")
-    graph = job.asset_layer.asset_graph
-    partitioned = any(
-        graph.get(key).partitions_def is not None for key in job.asset_layer.executable_asset_keys
-    )
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             # INFO keeps the parser's progress lines and drops Dagster's per-event DEBUG chatter.
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: args.first_month,
-                ASSET_PARTITION_RANGE_END_TAG: args.last_month,
-            }
-            if partitioned and not args.partition
-            else {},
+            tags={} if args.partition else partition_range_tags(args.job, args.first_month, args.last_month),
             partition_key=args.partition,
             raise_on_error=False,
         )
-    materialized: dict[str, int] = {}
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            key = event.asset_key.to_user_string() if event.asset_key else "?"
-            materialized[key] = materialized.get(key, 0) + 1
-    for key, count in sorted(materialized.items()):
-        print(f"materialized {key}: {count} partition(s)" if count > 1 else f"materialized {key}")
-    failed_checks = []
-    for evaluation in result.get_asset_check_evaluations():
-        status = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        print(f"check {evaluation.check_name}: {status}: {evaluation.description}")
-        if not evaluation.passed and evaluation.blocking:
-            failed_checks.append(evaluation.check_name)
+    failed_checks = print_summary(list(result.all_events))
     if not result.success or failed_checks:
         print(
             f"run {result.run_id} failed; blocking checks failed: {failed_checks or 'none'}", file=sys.stderr

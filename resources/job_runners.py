@@ -23,6 +23,8 @@ from dagster import AssetExecutionContext, ConfigurableResource, PipesSubprocess
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 from pydantic import Field
 
+from resources.pipes_files import WholeLineTempFileReader
+
 
 @dataclass(frozen=True)
 class MachineProfile:
@@ -70,7 +72,7 @@ class LocalJobRunner(JobRunner):
     ) -> PipesClientCompletedInvocation:
         profile(machine)  # the same names are valid in every environment
         context.log.info(f"running {module} locally (profile {machine})")
-        return PipesSubprocessClient(env=self.env).run(
+        return PipesSubprocessClient(env=self.env, message_reader=WholeLineTempFileReader()).run(
             context=context, command=[self.python, "-m", module], extras=params
         )
 

@@ -17,9 +17,11 @@ from typing import Annotated, Any, cast
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, HTTPException, NotAuthorizedException, NotFoundException
+from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin
 from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
@@ -29,7 +31,8 @@ from recsys_assets.core.serving.experiment import INTERLEAVED, SHADOW, team_draf
 from recsys_assets.core.warehouse.clients import bigquery_client
 from recsys_assets.settings import Settings, load_settings
 from serving import recommender
-from serving.index_state import IndexState, Published
+from serving.explorer import STATIC, explorer_router
+from serving.index_state import IndexState, Published, current
 from serving.metrics import Metrics
 from serving.request_ids import RequestIds
 from serving.request_log import BigQuerySink, DuckDBSink, RequestLog, Sink
@@ -49,11 +52,9 @@ from serving.strict_body import StrictJSONRequest
 log = logging.getLogger("serving")
 #: Request bodies are small JSON documents; anything larger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
+#: No favicon request at all (Litestar's default links one on a CDN).
+NO_FAVICON = "<link rel='icon' href='data:,'>"
 KQuery = Annotated[int, QueryParameter(ge=1, le=100, description="How many items (1-100).")]
-
-
-class NotReady(HTTPException):
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
 
 
 def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[ScoredItem]:
@@ -73,16 +74,9 @@ async def _rank(state: State, bundle: Bundle, planned: recommender.Plan) -> reco
         return ranked
 
 
-def _published(state: State) -> Published:
-    published: Published | None = state.index.published
-    if published is None:
-        raise NotReady(detail="no serving version loaded yet")
-    return published
-
-
 def _bundle(state: State) -> Bundle:
     """The control version (what serves outside experiments)."""
-    return _published(state).control
+    return current(state).control
 
 
 async def _recommend(
@@ -113,7 +107,7 @@ async def _interleaved(
 async def recommend(data: JSONBody[RecommendRequest], state: State) -> RecommendResponse:
     """Top-k items for a user: their own vector, else the mean of their recent items, else popularity."""
     start = time.perf_counter()
-    published = _published(state)
+    published = current(state)
     arm, bundle = published.assign(data.user_id)
     experiment = published.experiment
     request_id = state.request_ids.issue(data.user_id)
@@ -275,6 +269,16 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+class OfflineRedoc(RedocRenderPlugin):
+    """Redoc that asks nothing of other hosts: its bundle shows a logo from Redocly's CDN, which a
+    Content-Security-Policy limited to this API (and inline data) keeps the browser from fetching."""
+
+    CSP = "<meta http-equiv='Content-Security-Policy' content=\"img-src 'self' data:\">"
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, openapi_schema).replace(b"<head>", b"<head>" + self.CSP.encode(), 1)
+
+
 def make_sink(settings: Settings) -> Sink | None:
     """Where request and feedback logs go (``serving.log_sink``), in the warehouse's settings."""
     warehouse = settings.warehouse
@@ -332,6 +336,10 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
             readyz,
             metrics,
             admin_reload,
+            create_static_files_router(
+                path="/static/vendor", directories=[STATIC / "vendor"], include_in_schema=False
+            ),
+            *([explorer_router()] if serving.explorer else []),
         ],
         state=State(
             {
@@ -350,5 +358,19 @@ def create_app(settings: Settings | None = None, sink: Sink | None = None) -> Li
         middleware=[metrics_middleware],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=StrictJSONRequest,
-        openapi_config=OpenAPIConfig(title="recsys recommendations", version="1.0.0"),
+        openapi_config=OpenAPIConfig(
+            title="recsys recommendations",
+            version="1.0.0",
+            # Redoc from this package (serving/static/vendor/redoc, 2.5.4): the CDN's copy, and
+            # the fonts and favicon Litestar links by default, do not load without internet.
+            render_plugins=[
+                OfflineRedoc(
+                    js_url="/static/vendor/redoc/redoc.standalone.js",
+                    google_fonts=False,
+                    favicon=NO_FAVICON,
+                    path="/",
+                ),
+                JsonRenderPlugin(),
+            ],
+        ),
     )

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from recsys_assets.core.serving.bundle import (
     Bundle,
@@ -73,6 +76,18 @@ class Published:
         return self.bundles[shadow] if shadow else None
 
 
+class NotReady(HTTPException):
+    status_code = HTTP_503_SERVICE_UNAVAILABLE
+
+
+def current(state: State) -> Published:
+    """What the app's index serves now; 503 before a version is loaded."""
+    loaded: Published | None = state.index.published
+    if loaded is None:
+        raise NotReady(detail="no serving version loaded yet")
+    return loaded
+
+
 def _key(manifest: dict[str, Any]) -> str:
     return json.dumps([str(manifest["version"]), manifest.get("experiment")], sort_keys=True)
 
@@ -108,7 +123,9 @@ class IndexState:
             return await anyio.to_thread.run_sync(read_manifest, self.manifest_uri)
         except ManifestMissingError as error:
             if self.bundle is None:
-                log.warning("no serving version yet: %s", error)
+                if self.rejected != "missing":  # once, not at every check until the first publish
+                    self.rejected = "missing"
+                    log.warning("no serving version yet: %s", error)
                 return "missing"
             return self._reject(str(error), "manifest gone: %s", error)
         except BundleError as error:

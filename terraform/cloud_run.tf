@@ -33,6 +33,11 @@ resource "google_cloud_run_v2_service" "api" {
         name  = "RECSYS_REQUEST_ID_KEY"
         value = var.request_id_key
       }
+      # The explorer shows any user's history: not on the public API unless asked for.
+      env {
+        name  = "RECSYS_EXPLORER"
+        value = var.explorer ? "true" : "false"
+      }
       env {
         name  = "RECSYS_SERVING_MANIFEST"
         value = "gs://${google_storage_bucket.artifacts.name}/recsys/serving/manifest.json"

@@ -44,6 +44,12 @@ variable "api_invokers" {
   default     = []
 }
 
+variable "explorer" {
+  description = "Serve the recommendations explorer (/explorer, RECSYS_EXPLORER) on the public API: it shows any user's history, so off unless the API is private."
+  type        = bool
+  default     = false
+}
+
 variable "request_id_key" {
   description = "Signs the API's request ids (RECSYS_REQUEST_ID_KEY), so /feedback accepts only ids it issued. Set it (e.g. openssl rand -hex 16): without it each instance has its own key, and feedback reaching another instance is refused."
   type        = string

@@ -25,7 +25,10 @@ def job_checks(asset: str, contract: type[JobParams]) -> list[AssetCheckSpec]:
 def run_job(context: AssetExecutionContext, runner: JobRunner, params: JobParams, machine: str) -> Results:
     """Run the params' job module on ``machine`` and yield what it reported."""
     invocation = runner.run(context, type(params).module, params.to_dict(), machine)
-    for reported in invocation.get_results():
+    # The materialization first, then the checks on it: in the order the job reported them, a
+    # check's event (and the time the UI shows for it) came before the materialization it judged.
+    results = sorted(invocation.get_results(), key=lambda r: isinstance(r, AssetCheckResult))
+    for reported in results:
         # Pipes carries a check's verdict in its metadata; show it as the check's description too.
         if isinstance(reported, AssetCheckResult) and "description" in reported.metadata:
             yield reported._replace(description=str(reported.metadata["description"].value))

@@ -242,6 +242,7 @@ def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_
         table_uri=artifacts.uri(catalogue.EVAL_TABLE),
         blessed_uri=artifacts.uri(catalogue.BLESSED_REPORT),
         tolerance=tree.models.promotion_tolerance,
+        items_uri=artifacts.uri(catalogue.ITEMS),
         versions={"code": code_version(tree.code_version), "gat_features": tree.models.gat_features},
     )
     yield from run_job(context, job_runner, params, "cpu")

@@ -63,6 +63,13 @@ def drift_metrics(context: AssetExecutionContext, settings: SettingsResource) ->
                 image(f"drift over the last {HISTORY_DAYS} days", plot)
             ),
             "plot_uri": plot_uri,
+            # Numbers, one per metric with enough data: the asset's Plots tab in the UI charts
+            # each of them across the daily partitions, no click needed.
+            **{
+                f"value_{r.metric_name}": float(r.value)
+                for r in rows.itertuples()
+                if r.status != "no_data" and not pd.isna(r.value)
+            },
         }
     )
 

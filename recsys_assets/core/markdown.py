@@ -16,7 +16,12 @@ def image(alt: str, png: bytes) -> Markdown:
     return Markdown(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
+def _cell(value: Any) -> str:
+    """A value as one table cell: a ``|`` or a line break in it (a title's) would split the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def markdown_table(header: list[str], rows: list[list[Any]]) -> Markdown:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return Markdown("\n".join(lines))

@@ -183,6 +183,8 @@ class EvaluateParams(JobParams):
     #: The blessed report; it may not exist yet.
     blessed_uri: str
     tolerance: float
+    #: The catalogue (items.parquet): the display names of the example recommendations.
+    items_uri: str
     #: Data and code versions the asset knows, recorded in the report.
     versions: dict[str, Any]
 

@@ -8,10 +8,13 @@ from typing import Any
 
 from dagster_pipes import PipesContext
 
+from recsys_assets.core.catalogue.display import catalogue_cards
+from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists, write_bytes
-from recsys_assets.core.markdown import image
+from recsys_assets.core.markdown import Markdown, image
 from recsys_assets.core.models.evaluation import KS, evaluate
+from recsys_assets.core.models.examples import EXAMPLE_USERS, example_users, examples_table
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.report import (
     HEADLINE,
@@ -55,6 +58,17 @@ def evaluate_model(
     return metrics
 
 
+def candidate_examples(params: EvaluateParams, name: str, data: TrainingData) -> Markdown:
+    """The candidate's top items for a few test users, by display name (``core/models/examples.py``)."""
+    files = params.models[name]
+    meta = read_json(files.meta_uri)
+    model = load_scorable(files.users_uri, files.items_uri, files.neighbours_uri, meta)
+    maps = NodeMaps.from_json(read_json(params.data.node_maps_uri))
+    names = catalogue_cards(params.items_uri, maps.items).titles
+    score = model.scorer(data.train, data.n_items, Order(**meta["order"]))
+    return examples_table(score, data, example_users(data), maps.users, names)
+
+
 def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     models: dict[str, Any] = {}
@@ -88,6 +102,10 @@ def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
         "report": summary_table(models, candidate),
         "full_table_uri": params.table_uri,
         "learning_curves": image("learning curves", curves) if curves else None,
+        "examples": Markdown(
+            f"{candidate}'s top items for {EXAMPLE_USERS} test users:\n\n"
+            + candidate_examples(params, candidate, data)
+        ),
         **({"skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items())} if skipped else {}),
     }
     gate = gate_outcome(verdict, candidate, params.tolerance, params.blessed_uri)

@@ -100,6 +100,10 @@ class ServingSettings(Section):
         "a second search: at full load, 1 costs as much CPU again as the live traffic.",
         env="RECSYS_SHADOW_SHARE", ge=0, le=1,
     )  # fmt: skip
+    explorer: bool = setting(
+        True, "Serve the recommendations explorer (`/explorer`), which shows any user's history, to people "
+        "looking at the model; the gcp deployment turns it off on its public API.", env="RECSYS_EXPLORER",
+    )  # fmt: skip
     search_threads: int = setting(
         0, "FAISS searches in flight at once per API process, each in a thread; 0: none, the event loop "
         "searches (no thread hop: best with one worker per core, or one CPU). Set N to use N cores from one "

@@ -144,12 +144,13 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     # The UI's table is the compact one, the served model marked; the wide one is a file.
     metadata = pipeline.metadata["eval_report"]
     table = metadata["report"].value
-    assert table.splitlines()[0] == (
-        "| model | validation NDCG@20 (chooses) | test NDCG@20 | test Recall@20 | test coverage@20 | train s "
-        "| serves |"
+    assert table.splitlines()[0] == "| model | val NDCG@20 (chooses) | test NDCG@20 | test Recall@20 |"
+    assert len(table) < 1_000 and table.count("(serves)") == 1
+    served = report["models"][candidate]
+    assert (
+        f"| **{candidate} (serves)** | {served['val']['ndcg@20']:.4f} | {served['test']['ndcg@20']:.4f} |"
+        in table
     )
-    served_row = next(line for line in table.splitlines() if line.startswith(f"| **{candidate}** |"))
-    assert served_row.endswith("| **yes** |") and table.count("**yes**") == 1
     assert all(f"| {name} |" in table for name in report["models"] if name != candidate)
     wide = Path(artifacts.uri(catalogue.EVAL_TABLE)).read_text()
     assert metadata["full_table_uri"].value == artifacts.uri(catalogue.EVAL_TABLE)
@@ -159,6 +160,10 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
         f"{gate.description.removeprefix(f'candidate {candidate}: ')}"
     )
     assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
+    # Five test users, their recent history and the candidate's top items, by display name.
+    examples = metadata["examples"].value.splitlines()
+    assert examples[0] == f"{candidate}'s top items for 5 test users:" and len(examples) == 2 + 2 + 5
+    assert all(row.count(" | ") == 2 and " (of " in row for row in examples[4:])
 
 
 def _copy(pipeline: Pipeline, tmp_path: Path) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from litestar.testing import AsyncTestClient
 
+from recsys_assets.core.catalogue.display import ItemCards
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
@@ -45,7 +46,12 @@ def _vectors(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def publish_version(
-    root: Path, version: str, seed: int = 0, rollout: Rollout = "replace", share: float = 0.5
+    root: Path,
+    version: str,
+    seed: int = 0,
+    rollout: Rollout = "replace",
+    share: float = 0.5,
+    cards: ItemCards | None = None,
 ) -> None:
     items, users = _vectors(seed)
     indptr, indices = [0], []
@@ -55,7 +61,7 @@ def publish_version(
     files = vector_files(items, users) | common_files(
         list(HISTORIES), [f"I{i:03d}" for i in range(N_ITEMS)],
         [f"item {i} ({version})" for i in range(N_ITEMS)],
-        Csr(np.array(indptr), np.array(indices)), np.ones(len(indices)), N_ITEMS,
+        Csr(np.array(indptr), np.array(indices)), np.ones(len(indices)), N_ITEMS, cards,
     )  # fmt: skip
     artifacts = Artifacts(str(root))
     write_files(artifacts, version, files)

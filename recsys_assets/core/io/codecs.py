@@ -128,7 +128,11 @@ class JsonCodec(Codec):
         return json.loads(stream.read())
 
     def describe(self, obj: Any) -> dict[str, Any]:
-        return {"keys": list(obj)[:50]} if isinstance(obj, dict) and obj else {}
+        """Its top-level keys as one line of text (the UI shows a list as raw JSON)."""
+        if not (isinstance(obj, dict) and obj):
+            return {}
+        keys = [str(k) for k in obj]
+        return {"keys": ", ".join(keys[:50]) + (f" and {len(keys) - 50} more" if len(keys) > 50 else "")}
 
 
 PARQUET, NPY, NPZ, JSON = ParquetCodec(), NpyCodec(), NpzCodec(), JsonCodec()

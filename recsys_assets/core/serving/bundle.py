@@ -8,7 +8,8 @@ and holds:
   index (``core/serving/index.py``);
 * for an ``item_item`` model: ``neighbours.npz``, its neighbour lists (a sparse items x items
   matrix: a user's score is their weighted history times it);
-* ``ids.json``: node index -> user id and item id (and item titles);
+* ``ids.json``: node index -> user id and item id, and each item's display name (and, from
+  versions that carry them, its most specific category and image URL, for the explorer);
 * ``history.npz``: each user's train items (CSR), never recommended back to them, with the
   weights the model's use of order gives them (item-item models score with them);
 * ``popular.npy``: item indices by train popularity, for the fallback.
@@ -87,11 +88,16 @@ class Bundle:
     item_index: dict[str, int] = field(default_factory=dict)
     #: Train interactions per item (the popularity fallback's score).
     popularity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: Each item's most specific category and image URL ("" and None in versions without them).
+    categories: list[str] = field(default_factory=list)
+    images: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
         self.item_index = {item: i for i, item in enumerate(self.item_ids)}
         self.popularity = np.bincount(self.history_items, minlength=len(self.item_ids))
+        self.categories = self.categories or [""] * len(self.item_ids)
+        self.images = self.images or [None] * len(self.item_ids)
 
     def history(self, user: int) -> np.ndarray:
         return self.history_items[self.history_indptr[user] : self.history_indptr[user + 1]]
@@ -240,8 +246,9 @@ def load_bundle(manifest_uri: str) -> Bundle:
             model, problems = _neighbour_lists(data, len(item_ids), f"{manifest_uri}: neighbours.npz")
     except Exception as error:  # any parse failure means a corrupt version; say which
         raise BundleError(f"{manifest_uri}: version {version} does not parse: {error}") from error
-    if len(ids.get("titles", [])) != len(item_ids):
-        problems.append(f"ids.json names {len(item_ids)} items and {len(ids.get('titles', []))} titles")
+    for key in ("titles", "categories", "images"):
+        if (key == "titles" or key in ids) and len(ids.get(key, [])) != len(item_ids):
+            problems.append(f"ids.json names {len(item_ids)} items and {len(ids.get(key, []))} {key}")
     if len(indptr) != len(user_ids) + 1 or len(weights) != len(history_items):
         problems.append(f"history.npz holds {len(indptr) - 1} users for {len(user_ids)} in ids.json")
     if len(popular) != len(item_ids):
@@ -249,5 +256,6 @@ def load_bundle(manifest_uri: str) -> Bundle:
     if problems:
         raise BundleError(f"{manifest_uri}: version {version} is inconsistent: " + "; ".join(problems))
     return Bundle(
-        version, manifest, user_ids, item_ids, ids["titles"], indptr, history_items, weights, popular, **model
-    )
+        version, manifest, user_ids, item_ids, ids["titles"], indptr, history_items, weights, popular,
+        categories=ids.get("categories", []), images=ids.get("images", []), **model,
+    )  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_assets.core.catalogue.display import display_names
+from recsys_assets.core.catalogue.display import ItemCards, catalogue_cards
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.io.artifacts import (
     EVAL_REPORT,
@@ -22,7 +22,7 @@ from recsys_assets.core.io.artifacts import (
     SPLITS,
     Artifacts,
 )
-from recsys_assets.core.io.codecs import npy_bytes, npz_bytes, read_json, read_npy, read_parquet, save
+from recsys_assets.core.io.codecs import npy_bytes, npz_bytes, read_json, read_npy, save
 from recsys_assets.core.io.sparse import csr_arrays
 from recsys_assets.core.io.storage import read_bytes, write_bytes
 from recsys_assets.core.models.metrics import Csr
@@ -49,9 +49,11 @@ def common_files(
     history: Csr,
     history_weights: np.ndarray,
     n_items: int,
+    cards: ItemCards | None = None,
 ) -> dict[str, bytes]:
-    """The files every version holds: ids and titles, train histories (with the weights the
-    model's use of order gives them) and the popularity order."""
+    """The files every version holds: ids and titles (with ``cards``, the items' categories and
+    image URLs too, for the explorer), train histories (with the weights the model's use of order
+    gives them) and the popularity order."""
     if not (len(item_ids) == len(titles) == n_items and len(user_ids) == len(history.indptr) - 1):
         raise ValueError(
             f"serving bundle: {n_items} items, {len(item_ids)} item ids, {len(titles)} titles; "
@@ -63,7 +65,10 @@ def common_files(
         "weights": history_weights.astype(np.float32),
     }
     return {
-        "ids.json": json.dumps({"users": user_ids, "items": item_ids, "titles": titles}).encode(),
+        "ids.json": json.dumps(
+            {"users": user_ids, "items": item_ids, "titles": titles}
+            | ({"categories": cards.categories, "images": cards.images} if cards else {})
+        ).encode(),
         "history.npz": npz_bytes(history_arrays),
         "popular.npy": npy_bytes(popular_items(history.indices, n_items)),
     }
@@ -157,15 +162,6 @@ def publish(
     return own
 
 
-def item_titles(items_uri: str, maps: NodeMaps) -> list[str]:
-    """Each item node's display name (its title, else one from its brand, category and id),
-    checked against the node order."""
-    catalogue = read_parquet(items_uri, columns=["item_id", "title", "brand", "categories"])
-    if catalogue["item_id"].tolist() != maps.items:
-        raise ValueError(f"{items_uri}: item order differs from node_maps.json; rematerialize node_maps")
-    return display_names(catalogue)
-
-
 def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Export the promoted model (``eval.json``'s candidate, its gate passed) as serving version
     ``version``: every file but the index, and the pending record ``faiss_index`` completes.
@@ -180,10 +176,10 @@ def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any],
     data = load_training_data(artifacts.uri(SPLITS), artifacts.uri(NODE_MAPS))
     order = Order(**release["model"]["order"])
     weights = history_weights(data.train, order)
-    titles = item_titles(artifacts.uri(ITEMS), maps)
+    cards = catalogue_cards(artifacts.uri(ITEMS), maps.items)
     exported = {
         **model_files(model, data, order),
-        **common_files(maps.users, maps.items, titles, data.train, weights, data.n_items),
+        **common_files(maps.users, maps.items, cards.titles, data.train, weights, data.n_items, cards),
     }
     write_files(artifacts, version, exported)
     pending = {"version": version, **release}

@@ -1,0 +1,78 @@
+"""Every Dagster UI path the README gives (``*Runs > Backfills*``) exists in the pinned Dagster's
+UI: a real webserver over the project's definitions, clicked through in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster_graphql import DagsterGraphQLClient
+from playwright.sync_api import sync_playwright
+
+from recsys_assets.browser import launch_chromium
+from recsys_assets.live_run import wait_for_ui
+from recsys_assets.local_api import free_port
+from recsys_assets.settings import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
+#: A UI path as the README writes it: italic, its steps joined by " > ".
+PATH = re.compile(r"\*((?:Overview|Runs|Catalog|Jobs|Automation|Lineage|Deployment)(?: > [^*>]+)+)\*")
+
+
+def ui_paths(text: str) -> list[list[str]]:
+    return [[step.strip() for step in match.split(" > ")] for match in dict.fromkeys(PATH.findall(text))]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("dagster_home")
+    port = free_port()
+    log = home / "webserver.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "recsys_assets.definitions",
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=output,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for_ui(DagsterGraphQLClient("127.0.0.1", port_number=port), f"port {port}", server, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_the_readme_names_ui_paths_in_the_form_this_test_reads() -> None:
+    paths = ui_paths(README.read_text())
+    assert ["Runs", "Backfills"] in paths and ["Catalog", "interactions"] in paths, paths
+    # The forms of Dagster before 1.13 are gone.
+    assert "*Overview > Backfills*" not in README.read_text()
+    assert "*Assets > " not in README.read_text()
+
+
+def test_every_ui_path_in_the_readme_exists(ui: str) -> None:
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for path in ui_paths(README.read_text()):
+            page.goto(ui)
+            skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
+            skip.or_(page.locator("a", has_text="Overview")).first.wait_for(timeout=30_000)
+            if skip.count():
+                skip.click()
+            for step in path:
+                # A navigation link, a tab or a button whose whole text is the step.
+                # ("Queued (0)" has a count; the catalogue's links repeat the name for a tooltip.)
+                name = re.escape(step)
+                whole = re.compile(rf"^\s*{name}(\s*{name})?(\s*\(\d+\))?\s*$")
+                target = page.locator("a, [role=tab], button").filter(has_text=whole)
+                target.first.wait_for(timeout=30_000)
+                target.first.click()
+            page.wait_for_load_state("networkidle")
+        browser.close()
