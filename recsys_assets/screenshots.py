@@ -14,10 +14,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from recsys_assets import drift_replay
 from recsys_assets.browser import launch_chromium
@@ -35,12 +38,17 @@ def explorer(page: Page, api: str, out: Path) -> None:
     page.screenshot(path=out / "explorer.png")
 
 
+def dismiss_welcome(page: Page, ui: str) -> None:
+    """Skip the UI's newsletter dialog, which it shows once per browser profile, a few seconds
+    after the first page loads (over whatever the picture was of)."""
+    page.goto(ui)
+    with contextlib.suppress(PlaywrightTimeout):  # not shown to this profile: nothing to dismiss
+        page.get_by_role("button", name="Skip").click(timeout=20_000)
+
+
 def _asset_page(page: Page, ui: str, asset: str) -> None:
     page.goto(f"{ui}/assets/{asset}")
     page.wait_for_selector("text=Metadata", timeout=60_000)
-    skip = page.get_by_role("button", name="Skip")  # the UI's first-visit newsletter dialog
-    if skip.count():
-        skip.click()
 
 
 def _open_markdown(page: Page, key: str) -> None:
@@ -49,19 +57,21 @@ def _open_markdown(page: Page, key: str) -> None:
     row = page.locator("tr", has=page.locator("td:first-child", has_text=key)).first
     row.get_by_text("[Show Markdown]").click()
     page.wait_for_selector("[role=dialog] img, [role=dialog] table")
+    page.wait_for_timeout(1_000)  # the dialog fades in
 
 
 def eval_report(page: Page, ui: str, out: Path) -> None:
     _asset_page(page, ui, "eval_report")
-    page.locator("tr", has_text="served").first.scroll_into_view_if_needed()
+    # What serves and why, then the compact table, at the top of the picture.
+    served = page.locator("tr", has=page.locator("td:first-child", has_text=re.compile(r"^\s*served\s*$")))
+    served.first.evaluate("row => row.scrollIntoView({block: 'start'})")
     page.screenshot(path=out / "eval_report.png")
     _open_markdown(page, "examples")
     page.screenshot(path=out / "eval_examples.png")
 
 
 def drift(page: Page, ui: str, out: Path) -> None:
-    if drift_replay.main(["--no-retrain"]) != 0:
-        raise SystemExit("replaying traffic and computing today's drift metrics failed")
+    page.set_viewport_size({"width": 1440, "height": 1350})  # the plot's four rows of panels
     _asset_page(page, ui, "drift_metrics")
     _open_markdown(page, "last_30_days_plot")
     page.screenshot(path=out / "drift.png")
@@ -74,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    # First (it runs an event loop of its own, which Playwright's sync API would be in the way of).
+    if drift_replay.main(["--no-retrain"]) != 0:
+        raise SystemExit("replaying traffic and computing today's drift metrics failed")
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         explorer(page, args.api, args.out)
+        dismiss_welcome(page, args.ui)
         eval_report(page, args.ui, args.out)
         drift(page, args.ui, args.out)
         browser.close()

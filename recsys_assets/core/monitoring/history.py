@@ -45,7 +45,7 @@ def history_plot(history: pd.DataFrame) -> bytes:
     plt = pyplot()
 
     names = [name for name in METRICS if name in set(history["metric_name"])]
-    columns = 4
+    columns = 3  # narrow enough for the UI's markdown dialog
     rows = max(1, -(-len(names) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
     all_days = pd.to_datetime(history["metric_date"])
@@ -70,6 +70,8 @@ def history_plot(history: pd.DataFrame) -> bytes:
         ax.set_title(name, fontsize=9)
         if span is not None:
             ax.set_xlim(*span)
+            # Whole days only (a short span otherwise gets hourly ticks, each labelled with its day).
+            ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (span[1] - span[0]).days // 7)))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
         ax.tick_params(labelsize=7)
         ax.tick_params(axis="x", rotation=45)
