@@ -3,6 +3,7 @@ transport its Pipes context arrived by."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from dagster_pipes import PipesContext, PipesEnvVarParamsLoader
@@ -22,7 +23,10 @@ def run(params: EchoParams, pipes: PipesContext) -> JobResult:
     pipes.log.info(f"echo job says {params.message}")
     time.sleep(params.sleep)
     transport = "gcs" if "bucket" in PipesEnvVarParamsLoader().load_context_params() else "temp files"
-    return JobResult({"echo": params.message, "transport": transport, "run_id": pipes.run_id})
+    return JobResult(
+        {"echo": params.message, "transport": transport, "run_id": pipes.run_id,
+         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -259,6 +259,8 @@ def test_the_local_runner_talks_pipes_through_temp_files() -> None:
     assert materialization.metadata["transport"].value == "temp files"
     assert materialization.metadata["echo"].value == "hello from here"
     assert "echo job says hello from here" in result.logged
+    # PyTorch's idle threads sleep in local jobs rather than spin (a busy laptop's cores).
+    assert materialization.metadata["omp_wait_policy"].value == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     refused = _materialize(LocalJobRunner(), {"message": 3.5}, "cpu")
     assert not refused.success
     assert any("invalid job params: message: Input should be a valid string" in m for m in refused.job_errors)
