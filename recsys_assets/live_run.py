@@ -33,7 +33,7 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from recsys_assets.materialize import partition_range_tags
+from recsys_assets.materialize import INFO_LOGS, partition_range_tags
 from recsys_assets.run_summary import print_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +42,16 @@ UI_START_TIMEOUT_S = 240
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 #: One step after another in the run's own process, as ``make materialize`` runs them: on a laptop
 #: the model steps each use every core (PyTorch's threads), and two at once made the run slower
-#: (4.8 min in one process vs 5.5 min and more with the multiprocess executor on 2 cores; see
-#: benchmarks/RESULTS.md "make run"). A run launched from the UI gets the job's default, one
-#: process per step; choose ``in_process`` in its launchpad for the same as here.
-RUN_CONFIG = {
-    "execution": {"config": {"in_process": {}}},
-    "loggers": {"console": {"config": {"log_level": "INFO"}}},
-}
-STEP_EVENTS = {
-    DagsterEventType.STEP_START,
-    DagsterEventType.STEP_SUCCESS,
-    DagsterEventType.STEP_FAILURE,
-    DagsterEventType.STEP_SKIPPED,
+#: (on 2 cores 3.4 min in one process, 4.8 min with the multiprocess executor). A run launched
+#: from the UI gets the job's default, one process per step; choose ``in_process`` in its
+#: launchpad for the same as here.
+RUN_CONFIG = {"execution": {"config": {"in_process": {}}}, **INFO_LOGS}
+#: How each step event reads in the terminal.
+STEP_VERBS = {
+    DagsterEventType.STEP_START: "started",
+    DagsterEventType.STEP_SUCCESS: "done",
+    DagsterEventType.STEP_FAILURE: "FAILED",
+    DagsterEventType.STEP_SKIPPED: "skipped",
 }
 
 
@@ -141,15 +139,10 @@ def follow(instance: DagsterInstance, run_id: str, poll_s: float = 1.0) -> Dagst
                     print(f"[{clock}] {entry.step_key}: {entry.user_message}")
                 continue
             events.append(event)
-            if event.event_type in STEP_EVENTS:
+            if event.event_type in STEP_VERBS:
                 if event.event_type != DagsterEventType.STEP_START:
                     done += 1
-                verb = {
-                    DagsterEventType.STEP_START: "started",
-                    DagsterEventType.STEP_SUCCESS: "done",
-                    DagsterEventType.STEP_FAILURE: "FAILED",
-                    DagsterEventType.STEP_SKIPPED: "skipped",
-                }[event.event_type]
+                verb = STEP_VERBS[event.event_type]
                 print(f"[{clock}] {verb} {event.step_key} ({done} of {total or '?'} steps done)")
                 if event.event_type == DagsterEventType.STEP_FAILURE and event.step_failure_data:
                     error = event.step_failure_data.error

@@ -21,6 +21,9 @@ from recsys_assets.definitions import defs
 from recsys_assets.partitions import interaction_months
 from recsys_assets.run_summary import print_summary
 
+#: Run config that keeps the steps' progress lines (INFO) and drops Dagster's per-event DEBUG chatter.
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 def partition_range_tags(job_name: str, first: str | None = None, last: str | None = None) -> dict[str, str]:
     """The tags that run ``job_name`` over the months ``first``..``last`` (default: all) as one
@@ -56,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
-            # INFO keeps the parser's progress lines and drops Dagster's per-event DEBUG chatter.
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config=INFO_LOGS,
             tags={} if args.partition else partition_range_tags(args.job, args.first_month, args.last_month),
             partition_key=args.partition,
             raise_on_error=False,

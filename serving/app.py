@@ -32,7 +32,7 @@ from recsys_assets.core.warehouse.clients import bigquery_client
 from recsys_assets.settings import Settings, load_settings
 from serving import recommender
 from serving.explorer import STATIC, explorer_router
-from serving.index_state import IndexState, Published, current
+from serving.index_state import IndexState, Published, control, current
 from serving.metrics import Metrics
 from serving.request_ids import RequestIds
 from serving.request_log import BigQuerySink, DuckDBSink, RequestLog, Sink
@@ -72,11 +72,6 @@ async def _rank(state: State, bundle: Bundle, planned: recommender.Plan) -> reco
     except StopIteration as done:
         ranked: recommender.Ranked = done.value
         return ranked
-
-
-def _bundle(state: State) -> Bundle:
-    """The control version (what serves outside experiments)."""
-    return current(state).control
 
 
 async def _recommend(
@@ -162,7 +157,7 @@ async def _shadow(
 @get("/items/{item_id:str}/similar")
 async def similar_items(item_id: FromPath[str], state: State, k: KQuery = 20) -> ItemsResponse:
     """Items nearest to one item in the model's space (404 for an item the version does not know)."""
-    bundle = _bundle(state)
+    bundle = control(state)
     row = bundle.item_index.get(item_id)
     if row is None:
         raise NotFoundException(detail=f"item {item_id!r} is not in serving version {bundle.version}")
@@ -173,7 +168,7 @@ async def similar_items(item_id: FromPath[str], state: State, k: KQuery = 20) ->
 @get("/popular")
 async def popular_items(state: State, k: KQuery = 20) -> ItemsResponse:
     """The most reviewed items in the model's training data (score = train interactions)."""
-    bundle = _bundle(state)
+    bundle = control(state)
     items, scores = recommender.popular(bundle, k, set())
     return ItemsResponse(bundle.version, _scored(bundle, items, scores))
 

@@ -88,6 +88,11 @@ def current(state: State) -> Published:
     return loaded
 
 
+def control(state: State) -> Bundle:
+    """The control version (what serves outside experiments); 503 before one is loaded."""
+    return current(state).control
+
+
 def _key(manifest: dict[str, Any]) -> str:
     return json.dumps([str(manifest["version"]), manifest.get("experiment")], sort_keys=True)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from dagster_graphql import DagsterGraphQLClient
 from playwright.sync_api import sync_playwright
 
 from recsys_assets.browser import launch_chromium
-from recsys_assets.live_run import wait_for_ui
+from recsys_assets.live_run import server, wait_for_ui
 from recsys_assets.local_api import free_port
 from recsys_assets.settings import PROJECT_ROOT
 
@@ -32,20 +31,14 @@ def ui_paths(text: str) -> list[list[str]]:
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("dagster_home")
     port = free_port()
+    command = [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "recsys_assets.definitions",
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
     log = home / "webserver.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-webserver")), "-m", "recsys_assets.definitions",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, stdout=output,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_for_ui(DagsterGraphQLClient("127.0.0.1", port_number=port), f"port {port}", server, log)
+    with server(
+        "dagster-webserver", command, PROJECT_ROOT, {**os.environ, "DAGSTER_HOME": str(home)}, log
+    ) as web:
+        wait_for_ui(DagsterGraphQLClient("127.0.0.1", port_number=port), f"port {port}", web, log)
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_the_readme_names_ui_paths_in_the_form_this_test_reads() -> None:

@@ -61,7 +61,8 @@ def publish_version(
     files = vector_files(items, users) | common_files(
         list(HISTORIES), [f"I{i:03d}" for i in range(N_ITEMS)],
         [f"item {i} ({version})" for i in range(N_ITEMS)],
-        Csr(np.array(indptr), np.array(indices)), np.ones(len(indices)), N_ITEMS, cards,
+        Csr(np.array(indptr), np.array(indices)), np.ones(len(indices)), N_ITEMS,
+        cards.categories if cards else None, cards.images if cards else None,
     )  # fmt: skip
     artifacts = Artifacts(str(root))
     write_files(artifacts, version, files)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from recsys_assets.core.catalogue.display import ItemCards, catalogue_cards
+from recsys_assets.core.catalogue.display import catalogue_cards
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.io.artifacts import (
     EVAL_REPORT,
@@ -49,10 +49,11 @@ def common_files(
     history: Csr,
     history_weights: np.ndarray,
     n_items: int,
-    cards: ItemCards | None = None,
+    categories: list[str] | None = None,
+    images: list[str | None] | None = None,
 ) -> dict[str, bytes]:
-    """The files every version holds: ids and titles (with ``cards``, the items' categories and
-    image URLs too, for the explorer), train histories (with the weights the model's use of order
+    """The files every version holds: ids and titles (and, given them, the items' categories and
+    image URLs, for the explorer), train histories (with the weights the model's use of order
     gives them) and the popularity order."""
     if not (len(item_ids) == len(titles) == n_items and len(user_ids) == len(history.indptr) - 1):
         raise ValueError(
@@ -67,7 +68,8 @@ def common_files(
     return {
         "ids.json": json.dumps(
             {"users": user_ids, "items": item_ids, "titles": titles}
-            | ({"categories": cards.categories, "images": cards.images} if cards else {})
+            | ({"categories": categories} if categories is not None else {})
+            | ({"images": images} if images is not None else {})
         ).encode(),
         "history.npz": npz_bytes(history_arrays),
         "popular.npy": npy_bytes(popular_items(history.indices, n_items)),
@@ -179,7 +181,16 @@ def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any],
     cards = catalogue_cards(artifacts.uri(ITEMS), maps.items)
     exported = {
         **model_files(model, data, order),
-        **common_files(maps.users, maps.items, cards.titles, data.train, weights, data.n_items, cards),
+        **common_files(
+            maps.users,
+            maps.items,
+            cards.titles,
+            data.train,
+            weights,
+            data.n_items,
+            cards.categories,
+            cards.images,
+        ),
     }
     write_files(artifacts, version, exported)
     pending = {"version": version, **release}
