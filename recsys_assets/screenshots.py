@@ -14,16 +14,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from recsys_assets import drift_replay
-from recsys_assets.browser import launch_chromium
+from recsys_assets.browser import dismiss_welcome, launch_chromium
 from recsys_assets.settings import PROJECT_ROOT
 
 
@@ -36,14 +34,6 @@ def explorer(page: Page, api: str, out: Path) -> None:
     page.wait_for_selector("#similar li")
     page.wait_for_load_state("networkidle")
     page.screenshot(path=out / "explorer.png")
-
-
-def dismiss_welcome(page: Page, ui: str) -> None:
-    """Skip the UI's newsletter dialog, which it shows once per browser profile, a few seconds
-    after the first page loads (over whatever the picture was of)."""
-    page.goto(ui)
-    with contextlib.suppress(PlaywrightTimeout):  # not shown to this profile: nothing to dismiss
-        page.get_by_role("button", name="Skip").click(timeout=20_000)
 
 
 def _asset_page(page: Page, ui: str, asset: str) -> None:

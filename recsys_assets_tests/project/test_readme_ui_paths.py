@@ -13,7 +13,7 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from playwright.sync_api import sync_playwright
 
-from recsys_assets.browser import launch_chromium
+from recsys_assets.browser import dismiss_welcome, launch_chromium
 from recsys_assets.live_run import server, wait_for_ui
 from recsys_assets.local_api import free_port
 from recsys_assets.settings import PROJECT_ROOT
@@ -53,12 +53,9 @@ def test_every_ui_path_in_the_readme_exists(ui: str) -> None:
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        dismiss_welcome(page, ui)
         for path in ui_paths(README.read_text()):
             page.goto(ui)
-            skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
-            skip.or_(page.locator("a", has_text="Overview")).first.wait_for(timeout=30_000)
-            if skip.count():
-                skip.click()
             for step in path:
                 # A navigation link, a tab or a button whose whole text is the step.
                 # ("Queued (0)" has a count; the catalogue's links repeat the name for a tooltip.)
