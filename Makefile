@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools browser screenshots run serve materialize drift-today drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift bench-make-run data data-movielens install lock clean
+.PHONY: tools browser screenshots run serve materialize drift-today drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-drift bench-make-run data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -117,7 +117,7 @@ lint: install tools
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(TOOLS)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-cost bench-gat-scale bench-serving bench-drift bench-make-run
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-drift bench-make-run
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -153,9 +153,18 @@ bench-drift: install
 bench-make-run: install data
 	$(PY) -m benchmarks.make_run
 
+# Headline model numbers: 3 seeds for every model with a random initialisation.
 bench-models: install data
-	$(PY) -m benchmarks.models synthetic
-	$(PY) -m benchmarks.models movielens
+	RECSYS_MODEL_SEEDS=3 $(PY) -m benchmarks.models synthetic
+	RECSYS_MODEL_SEEDS=3 $(PY) -m benchmarks.models movielens
+
+# The fusion's old split against the new on a sparse preset (most users 5 to 9 reviews).
+bench-leakage: install
+	RECSYS_MODEL_SEEDS=3 $(PY) -m benchmarks.leakage
+
+# eval_report with and without intervals, and the bootstrap at the reference shape.
+bench-uncertainty: materialize
+	$(PY) -m benchmarks.uncertainty
 
 lock: install
 	head -2 requirements.lock > requirements.lock.new

@@ -196,7 +196,8 @@ def bench_fusion() -> None:
     from recsys_assets.core.io import artifacts as catalogue
     from recsys_assets.core.io.artifacts import Artifacts
     from recsys_assets.core.io.codecs import read_npy, read_parquet
-    from recsys_assets.core.io.storage import exists, list_files
+    from recsys_assets.core.io.storage import exists
+    from recsys_assets.core.models.training_data import load_training_data
 
     settings = load_settings()
     artifacts = Artifacts(settings.artifacts.root)
@@ -206,12 +207,10 @@ def bench_fusion() -> None:
     text = read_npy(artifacts.uri(catalogue.TEXT_EMBEDDINGS))
     image = read_npy(artifacts.uri(catalogue.IMAGE_EMBEDDINGS))
     rows = read_parquet(artifacts.uri(catalogue.IMAGE_ITEMS))["item_row"].to_numpy()
-    folder = artifacts.folder(catalogue.INTERACTIONS)
-    events = fusion.co_review_events(list_files(folder, ".parquet"), items["item_id"], folder)
+    data = load_training_data(artifacts.uri(catalogue.SPLITS), artifacts.uri(catalogue.NODE_MAPS))
     config = settings.embeddings.fusion
-    train, held = fusion.split_by_user(events, config.holdout_share)
-    pairs = fusion.co_review_pairs(train, config.pair_window)
-    check = fusion.heldout_pairs(train, held)
+    pairs = fusion.co_review_pairs(data.train, config.pair_window)
+    check = fusion.heldout_pairs(data.train, data.val)
     image_full = np.zeros((len(items), image.shape[1]), np.float32)
     image_full[rows] = image
     variants: list[tuple[str, np.ndarray, float]] = [
@@ -239,15 +238,15 @@ def bench_fusion() -> None:
         "`make materialize`)",
         f"- date: {now()}",
         f"- machine: {machine()}",
-        f"- data: {len(items):,} items ({len(rows):,} with an image), {len(events):,} reviews; "
-        f"{len(pairs):,} training pairs, {len(check):,} held-out pairs (each user's last "
-        f"{config.holdout_share:.0%} of reviews); {config.epochs} epochs, batch {config.batch_size}",
+        f"- data: {len(items):,} items ({len(rows):,} with an image), the split's "
+        f"{len(data.train.indices):,} train interactions; {len(pairs):,} training pairs, {len(check):,} "
+        f"(last train item, validation item) pairs; {config.epochs} epochs, batch {config.batch_size}",
         "",
-        f"| neighbours from | held-out co-review pairs in top-{config.k} | train s |",
+        f"| neighbours from | validation co-review pairs in top-{config.k} | train s |",
         "| --- | ---: | ---: |",
         *table,
         "",
-        f"The fused space agrees with held-out co-review {fused_score / text_score:.1f}x as often as text "
+        f"The fused space agrees with validation co-review {fused_score / text_score:.1f}x as often as text "
         f"alone; the gain comes from the co-review objective (the text-only MLP: "
         f"{mlp_text_score / text_score:.1f}x). On this synthetic data the image input changes it by "
         f"{100 * (fused_score - mlp_text_score):+.2f} points: ImageNet features of 64x64 thumbnails add "

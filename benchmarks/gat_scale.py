@@ -47,7 +47,7 @@ def child() -> dict[str, float]:
     from recsys_assets.core.graphs.knn import knn_graph
     from recsys_assets.core.graphs.node_maps import build_node_maps
     from recsys_assets.core.graphs.splits import split_interactions
-    from recsys_assets.core.models.evaluation import evaluate
+    from recsys_assets.core.models.evaluation import evaluate, fixed
     from recsys_assets.core.models.gat.graph import build_graph
     from recsys_assets.core.models.gat.train import train_gat
     from recsys_assets.core.models.metrics import dot_scorer
@@ -98,7 +98,7 @@ def child() -> dict[str, float]:
         marks.append(time.perf_counter())
         print(text, file=sys.stderr, flush=True)
 
-    metrics = evaluate(dot_scorer(fit.users, fit.items), data, progress=eval_progress)
+    metrics = evaluate(fixed(dot_scorer(fit.users, fit.items)), data, progress=eval_progress)
     eval_s, test_eval_s = time.perf_counter() - start, marks[1] - marks[0]
     return {
         "users": data.n_users,

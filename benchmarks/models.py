@@ -3,10 +3,14 @@
     python -m benchmarks.models synthetic   # the local default (synthetic small preset)
     python -m benchmarks.models movielens   # MovieLens-100k converted to the 2014 dumps
 
-Each run materializes ``all_assets``, then the ``cold_start`` and ``gat_ablation`` jobs with
-``python -m recsys_assets.materialize`` into ``data/bench/<name>/`` (git-ignored), reads
-``eval/eval.json``, ``eval/cold_start.json`` and ``eval/ablation.json`` and writes its section of RESULTS.md.
-Targets: the served model is the validation-best; on the synthetic default the GAT (fused,
+Each run materializes ``all_assets``, then the ``cold_start`` job (and with ``--ablation`` the
+``gat_ablation`` job) with ``python -m recsys_assets.materialize`` into ``data/bench/<name>/``
+(git-ignored), reads ``eval/eval.json``, ``eval/cold_start.json`` and ``eval/ablation.json``,
+evaluates the same models once more with the test protocol before 0.2.0 (the history read at
+test time stopping before the validation interactions) and writes its section of RESULTS.md.
+``make bench-models`` trains every model with a random initialisation with 3 seeds.
+Targets: the served model is the validation-best or the cheapest to serve among the models it
+does not beat significantly; on the synthetic default the GAT (fused,
 BPR) beats LightGCN, MF-BPR and popularity on test NDCG@20 and fused beats text-only; on
 MovieLens-100k (item text = title + genres + year) the promoted model's test NDCG@20 matches
 the same model fitted directly within 0.002; on cold items the GAT reaches 1.2x the
@@ -57,15 +61,31 @@ def materialize(workdir: Path, env: dict[str, str], jobs: tuple[str, ...]) -> di
     return seconds
 
 
+def _ci(entry: dict[str, Any], metric: str = "ndcg@20") -> str:
+    interval = entry.get("ci", {}).get(metric)
+    return f"{entry[metric]:.4f}" + (f" ({interval[0]:.4f}-{interval[1]:.4f})" if interval else "")
+
+
+def _seeds(model: dict[str, Any]) -> str:
+    seeds = model.get("seeds")
+    if not seeds:
+        return "-"
+    return f"{seeds['test_ndcg@20']['mean']:.4f} ± {seeds['test_ndcg@20']['sd']:.4f} ({len(seeds['seeds'])})"
+
+
 def model_rows(report: dict[str, Any]) -> list[list[Any]]:
+    from recsys_assets.core.models.report import versus
+
     rows = []
     for name, model in report["models"].items():
         test, train = model["test"], model["train"]
         rows.append(
             [
-                name,
-                f"{model['val']['ndcg@20']:.4f}",
-                f"{test['ndcg@20']:.4f}",
+                f"**{name}** (served)" if name == report["candidate"] else name,
+                _ci(model["val"]),
+                _ci(test),
+                versus(model.get("vs_served", {}).get("test", {}).get("ndcg@20")),
+                _seeds(model),
                 f"{test['recall@20']:.4f}",
                 f"{test['ndcg@10']:.4f}",
                 f"{test['coverage@20']:.3f}",
@@ -79,9 +99,77 @@ def model_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 
 MODEL_HEADER = [
-    "model", "val NDCG@20", "test NDCG@20", "test Recall@20", "test NDCG@10", "coverage@20",
-    "cold-start NDCG@20", "best epoch", "train s", "s/epoch",
+    "model", "val NDCG@20 (95% CI)", "test NDCG@20 (95% CI)", "test vs served (95% CI)",
+    "test NDCG@20 across seeds (n)", "test Recall@20", "test NDCG@10", "coverage@20", "cold-start NDCG@20",
+    "best epoch", "train s", "s/epoch",
 ]  # fmt: skip
+
+
+def evaluate_in_process(root: Path, output: str, **evaluation: Any) -> dict[str, Any]:
+    """``eval_report``'s job run here on the artifacts under ``root`` with ``evaluation``
+    settings changed, its report written to ``eval/<output>`` (the asset's own file untouched)."""
+    import logging
+    from types import SimpleNamespace
+
+    from recsys_assets.assets.models import evaluate_params
+    from recsys_assets.core.io.artifacts import Artifacts
+    from recsys_assets.jobs import evaluate
+    from recsys_assets.settings import load_settings
+
+    tree = load_settings().with_changes(
+        {"artifacts": {"root": str(root)}, "models": {"evaluation": evaluation}}
+    )
+    params = evaluate_params(Artifacts(str(root)), tree).model_copy(
+        update={"output_uri": str(root / "eval" / output), "table_uri": str(root / "eval" / f"{output}.md")}
+    )
+    evaluate.run(params, SimpleNamespace(log=logging.getLogger("bench"), run_id="bench"))  # type: ignore[arg-type]
+    return dict(json.loads((root / "eval" / output).read_text()))
+
+
+def protocol_lines(report: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """Test NDCG@20 of every model when the test history holds the validation interactions (as
+    now) and when it stops before them (as before 0.2.0), beside validation."""
+    rows = [
+        [name, f"{m['val']['ndcg@20']:.4f}", _ci(m["test"]), _ci(before["models"][name]["test"]),
+         f"{m['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}",
+         f"{before['models'][name]['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}"]
+        for name, m in report["models"].items()
+    ]  # fmt: skip
+    return [
+        "Both test protocols (same models, same split): the history read at test time with the "
+        "validation interactions (the default since 0.2.0) and without them (before):",
+        "",
+        markdown_table(
+            [
+                "model",
+                "val NDCG@20",
+                "test, train+val history",
+                "test, train history",
+                "test/val now",
+                "test/val before",
+            ],
+            rows,
+        ),
+    ]
+
+
+def comparison_lines(report: dict[str, Any], a: str, b: str) -> list[str]:
+    """``a`` against ``b`` on validation and test, from the report's pairwise comparisons."""
+    from recsys_assets.core.models.uncertainty import describe
+
+    pairs = report.get("pairwise_ndcg@20", {})
+    lines = []
+    for split, label in (("val", "validation"), ("test", "test")):
+        key, flipped = f"{a} vs {b}", False
+        if key not in pairs.get(split, {}):
+            key, flipped = f"{b} vs {a}", True
+        found = pairs.get(split, {}).get(key)
+        if found is None:
+            continue
+        names = (b, a) if flipped else (a, b)
+        words = describe(*names, found, f"{label} NDCG@20", report["uncertainty"]["confidence"])
+        lines.append(f"- {words} (Holm across all {len(pairs[split])} pairs)")
+    return lines
 
 
 ABLATION_HEADER = [
@@ -138,9 +226,7 @@ def direct_test(model: str) -> float:
             )
         case _:
             trained = training.with_order(training.fit_popularity(data), data, settings.order)
-    return float(
-        evaluate(trained.model.scorer(data.train, data.n_items, trained.order), data)["test"]["ndcg@20"]
-    )
+    return float(evaluate(trained.model.scoring(data.n_items, trained.order), data)["test"]["ndcg@20"])
 
 
 #: The GAT's cold-item NDCG@20 must reach this multiple of the best content-only peer's.
@@ -224,11 +310,22 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...]) -> None:
         "",
     ]
     gat = test["gat"]
-    best_val = max(report["models"], key=lambda m: report["models"][m]["val"]["ndcg@20"])
-    lines.append(
+    decision = report["decision"]
+    lines += [
         f"Served: {report['candidate_reason']}. Target, the served model is the validation-best "
-        f"({best_val}): {verdict(report['candidate'] == best_val)}."
-    )
+        f"({decision['validation_best']}) or the model cheapest to serve among those it does not beat "
+        f"significantly ({', '.join(decision['tied_with_best'])}): "
+        f"{verdict(report['candidate'] == decision['tied_with_best'][0])}.",
+        "",
+        "The GAT against EASE, paired over users (bootstrap interval, paired t-test):",
+        "",
+        *comparison_lines(report, "gat", "ease"),
+        "",
+        *protocol_lines(
+            report, evaluate_in_process(artifacts, "eval_train_history.json", test_history="train")
+        ),
+        "",
+    ]
     if name == "synthetic":
         baselines = f"{test['lightgcn']:.4f}, {test['mf']:.4f}, {test['popularity']:.4f}"
         lines.append(
@@ -269,9 +366,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", choices=["synthetic", "movielens"])
     parser.add_argument("--report-only", action="store_true", help="re-read the last run's artifacts")
-    parser.add_argument("--no-ablation", action="store_true", help="the main and cold-start jobs only")
+    parser.add_argument("--ablation", action="store_true", help="also the ablation job (12 GAT variants)")
     args = parser.parse_args()
-    jobs = ("all_assets", "cold_start") + (() if args.no_ablation else ("ablation",))
+    jobs = ("all_assets", "cold_start") + (("ablation",) if args.ablation else ())
     run(args.data, args.report_only, jobs)
 
 

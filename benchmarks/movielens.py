@@ -130,14 +130,14 @@ def gat_grid() -> None:
     rows: list[dict[str, Any]] = []
     for name, trained in peers.items():
         used = trained.order if name != "LightGCN" else training.ORDER_FREE
-        metrics = evaluate(trained.model.scorer(data.train, data.n_items, used), data)
+        metrics = evaluate(trained.model.scoring(data.n_items, used), data)
         rows.append({"model": name, "settings": "-", "order": used.label(), "metrics": metrics,
                      "seconds": trained.seconds, "epoch": "-", "free": used.order_free})  # fmt: skip
     for overrides in [*GAT_GRID, *GAT_ORDER_FREE_GRID]:
         trained = training.fit_gat(data, text, graph, GATConfig().with_changes(overrides))
         free = overrides.get("sequence") is False and overrides.get("recency_readout") == [0.0]
         used = training.ORDER_FREE if free else training.with_order(trained, data, order).order
-        metrics = evaluate(trained.model.scorer(data.train, data.n_items, used), data)
+        metrics = evaluate(trained.model.scoring(data.n_items, used), data)
         assert trained.fit is not None
         rows.append({"model": "GAT", "settings": json.dumps(overrides), "order": used.label(),
                      "metrics": metrics, "seconds": trained.seconds, "epoch": trained.fit.best_epoch,

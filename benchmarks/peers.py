@@ -35,7 +35,7 @@ def _row(
     name: str, trained: training.Trained, data: TrainingData, order: Order | None = None
 ) -> dict[str, Any]:
     order = trained.order if order is None else order
-    metrics = evaluate(trained.model.scorer(data.train, data.n_items, order), data)
+    metrics = evaluate(trained.model.scoring(data.n_items, order), data)
     choice = trained.choice
     return {
         "model": name,

@@ -50,7 +50,7 @@ def _trained(model: str, config: Section, data: TrainingData, inputs: Any) -> tr
 
 
 def _test(trained: training.Trained, data: TrainingData) -> float:
-    return evaluate(trained.model.scorer(data.train, data.n_items, trained.order), data)["test"]["ndcg@20"]
+    return evaluate(trained.model.scoring(data.n_items, trained.order), data)["test"]["ndcg@20"]
 
 
 def search(models: list[str]) -> None:

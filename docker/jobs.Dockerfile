@@ -31,11 +31,11 @@ WORKDIR /app
 COPY --chown=jobs:jobs recsys_assets/__init__.py recsys_assets/__init__.py
 COPY --chown=jobs:jobs recsys_assets/settings recsys_assets/settings
 COPY --chown=jobs:jobs recsys_assets/jobs recsys_assets/jobs
-COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/plots.py recsys_assets/core/processes.py recsys_assets/core/
+COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/plots.py recsys_assets/core/processes.py recsys_assets/core/leakage.py recsys_assets/core/ann.py recsys_assets/core/
 COPY --chown=jobs:jobs recsys_assets/core/io recsys_assets/core/io
 COPY --chown=jobs:jobs recsys_assets/core/embeddings recsys_assets/core/embeddings
 COPY --chown=jobs:jobs recsys_assets/core/models recsys_assets/core/models
 COPY --chown=jobs:jobs recsys_assets/core/catalogue/__init__.py recsys_assets/core/catalogue/display.py recsys_assets/core/catalogue/
-COPY --chown=jobs:jobs recsys_assets/core/graphs/__init__.py recsys_assets/core/graphs/edges.py recsys_assets/core/graphs/node_maps.py recsys_assets/core/graphs/
+COPY --chown=jobs:jobs recsys_assets/core/graphs/__init__.py recsys_assets/core/graphs/edges.py recsys_assets/core/graphs/node_maps.py recsys_assets/core/graphs/splits.py recsys_assets/core/graphs/knn.py recsys_assets/core/graphs/
 USER 10001
 ENTRYPOINT ["python", "-m"]

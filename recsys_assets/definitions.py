@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from recsys_assets import automation, experiment_automation
-from recsys_assets.assets import catalogue, embeddings, graphs, models, monitoring, serving
+from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models, monitoring, serving
 from recsys_assets.environments import build_resources
 
 all_assets_job = define_asset_job(
@@ -66,6 +66,7 @@ defs = Definitions(
         monitoring.drift_metrics,
         monitoring.experiment_report,
     ],
+    asset_checks=leakage.LEAKAGE_CHECKS,
     jobs=[
         all_assets_job,
         gat_ablation_job,

@@ -11,11 +11,18 @@ from dagster import AssetExecutionContext, AssetKey, asset
 from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.environments import SettingsResource
-from recsys_assets.jobs.contracts import FusionParams, ImageEmbeddingParams, TextEmbeddingParams
+from recsys_assets.jobs.contracts import (
+    FusionParams,
+    ImageEmbeddingParams,
+    TextEmbeddingParams,
+    TrainingInputs,
+)
 from resources.job_runners import JobRunner
 
 GROUP = "embeddings"
 ITEMS, INTERACTIONS = AssetKey("items"), AssetKey("interactions")
+#: The fusion fits on the split's train rows, as every learned part does (graphs.py defines them).
+SPLITS, NODE_MAPS = AssetKey("interaction_splits"), AssetKey("node_maps")
 
 
 @asset(
@@ -67,25 +74,27 @@ def item_image_embeddings(
 
 @asset(
     group_name=GROUP,
-    deps=[item_text_embeddings, item_image_embeddings, INTERACTIONS],
+    deps=[item_text_embeddings, item_image_embeddings, SPLITS, NODE_MAPS],
     kinds={"pytorch"},
     check_specs=job_checks("item_fused_embeddings", FusionParams),
 )
 def item_fused_embeddings(
     context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:
-    """Text + image fused by an MLP trained on co-review into 128-d vectors: embeddings/fused.npy."""
+    """Text + image fused by an MLP trained on train co-review into 128-d vectors: embeddings/fused.npy."""
     artifacts = settings.artifacts
     params = FusionParams(
         asset=context.asset_key.to_user_string(),
-        items_uri=artifacts.uri(catalogue.ITEMS),
+        data=TrainingInputs(
+            splits_uri=artifacts.uri(catalogue.SPLITS), node_maps_uri=artifacts.uri(catalogue.NODE_MAPS)
+        ),
         text_uri=artifacts.uri(catalogue.TEXT_EMBEDDINGS),
         image_uri=artifacts.uri(catalogue.IMAGE_EMBEDDINGS),
         image_items_uri=artifacts.uri(catalogue.IMAGE_ITEMS),
-        interactions_uri=artifacts.folder(catalogue.INTERACTIONS),
         output_uri=artifacts.uri(catalogue.FUSED_EMBEDDINGS),
         config_uri=artifacts.uri(catalogue.FUSION_CONFIG),
         weights_uri=artifacts.uri(catalogue.FUSION_WEIGHTS),
+        trained_on_uri=artifacts.uri(catalogue.FUSION_TRAINED_ON),
         fusion=settings.tree.embeddings.fusion,
     )
     yield from run_job(context, job_runner, params, "cpu")

@@ -52,6 +52,7 @@ from recsys_assets.jobs.contracts import (
     TrainingInputs,
     TrainParams,
 )
+from recsys_assets.settings import Settings
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.models import SEARCHABLE, ModelSettings
 from resources.job_runners import JobRunner
@@ -99,6 +100,7 @@ def model_files(artifacts: Artifacts, model: str) -> ModelFiles:
         items_uri=artifacts.uri(catalogue.MODEL_ITEMS, model=model),
         neighbours_uri=artifacts.uri(catalogue.MODEL_NEIGHBOURS, model=model),
         meta_uri=artifacts.uri(catalogue.MODEL_META, model=model),
+        trained_on_uri=artifacts.uri(catalogue.MODEL_TRAINED_ON, model=model),
     )
 
 
@@ -115,7 +117,13 @@ def tuned(config: S, artifacts: Artifacts, model: str, models: ModelSettings) ->
 
 
 def _common(artifacts: Artifacts, name: str, models: ModelSettings) -> dict[str, Any]:
-    return {"data": training_inputs(artifacts), "output": model_files(artifacts, name), "order": models.order}
+    return {
+        "data": training_inputs(artifacts),
+        "output": model_files(artifacts, name),
+        "order": models.order,
+        "seeds": models.seeds,
+        "evaluation": models.evaluation,
+    }
 
 
 def _popularity(asset: str, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
@@ -191,13 +199,11 @@ def gat_model(context: AssetExecutionContext, settings: SettingsResource, job_ru
     config, tuned_from = tuned(models.gat, artifacts, "gat", models)
     params = GATParams(
         asset="gat_model",
-        data=training_inputs(artifacts),
-        output=model_files(artifacts, "gat"),
         config=config,
         inputs=gat_inputs(artifacts, models),
         checkpoint_uri=artifacts.uri(catalogue.GAT_CHECKPOINT),
-        order=models.order,
         tuned_from=tuned_from,
+        **_common(artifacts, "gat", models),
     )
     if tuned_from:
         context.log.info(f"gat_model: training with the best settings of {tuned_from}")
@@ -231,9 +237,13 @@ MODEL_ASSETS = {
     check_specs=job_checks("eval_report", EvaluateParams),
 )
 def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
-    """Every model's full-ranking metrics at K 10/20 and the validation-best promoted: eval/eval.json."""
-    artifacts, tree = settings.artifacts, settings.tree
-    params = EvaluateParams(
+    """Every model's metrics with 95% intervals; only a significant gain promotes: eval/eval.json."""
+    yield from run_job(context, job_runner, evaluate_params(settings.artifacts, settings.tree), "cpu")
+
+
+def evaluate_params(artifacts: Artifacts, tree: Settings) -> EvaluateParams:
+    """What ``eval_report`` hands its job (also what the benchmarks time)."""
+    return EvaluateParams(
         asset="eval_report",
         data=training_inputs(artifacts),
         models={name: model_files(artifacts, name) for name in MODEL_ASSETS},
@@ -242,10 +252,10 @@ def eval_report(context: AssetExecutionContext, settings: SettingsResource, job_
         table_uri=artifacts.uri(catalogue.EVAL_TABLE),
         blessed_uri=artifacts.uri(catalogue.BLESSED_REPORT),
         tolerance=tree.models.promotion_tolerance,
+        evaluation=tree.models.evaluation,
         items_uri=artifacts.uri(catalogue.ITEMS),
         versions={"code": code_version(tree.code_version), "gat_features": tree.models.gat_features},
     )
-    yield from run_job(context, job_runner, params, "cpu")
 
 
 search_partitions = StaticPartitionsDefinition(list(SEARCHABLE))
@@ -286,7 +296,10 @@ def hyperparameter_search(
 def cold_start_report(
     context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:
-    """Item cold start: popularity, content peers and the GAT on items held out: eval/cold_start.json."""
+    """Item cold start: popularity, content peers and the GAT on items held out: eval/cold_start.json.
+
+    Nothing fitted sees the held-out items' interactions: the fused content is refit without them.
+    """
     artifacts, models = settings.artifacts, settings.tree.models
     config, _ = tuned(models.gat, artifacts, "gat", models)
     params = ColdStartParams(
@@ -294,7 +307,11 @@ def cold_start_report(
         data=training_inputs(artifacts),
         gat=config,
         inputs=gat_inputs(artifacts, models),
-        content_uris={name: artifacts.uri(a) for name, a in catalogue.ITEM_FEATURES.items()},
+        text_uri=artifacts.uri(catalogue.TEXT_EMBEDDINGS),
+        image_uri=artifacts.uri(catalogue.IMAGE_EMBEDDINGS),
+        image_items_uri=artifacts.uri(catalogue.IMAGE_ITEMS),
+        fusion=settings.tree.embeddings.fusion,
+        knn=settings.tree.graphs.knn,
         order=models.order,
         protocol=models.cold_start,
         output_uri=artifacts.uri(catalogue.COLD_START_REPORT),

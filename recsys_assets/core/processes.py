@@ -15,23 +15,44 @@ import threading
 import time
 
 _PR_SET_PDEATHSIG = 1
+#: The parent's pid, handed to a child by the process that starts it (``LocalJobRunner`` sets it
+#: for every job): a child whose imports take seconds on a busy machine may only call
+#: ``die_with_parent`` after its parent died, when ``getppid()`` already names another process.
+PARENT_PID_ENV = "RECSYS_PARENT_PID"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Deliver ``sig`` to this process when its parent exits.
+    """Deliver ``sig`` to this process when its parent exits, or now if it already has.
 
     Linux does it in the kernel (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread
-    watches the parent pid once a second.
+    watches the parent pid once a second. The parent is the pid handed in ``PARENT_PID_ENV``
+    (taken out of the environment, so this process's own children do not inherit it), else
+    ``getppid()`` at the call.
     """
-    parent = os.getppid()
+    handed = os.environ.pop(PARENT_PID_ENV, "")
+    current = os.getppid()
+    parent = int(handed) if handed.isdigit() else current
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     else:
-        threading.Thread(target=_watch, args=(parent, sig), name="die-with-parent", daemon=True).start()
+        threading.Thread(target=_watch, args=(os.getppid(), sig), name="die-with-parent", daemon=True).start()
+    # A handed pid that is not our parent but still alive came from further up (a stale
+    # variable): the parent we have is the one watched.
+    stale = parent != current and _alive(parent)
     # The parent may have died before the call: then nothing would ever send the signal.
-    if os.getppid() != parent:
+    if os.getppid() != (current if stale else parent):
         os.kill(os.getpid(), sig)
 
 

@@ -34,6 +34,9 @@ class QuirkCounts:
     wrong_type_reviews: int
     wrong_type_items: int
     blank_lines: int
+    #: Later reviews of an item the same user reviewed before (kept by staging; the split
+    #: collapses each into its pair's first row).
+    re_reviews: int = 0
 
     @classmethod
     def of(cls, preset: Any) -> QuirkCounts:
@@ -47,12 +50,14 @@ class QuirkCounts:
             wrong_type_reviews=min(round(preset.wrong_type_review_share * preset.n_reviews), preset.n_months),
             wrong_type_items=min(round(preset.wrong_type_item_share * preset.n_items), preset.n_items // 4),
             blank_lines=min(preset.blank_lines, preset.n_items, preset.n_reviews),
+            re_reviews=min(round(preset.re_review_share * preset.n_reviews), preset.n_reviews // 2),
         )
 
     def expected_staging(self, n_items: int, n_reviews: int) -> dict[str, int]:
         """What staging must report for these quirks."""
         return {
-            "review_records": n_reviews + self.duplicate_reviews + self.wrong_type_reviews,
+            "review_records": n_reviews + self.duplicate_reviews + self.wrong_type_reviews + self.re_reviews,
+            "review_rows": n_reviews + self.re_reviews,
             "duplicate_reviews": self.duplicate_reviews,
             "duplicates_with_other_rating": self.duplicate_rating_changes,
             "invalid_reviews": self.wrong_type_reviews,
@@ -76,10 +81,22 @@ class ReviewQuirks:
     #: source index -> the wrong-typed variant of it to write right after it.
     wrong_typed: dict[int, int] = field(default_factory=dict)
     blank_after: set[int] = field(default_factory=set)
+    #: source index -> (the later time of its re-review, whether its rating changes).
+    re_reviews: dict[int, tuple[int, bool]] = field(default_factory=dict)
+
+
+#: A re-review comes 1 to 180 days after the first review, inside the dump's span.
+RE_REVIEW_DAYS = (1, 180)
+DAY = 86_400
 
 
 def plan_review_quirks(
-    n_reviews: int, months: np.ndarray, counts: QuirkCounts, rng: np.random.Generator
+    n_reviews: int,
+    months: np.ndarray,
+    counts: QuirkCounts,
+    rng: np.random.Generator,
+    ts: np.ndarray | None = None,
+    end: int = 0,
 ) -> ReviewQuirks:
     plan = ReviewQuirks()
     n_dup = counts.duplicate_reviews
@@ -97,6 +114,21 @@ def plan_review_quirks(
     for k, month in enumerate(np.argsort(-per_month, kind="stable")[: counts.wrong_type_reviews]):
         plan.wrong_typed[int(np.flatnonzero(months == month)[0])] = k
     plan.blank_after = set(rng.choice(n_reviews, size=counts.blank_lines, replace=False).tolist())
+    if counts.re_reviews:
+        if ts is None:
+            raise ValueError("re-reviews need the reviews' times and the dump's end")
+        # Sources at least two days before the end, so the re-review is later and still inside.
+        eligible = np.flatnonzero(ts < end - 2 * DAY)
+        sources = rng.choice(eligible, size=counts.re_reviews, replace=False)
+        # Uniform between a day later and 180 days later or the end, whichever comes first.
+        longest = np.minimum(RE_REVIEW_DAYS[1] * DAY, end - 1 - ts[sources])
+        later = (
+            ts[sources]
+            + RE_REVIEW_DAYS[0] * DAY
+            + (rng.random(len(sources)) * (longest - DAY)).astype(np.int64)
+        )
+        for k, (source, when) in enumerate(zip(sources.tolist(), later.tolist(), strict=True)):
+            plan.re_reviews[source] = (int(when), k % 2 == 1)
     return plan
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from recsys_assets.devdata.formats import FORMATS, metadata_line, review_line, review_record
 from recsys_assets.devdata.quirks import (
     QuirkCounts,
+    ReviewQuirks,
     changed_rating,
     plan_review_quirks,
     plant_metadata_quirks,
@@ -95,8 +96,12 @@ class Preset:
     #: metadata copies whose id is a list or a boolean (quarantined), and as many items whose
     #: price is not a finite number (stored as null and counted);
     wrong_type_item_share: float = 0.0
-    #: blank lines in each file.
+    #: blank lines in each file;
     blank_lines: int = 0
+    #: reviews of an item by a user who reviewed it before, 1 to 180 days later (re-reviews and
+    #: repeat purchases: the rating changes in half of them). Staging keeps them (they are
+    #: other events); the split collapses each pair to its first event.
+    re_review_share: float = 0.0
 
 
 PRESETS: dict[str, Preset] = {
@@ -109,11 +114,26 @@ PRESETS: dict[str, Preset] = {
         first_month="2012-08",
         n_months=24,
         # A few of each (40 duplicate reviews, 30 repeated metadata lines, 4 wrong-typed
-        # reviews, 2 wrong-typed metadata lines, 3 blank lines), so `make run` shows them handled.
+        # reviews, 2 wrong-typed metadata lines, 3 blank lines, 100 re-reviews), so `make run`
+        # shows them handled.
         duplicate_review_share=0.0008,
         repeated_item_share=0.01,
         wrong_type_review_share=0.00008,
         wrong_type_item_share=0.0007,
+        blank_lines=3,
+        re_review_share=0.002,
+    ),
+    # Sparse like a real 5-core file: most users have 5 to 9 reviews, so a share held out per
+    # user must agree with the split exactly (benchmarks/leakage.py).
+    "sparse": Preset(
+        n_items=3_000,
+        n_users=5_000,
+        n_reviews=40_000,
+        n_reviewed_items=2_000,
+        first_month="2012-08",
+        n_months=24,
+        duplicate_review_share=0.001,
+        re_review_share=0.002,
         blank_lines=3,
     ),
     # The shape of the real 2014 Electronics files (reviews 5-core, full metadata).
@@ -133,6 +153,8 @@ PRESETS: dict[str, Preset] = {
         wrong_type_review_share=0.00001,
         wrong_type_item_share=0.00004,
         blank_lines=10,
+        # The real 2018 Gift Cards 5-core file: 4 re-reviewed pairs in 2,972 reviews.
+        re_review_share=0.0015,
     ),
     # The shape of a public 1M-rating set (MovieLens-1M: 6,040 users, 3,706 rated items, ~165
     # ratings a user): dense, so it is the models' cost benchmark (benchmarks/cost.py).
@@ -383,6 +405,50 @@ def write_image(path: Path, category: int, seed: int, brand: int = 0) -> None:
     image.save(path, format="JPEG", quality=85)
 
 
+def write_reviews(
+    path: Path,
+    fmt: str,
+    preset: Preset,
+    cat: Catalogue,
+    reviews: Reviews,
+    quirks: ReviewQuirks,
+    rng: np.random.Generator,
+) -> None:
+    """The reviews file: each review's line, then the quirks planned after it."""
+    rating_key = FORMATS[fmt].rating
+    pending: dict[int, list[bytes]] = {}
+    users = user_ids(preset.n_users)
+    words_per_review = rng.poisson(preset.review_words, len(reviews.item)) + 3
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        for k in range(len(reviews.item)):
+            item = int(reviews.item[k])
+            vocab = CATEGORIES[CATEGORY_NAMES[int(cat.category[item])]][1]
+            n_words = int(words_per_review[k])
+            words = _words(rng, vocab, max(1, n_words // 3)) + _words(rng, GENERIC, n_words)
+            rating = float(reviews.rating[k])
+            text, summary = " ".join(words).capitalize() + ".", " ".join(words[:4]).title()
+            record = review_record(
+                fmt, users[reviews.user[k]], cat.item_id[item], rating, int(reviews.ts[k]), text, summary
+            )
+            fh.write(review_line(record) + b"\n")
+            for target, copy_rating in quirks.copies.get(k, []):
+                copy = record if copy_rating is None else {**record, rating_key: changed_rating(rating)}
+                pending.setdefault(target, []).append(review_line(copy))
+            if k in quirks.re_reviews:
+                when, changed = quirks.re_reviews[k]
+                again_rating = changed_rating(rating) if changed else rating
+                again = review_record(
+                    fmt, users[reviews.user[k]], cat.item_id[item], again_rating, when, text, summary
+                )
+                fh.write(review_line(again) + b"\n")
+            if k in quirks.wrong_typed:
+                fh.write(review_line(wrong_typed_review(record, fmt, quirks.wrong_typed[k])) + b"\n")
+            for line in pending.pop(k, []):
+                fh.write(line + b"\n")
+            if k in quirks.blank_after:
+                fh.write(b"   \n" if k % 2 else b"\n")
+
+
 def generate(
     preset_name: str,
     out: Path,
@@ -422,36 +488,9 @@ def generate(
 
     reviews = make_reviews(preset, cat, rng)
     months = np.searchsorted(_month_starts(preset), reviews.ts, side="right") - 1
-    quirks = plan_review_quirks(len(reviews.item), months, counts, quirk_rng)
-    pending: dict[int, list[bytes]] = {}
-    users = user_ids(preset.n_users)
-    words_per_review = rng.poisson(preset.review_words, len(reviews.item)) + 3
-    with gzip.open(out / files.reviews_file, "wb", compresslevel=1) as fh:
-        for k in range(len(reviews.item)):
-            item = int(reviews.item[k])
-            vocab = CATEGORIES[CATEGORY_NAMES[int(cat.category[item])]][1]
-            n_words = int(words_per_review[k])
-            words = _words(rng, vocab, max(1, n_words // 3)) + _words(rng, GENERIC, n_words)
-            rating = float(reviews.rating[k])
-            record = review_record(
-                fmt,
-                users[reviews.user[k]],
-                cat.item_id[item],
-                rating,
-                int(reviews.ts[k]),
-                " ".join(words).capitalize() + ".",
-                " ".join(words[:4]).title(),
-            )
-            fh.write(review_line(record) + b"\n")
-            for target, copy_rating in quirks.copies.get(k, []):
-                copy = record if copy_rating is None else {**record, files.rating: changed_rating(rating)}
-                pending.setdefault(target, []).append(review_line(copy))
-            if k in quirks.wrong_typed:
-                fh.write(review_line(wrong_typed_review(record, fmt, quirks.wrong_typed[k])) + b"\n")
-            for line in pending.pop(k, []):
-                fh.write(line + b"\n")
-            if k in quirks.blank_after:
-                fh.write(b"   \n" if k % 2 else b"\n")
+    end = int(_month_starts(preset)[-1])
+    quirks = plan_review_quirks(len(reviews.item), months, counts, quirk_rng, reviews.ts, end)
+    write_reviews(out / files.reviews_file, fmt, preset, cat, reviews, quirks, rng)
 
     n_images = 0
     if image_files:
@@ -479,6 +518,8 @@ def generate(
         "image_files": n_images,
         "months": [preset.first_month, str(last_month)],
         "expected_staging": counts.expected_staging(preset.n_items, len(reviews.item)),
+        # Each re-review is one later event of a pair: the split folds exactly these.
+        "expected_split": {"pairs": len(reviews.item), "repeated_user_item_pairs": counts.re_reviews},
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -16,9 +16,11 @@ from pydantic import Field, TypeAdapter
 
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEncoderConfig
+from recsys_assets.settings.graphs import KnnConfig
 from recsys_assets.settings.models import (
     ColdStartConfig,
     EASEConfig,
+    EvaluationConfig,
     GATConfig,
     ItemKNNConfig,
     LightGCNConfig,
@@ -71,29 +73,31 @@ class ImageEmbeddingParams(JobParams):
     model_cache: str
 
 
+class TrainingInputs(Section):
+    """What every learned component trains (train rows) and measures itself (validation rows) on."""
+
+    splits_uri: str
+    node_maps_uri: str
+
+
 class FusionParams(JobParams):
     module = "recsys_assets.jobs.fused_embeddings"
     checks: ClassVar[dict[str, str]] = {
         "aligned": "One finite unit-length 128-d row per items row, in items order.",
-        "beat_text": "Fused neighbours agree with held-out co-review at least as often as text neighbours.",
+        "beat_text": "Fused neighbours agree with the split's validation co-review at least as often as "
+        "text neighbours.",
     }
 
-    items_uri: str
+    data: TrainingInputs
     text_uri: str
     image_uri: str
     image_items_uri: str
-    interactions_uri: str
     output_uri: str
     config_uri: str
     weights_uri: str
+    #: The hashes of the train rows the MLP was fitted on (``core/leakage.py``).
+    trained_on_uri: str
     fusion: FusionConfig
-
-
-class TrainingInputs(Section):
-    """What every model trains and is evaluated on."""
-
-    splits_uri: str
-    node_maps_uri: str
 
 
 class ModelFiles(Section):
@@ -104,6 +108,8 @@ class ModelFiles(Section):
     items_uri: str
     neighbours_uri: str
     meta_uri: str
+    #: The hashes of the train rows the model was fitted on (``core/leakage.py``).
+    trained_on_uri: str
 
 
 class GATInputs(Section):
@@ -125,6 +131,11 @@ class TrainParams(JobParams):
     tuned_from: str = ""
     #: The uses of order tried on validation (``core/models/recency.py``).
     order: OrderConfig = Field(default_factory=OrderConfig)
+    #: Seeds a model with random initialisation trains with (the first is the model); its
+    #: metrics on each are recorded for the report's spread.
+    seeds: int = Field(default=1, ge=1)
+    #: How each seed is evaluated (the test history), as ``eval_report`` does.
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
 
 class PopularityParams(TrainParams):
@@ -183,6 +194,8 @@ class EvaluateParams(JobParams):
     #: The blessed report; it may not exist yet.
     blessed_uri: str
     tolerance: float
+    #: Intervals, paired tests, the promotion margin and the test history.
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     #: The catalogue (items.parquet): the display names of the example recommendations.
     items_uri: str
     #: Data and code versions the asset knows, recorded in the report.
@@ -211,8 +224,14 @@ class ColdStartParams(JobParams):
     data: TrainingInputs
     gat: GATConfig
     inputs: GATInputs
-    #: Content vectors by name (``txt``, ``fused``): the content-only peers.
-    content_uris: dict[str, str]
+    #: The text vectors (a content-only peer, and the fusion's input).
+    text_uri: str
+    #: The fusion's image input: vectors and their items.
+    image_uri: str
+    image_items_uri: str
+    #: The fusion MLP is refit without the held-out items, and its kNN edges rebuilt.
+    fusion: FusionConfig
+    knn: KnnConfig
     order: OrderConfig = Field(default_factory=OrderConfig)
     protocol: ColdStartConfig
     output_uri: str

@@ -51,6 +51,8 @@ def run(params: SearchParams, pipes: PipesContext) -> JobResult:
         "val_ndcg@20": round(result.best_value, 5),
         "trials": len(result.trials),
         "journal_uri": params.journal_uri,
+        # Every trial fitted on the split's train rows and was scored on its validation rows.
+        "trained_on": data.trained_on().summary(),
     }
     save(params.best_uri, best)
     completed = [t for t in result.trials if t["state"] == "complete"]

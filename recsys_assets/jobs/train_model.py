@@ -14,6 +14,7 @@ from recsys_assets.core.io.sparse import csr_arrays
 from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import Markdown, markdown_table
 from recsys_assets.core.models import training
+from recsys_assets.core.models.evaluation import evaluate
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
@@ -75,12 +76,68 @@ def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> trai
     return training.with_order(trained, data, params.order, log)
 
 
+#: Models whose fit depends on a random initialisation: trained with ``params.seeds`` seeds.
+SEEDED = (MFParams, LightGCNParams, GATParams)
+
+
+def seed_metrics(
+    trained: training.Trained, data: TrainingData, params: AnyTrainParams, seed: int
+) -> dict[str, float]:
+    """One seed's model evaluated as ``eval_report`` evaluates (its chosen use of order, the
+    same test history): for the spread across seeds the report shows."""
+    metrics = evaluate(
+        trained.model.scoring(data.n_items, trained.order), data, test_history=params.evaluation.test_history
+    )
+    return {
+        "seed": seed,
+        **{
+            f"{split}_{m}": float(metrics[split][m])
+            for split in ("val", "test")
+            for m in ("ndcg@20", "recall@20")
+        },
+        "best_epoch": float(trained.fit.best_epoch if trained.fit else 0),
+    }
+
+
+def seed_runs(
+    params: AnyTrainParams, trained: training.Trained, data: TrainingData, pipes: PipesContext
+) -> list[dict[str, float]]:
+    """With ``params.seeds`` > 1, the model refit with each further seed, every seed's metrics
+    (the first is ``trained``, the model kept); empty otherwise."""
+    if params.seeds < 2 or not isinstance(params, SEEDED):
+        return []
+    first = params.config.seed
+    runs = [seed_metrics(trained, data, params, first)]
+    for k in range(1, params.seeds):
+        seed = first + k
+        pipes.log.info(
+            f"{params.model}: seed {seed} ({k + 1} of {params.seeds}), for the spread across seeds"
+        )
+        again = params.model_copy(update={"config": params.config.with_changes({"seed": seed}, "seeds")})
+        runs.append(seed_metrics(fit(again, data, pipes), data, params, seed))
+    pipes.log.info(f"{params.model}: test NDCG@20 across {len(runs)} seeds {_spread(runs, 'test_ndcg@20')}")
+    return runs
+
+
+def _spread(runs: list[dict[str, float]], key: str) -> str:
+    values = [r[key] for r in runs]
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
 def order_table(tried: list[dict[str, float]], rows: int = 10) -> Markdown:
     """The best ``rows`` combinations of settings and order tried on validation."""
     best = sorted(tried, key=lambda row: -row["val_ndcg@20"])[:rows]
     keys = [k for k in best[0] if k != "val_ndcg@20"]
     return markdown_table([*keys, "val NDCG@20"], [[*(f"{r[k]:g}" for k in keys), f"{r['val_ndcg@20']:.4f}"]
                                                    for r in best])  # fmt: skip
+
+
+def seeds_table(runs: list[dict[str, float]]) -> Markdown:
+    """Each seed's validation and test NDCG@20 and Recall@20, then their mean and spread."""
+    keys = ["val_ndcg@20", "test_ndcg@20", "val_recall@20", "test_recall@20"]
+    rows = [[int(r["seed"]), *(f"{r[k]:.4f}" for k in keys)] for r in runs]
+    rows.append(["mean ± sd", *(_spread(runs, k) for k in keys)])
+    return markdown_table(["seed", *keys], rows)
 
 
 def save_model(params: AnyTrainParams, trained: training.Trained) -> None:
@@ -99,12 +156,18 @@ def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     pipes.log.info(f"training {params.model} on {data.summary()}")
     trained = fit(params, data, pipes)
-    meta = training.model_meta(params.model, trained, data, pipes.run_id) | {"tuned_from": params.tuned_from}
+    trained_on = data.trained_on()
+    meta = training.model_meta(params.model, trained, data, pipes.run_id) | {
+        "tuned_from": params.tuned_from,
+        "trained_on": trained_on.summary(params.output.trained_on_uri),
+        "seeds": seed_runs(params, trained, data, pipes),
+    }
     if isinstance(params, GATParams):
         meta |= {"features": params.inputs.features, "checkpoint_uri": params.checkpoint_uri}
     save_model(params, trained)
     if isinstance(params, GATParams) and trained.checkpoint is not None:
         write_bytes(params.checkpoint_uri, trained.checkpoint)
+    save(params.output.trained_on_uri, trained_on.keys)
     save(params.output.meta_uri, meta)
     history = meta["history"]
     metadata = {
@@ -126,6 +189,8 @@ def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
         "tuned_from": params.tuned_from or None,
         "order_tried": order_table(meta["order_tried"]) if len(meta["order_tried"]) > 1 else None,
         "order_val_ndcg20": json_value(meta["order_val_ndcg@20"]) if meta["order_val_ndcg@20"] else None,
+        "trained_on_interactions": trained_on.interactions,
+        "seeds": seeds_table(meta["seeds"]) if meta["seeds"] else None,
     }
     return JobResult(metadata, {"vectors": training.vectors_outcome(trained, data)})
 

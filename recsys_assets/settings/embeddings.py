@@ -66,7 +66,7 @@ class ImageConfig(Section):
 
 class FusionConfig(Section):
     """``concat(text, image or zeros, has_image)`` -> Linear -> ReLU -> Linear, trained on
-    co-review pairs (``core/embeddings/fusion.py``)."""
+    co-review pairs of the split's train rows (``core/embeddings/fusion.py``)."""
 
     hidden: int = setting(256, "Width of the MLP's hidden layer.", ge=1)
     out_dim: int = setting(128, "Width of the fused vectors.", ge=1)
@@ -82,11 +82,8 @@ class FusionConfig(Section):
     weight_decay: float = setting(1e-5, "AdamW weight decay.", ge=0)
     image_dropout: float = setting(0.2, "Share of training inputs whose image is zeroed.", ge=0, le=1)
     pair_window: int = setting(2, "Reviews of a user at most this many apart form a positive pair.", ge=1)
-    holdout_share: float = setting(
-        0.2, "Share of each user's latest reviews held out of training, for the agreement figure.", gt=0, lt=1
-    )
     k: int = setting(20, "Neighbours per item in the agreement figure.", ge=1)
-    eval_pairs: int = setting(20_000, "Held-out pairs scored (sampled) for the agreement figure.", ge=1)
+    eval_pairs: int = setting(20_000, "Validation pairs scored (sampled) for the agreement figure.", ge=1)
     seed: int = setting(0, "Random seed.")
 
 

@@ -167,6 +167,50 @@ class ColdStartConfig(Section):
     seed: int = setting(0, "Seed of the held-out items.")
 
 
+#: Models from the cheapest to serve to the costliest: popularity reads nothing per user; the
+#: embedding models serve the same way (one user vector, one FAISS search), so the cheaper to
+#: retrain comes first; the item-item models read the user's whole history and multiply it
+#: with their neighbour lists on each request (EASE keeps the most neighbours).
+SERVING_COST = ("popularity", "mf", "lightgcn", "gat", "itemknn", "ease")
+
+
+class EvaluationConfig(Section):
+    """Intervals, paired tests and the promotion rule (``core/models/uncertainty.py``,
+    ``core/models/promotion.py``)."""
+
+    resamples: int = setting(
+        1000,
+        "Bootstrap resamples over users for every interval (shared by all models, so comparisons are "
+        "paired); 0: no intervals (point estimates and p-values only).",
+        env="RECSYS_BOOTSTRAP_RESAMPLES", ge=0,
+    )  # fmt: skip
+    confidence: float = setting(
+        0.95,
+        "Confidence of the intervals; a difference is significant when its Holm-corrected p is "
+        "below 1 - this.",
+        gt=0, lt=1,
+    )  # fmt: skip
+    seed: int = setting(0, "Seed of the resamples.")
+    margin: float = setting(
+        0.0,
+        "A model replaces the blessed one (or a cheaper one tied with it) only when the lower bound of "
+        "the paired interval of its relative validation NDCG@20 gain is above this, and the gain is "
+        "significant.",
+        env="RECSYS_PROMOTION_MARGIN",
+    )
+    serving_cost: tuple[str, ...] = setting(
+        SERVING_COST,
+        "Models from the cheapest to serve to the costliest: a tie on validation goes to the first.",
+    )
+    test_history: Literal["train+val", "train"] = setting(
+        "train+val",
+        "History a model reads when tested: train and validation (as deployed; the models stay fitted "
+        "on train), or train alone (the protocol before 0.2.0: validation and test then scored "
+        "different tasks).",
+        env="RECSYS_TEST_HISTORY",
+    )
+
+
 class GATConfig(Section):
     """The multi-modal GATv2 recommender (``core/models/gat/``)."""
 
@@ -280,6 +324,13 @@ class ModelSettings(Section):
         GATConfig, "Any GAT hyperparameter, as a JSON object (e.g. `{\"temperature\": 0.1}`).",
         env="RECSYS_GAT_CONFIG",
     )  # fmt: skip
+    seeds: int = setting(
+        1,
+        "Seeds each model with random initialisation (MF, LightGCN, the GAT) trains with: the first is the "
+        "model, the report shows the mean and spread of all (benchmarks use 3).",
+        env="RECSYS_MODEL_SEEDS", ge=1,
+    )  # fmt: skip
+    evaluation: EvaluationConfig = section(EvaluationConfig, "Intervals, paired tests and promotion.")
     candidate: str = setting(
         "",
         "The model to serve and gate (`gat`, `ease`, ...); empty: the one with the best validation NDCG@20.",

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from recsys_assets.core.catalogue.staging import stage_interactions, stage_items
+from recsys_assets.core.graphs.splits import split_interactions
 from recsys_assets.devdata.synthetic import (
     CATEGORIES,
     CATEGORY_NAMES,
@@ -60,14 +61,27 @@ def test_files_are_in_the_real_2014_format(small: tuple[Path, dict[str, object]]
 
 
 def test_structure(small: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
-    out, _ = small
+    out, manifest = small
     items = stage_items(str(out / METADATA_FILE), "2014", tmp_path, workers=1).load_items()
     months = [str(m) for m in np.arange(np.datetime64("2012-08"), np.datetime64("2014-08"))]
     staged = stage_interactions(
         str(out / REVIEWS_FILE), "2014", months, ("2012-08", "2014-08"), tmp_path, workers=1
     )
     reviews = pd.concat([staged.load(m) for m in months], ignore_index=True)
-    assert len(reviews) == SMALLER["n_reviews"] and staged.unassigned.empty
+    # The small preset re-reviews 0.2% of its reviews: later events of a pair, staged as rows.
+    re_reviews = round(PRESETS["small"].re_review_share * SMALLER["n_reviews"])
+    assert manifest["expected_split"] == {
+        "pairs": SMALLER["n_reviews"],
+        "repeated_user_item_pairs": re_reviews,
+    }
+    assert len(reviews) == SMALLER["n_reviews"] + re_reviews == 9_018 and staged.unassigned.empty
+    again = reviews.duplicated(["user_id", "item_id"], keep="first")
+    assert again.sum() == re_reviews
+    first = reviews[~again].set_index(["user_id", "item_id"])["ts"]
+    later = reviews[again].set_index(["user_id", "item_id"])["ts"]
+    gap = (later - first.loc[later.index]).dt.total_seconds() / 86_400
+    assert (gap >= 1).all() and (gap <= 180).all()  # 1 to 180 days after the first review
+    reviews = reviews[~again]
 
     # At least 24 months, each with reviews, volume growing gently (no month-to-month cliff).
     per_month = np.array([staged.months[m].rows for m in months])
@@ -75,7 +89,7 @@ def test_structure(small: tuple[Path, dict[str, object]], tmp_path: Path) -> Non
     assert per_month[-6:].mean() > per_month[:6].mean()
     assert np.abs(np.diff(per_month) / per_month[:-1]).max() < 0.5
 
-    # Every user has at least 5 reviews and reviews an item once.
+    # Every user has at least 5 reviews and, re-reviews aside, reviews an item once.
     assert reviews.groupby("user_id").size().min() >= 5
     assert not reviews.duplicated(["user_id", "item_id"]).any()
 
@@ -147,6 +161,7 @@ QUIRKY = {
     "wrong_type_review_share": 4 / 9_000,
     "wrong_type_item_share": 3 / 600,
     "blank_lines": 5,
+    "re_review_share": 12 / 9_000,
 }
 
 
@@ -157,7 +172,8 @@ def test_planted_quirks_stage_with_exactly_the_expected_counts(tmp_path: Path, f
     assert isinstance(files, dict) and isinstance(expected, dict)
     # The clean counts still hold; each quirk's count is the override asked for.
     assert expected == {
-        "review_records": 9_000 + 30 + 4,
+        "review_records": 9_000 + 30 + 4 + 12,
+        "review_rows": 9_000 + 12,
         "duplicate_reviews": 30,
         "duplicates_with_other_rating": 7,
         "invalid_reviews": 4,
@@ -197,7 +213,13 @@ def test_planted_quirks_stage_with_exactly_the_expected_counts(tmp_path: Path, f
     assert items.conflict_examples["values"].str.contains(r" \(Renewed\)").all()
     assert items.load_items()["item_id"].is_unique
 
-    assert (staged.records_read, staged.rows, staged.blank_lines) == (9_034, 9_000, 5)
+    # Re-reviews are other events (a later time): staged as rows, then collapsed by the split.
+    assert (staged.records_read, staged.rows, staged.blank_lines) == (9_046, 9_012, 5)
+    interactions = pd.concat([staged.months[m].load() for m in months], ignore_index=True)
+    split = split_interactions(interactions)
+    assert manifest["expected_split"] == {"pairs": 9_000, "repeated_user_item_pairs": 12}
+    assert (len(split.frame), split.repeated_pairs) == (9_000, 12)
+    assert split.frame["events"].sum() == 9_012 and (split.frame["events"] == 2).sum() == 12
     assert staged.duplicates == 30 and staged.unassigned.empty
     assert sum(m.invalid for m in staged.months.values()) == 4
     assert max(m.invalid for m in staged.months.values()) == 1  # one per month, by design

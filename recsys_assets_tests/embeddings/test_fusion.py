@@ -8,28 +8,46 @@ import pytest
 import torch
 
 from recsys_assets.core.embeddings import fusion
+from recsys_assets.core.graphs.node_maps import build_node_maps
+from recsys_assets.core.graphs.splits import split_interactions
+from recsys_assets.core.models.training_data import TrainingData, training_data
 
 
-def _events() -> pd.DataFrame:
-    # user u1 reviews items 0,1,2,3,4 in time order; u2 reviews 2,5,6,7,8.
-    return pd.DataFrame(
-        {
-            "user": ["u1"] * 5 + ["u2"] * 5,
-            "item": [0, 1, 2, 3, 4, 2, 5, 6, 7, 8],
-            "ts": [5, 1, 2, 3, 4, 10, 11, 12, 13, 14],
-        }
+def _split() -> pd.DataFrame:
+    # user u1 reviews items 1, 2, 3, 4, then 0, then 9 (in time); u2 reviews 2, 5, 6, 7, 8, 9.
+    items = {"u1": [1, 2, 3, 4, 0, 9], "u2": [2, 5, 6, 7, 8, 9]}
+    t0 = pd.Timestamp("2014-01-01", tz="UTC")
+    frame = pd.DataFrame(
+        [
+            (user, str(item), 5.0, t0 + pd.Timedelta(days=k))
+            for user, row in items.items()
+            for k, item in enumerate(row)
+        ],
+        columns=["user_id", "item_id", "rating", "ts"],
     )
+    return split_interactions(frame).frame
 
 
-def test_split_pairs_and_heldout_by_hand() -> None:
-    train, held = fusion.split_by_user(_events(), holdout_share=0.2)
-    assert train.groupby("user")["item"].apply(list).to_dict() == {"u1": [1, 2, 3, 4], "u2": [2, 5, 6, 7]}
-    assert held["item"].tolist() == [0, 8]
-    pairs = fusion.co_review_pairs(train, window=2)
+def _data(split: pd.DataFrame) -> TrainingData:
+    # Item nodes are the item ids 0..9 (items.parquet's rows, as the text rows are).
+    maps = build_node_maps(pd.Series([str(i) for i in range(10)]), split[split["split"] == "train"])
+    return training_data(split, maps)
+
+
+def test_pairs_come_from_the_split_train_rows_and_agreement_from_its_validation_rows() -> None:
+    split = _split()
+    # 6 pairs a user: the last is test, the one before validation, 4 train.
+    assert split.groupby("user_id")["split"].apply(lambda s: s.astype(str).tolist()).to_dict() == {
+        "u1": ["train"] * 4 + ["val", "test"],
+        "u2": ["train"] * 4 + ["val", "test"],
+    }
+    data = _data(split)
+    pairs = fusion.co_review_pairs(data.train, window=2)
     assert sorted(map(tuple, pairs.tolist())) == sorted(
         [(1, 2), (2, 3), (3, 4), (2, 5), (5, 6), (6, 7), (1, 3), (2, 4), (2, 6), (5, 7)]
     )
-    assert fusion.heldout_pairs(train, held).tolist() == [[4, 0], [7, 8]]
+    # (last train item, validation item): u1's 4 -> 0, u2's 7 -> 8; no test item (9) anywhere.
+    assert fusion.heldout_pairs(data.train, data.val).tolist() == [[4, 0], [7, 8]]
 
 
 def test_fusion_inputs_zero_the_image_and_flag_items_without_one() -> None:
@@ -67,17 +85,23 @@ def test_fused_space_agrees_with_co_review_better_than_its_inputs() -> None:
         p = popularity[members] / popularity[members].sum()
         picks = rng.choice(members, size=8, replace=False, p=p)
         users += [(user, int(item), t) for t, item in enumerate(picks)]
-    events = pd.DataFrame(users, columns=["user", "item", "ts"])
+    t0 = pd.Timestamp("2014-01-01", tz="UTC")
+    events = pd.DataFrame(
+        [(f"u{u}", str(i), 5.0, t0 + pd.Timedelta(days=t)) for u, i, t in users],
+        columns=["user_id", "item_id", "rating", "ts"],
+    )
+    split = split_interactions(events).frame
+    maps = build_node_maps(pd.Series([str(i) for i in range(n_items)]), split[split["split"] == "train"])
+    data = training_data(split, maps)
     config = fusion.FusionConfig(epochs=6, batch_size=256, hidden=64, out_dim=16)
-    train, held = fusion.split_by_user(events, config.holdout_share)
-    pairs = fusion.co_review_pairs(train, config.pair_window)
+    pairs = fusion.co_review_pairs(data.train, config.pair_window)
     x = fusion.fusion_inputs(text.astype(np.float32), np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
     result = fusion.train_fusion(x, pairs, text.shape[1], config)
     fused = fusion.embed(result.model, x)
     assert fused.shape == (n_items, 16)
     np.testing.assert_allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
     assert result.losses[-1] < result.losses[0]
-    check = fusion.heldout_pairs(train, held)
+    check = fusion.heldout_pairs(data.train, data.val)
     text_score = fusion.neighbour_agreement(text.astype(np.float32), check, k=20)
     fused_score = fusion.neighbour_agreement(fused, check, k=20)
     assert fused_score > 1.5 * text_score, (fused_score, text_score)

@@ -14,7 +14,7 @@ from recsys_assets.core.graphs.qa import qa_report, report_markdown
 def test_node_maps_round_trip_and_ui_weights() -> None:
     items = pd.Series(["i0", "i1", "i2", "i3"])
     train = pd.DataFrame(
-        {"user_id": ["u2", "u1", "u1", "u2", "u2"], "item_id": ["i1", "i0", "i2", "i1", "i3"],
+        {"user_id": ["u2", "u1", "u1", "u2", "u2"], "item_id": ["i1", "i0", "i2", "i3", "i0"],
          "rating": [4.0, 5.0, 3.0, 2.0, 3.0]}
     )  # fmt: skip
     maps = build_node_maps(items, train)
@@ -25,20 +25,23 @@ def test_node_maps_round_trip_and_ui_weights() -> None:
     with pytest.raises(KeyError, match="item_id 'zz' has no node"):
         again.item_index(pd.Series(["zz"]))
     edges = ui_edges(train, maps)
-    # u1 mean 4: 5/4, 3/4. u2 mean 3: (4/3 + 2/3)/2 for the repeated pair (u2, i1), then 3/3.
+    # u1 mean 4: 5/4, 3/4. u2 mean 3: 4/3, 2/3, 3/3.
     got = {
         (int(s), int(d)): round(float(w), 4)
         for s, d, w in zip(edges["src"], edges["dst"], edges["weight"], strict=True)
     }
-    assert got == {(0, 0): 1.25, (0, 2): 0.75, (1, 1): 1.0, (1, 3): 1.0}
+    assert got == {(0, 0): 1.25, (0, 2): 0.75, (1, 0): 1.0, (1, 1): 1.3333, (1, 3): 0.6667}
     assert edges["num_nodes"].tolist() == [2, 4]
-    assert edges["recency"].tolist() == [1.0] * 4  # without timestamps every edge counts as latest
-    # With timestamps: u1 reviewed i2 then i0; u2 reviewed i1, i3, then i1 again (3 reviews).
-    days = pd.to_datetime(["2013-01-05", "2013-01-02", "2013-01-01", "2013-01-09", "2013-01-07"], utc=True)
+    assert edges["recency"].tolist() == [1.0] * 5  # without timestamps every edge counts as latest
+    # With timestamps: u1 reviewed i2 then i0; u2 reviewed i1, i0, then i3.
+    days = pd.to_datetime(["2013-01-01", "2013-01-05", "2013-01-02", "2013-01-09", "2013-01-07"], utc=True)
     timed = ui_edges(train.assign(ts=days), maps)
     pairs = zip(timed["src"].tolist(), timed["dst"].tolist(), strict=True)
     recency = dict(zip(pairs, timed["recency"].tolist(), strict=True))
-    assert recency == {(0, 0): 1.0, (0, 2): 0.0, (1, 1): 1.0, (1, 3): 0.5}
+    assert recency == {(0, 0): 1.0, (0, 2): 0.0, (1, 0): 0.5, (1, 1): 0.0, (1, 3): 1.0}
+    # The split collapses repeated pairs, so a repeat here is a stale split: the check names it.
+    repeated = ui_edges(pd.concat([train, train.iloc[[0]]]), maps)
+    assert edge_problems(repeated["src"], repeated["dst"], 2, 4, same_kind=False).duplicates == 1
 
 
 def test_edge_problems_catch_each_kind_of_bad_graph() -> None:

@@ -54,10 +54,20 @@ def test_ties_in_time_order_by_item_id_numerically_when_all_ids_are_integers() -
     assert result.frame["item_id"].tolist() == ["10", "9", "B1"]
 
 
-def test_repeated_pairs_are_kept_and_counted() -> None:
-    frame = _user("u", 4, ["a", "b", "a", "c"])
-    result = split_interactions(frame)
-    assert len(result.frame) == 4 and result.repeated_pairs == 1
+def test_repeated_pairs_collapse_to_their_first_event_with_a_count() -> None:
+    # u re-reviews a at day 2 (rating 1) and day 4: three events, one pair, held at its first.
+    frame = _user("u", 6, ["a", "b", "a", "c", "a", "d"]).assign(rating=[5.0, 4.0, 1.0, 3.0, 2.0, 5.0])
+    result = split_interactions(pd.concat([frame, _user("v", 3)]))
+    assert result.repeated_pairs == 2
+    u = result.frame[result.frame["user_id"] == "u"]
+    assert u["item_id"].tolist() == ["a", "b", "c", "d"]
+    first = u.iloc[0]
+    assert (first["ts"], first["rating"], first["events"]) == (T0, 5.0, 3)
+    assert first["last_ts"] == T0 + pd.Timedelta(days=4)
+    assert u["events"].tolist() == [3, 1, 1, 1]
+    # The split is over the 4 pairs: a re-reviewed item can never be a held-out target it already had.
+    assert _splits_of(result.frame, "u") == ["train", "train", "val", "test"]
+    assert result.frame["events"].sum() == 9 and len(result.frame) == 7
 
 
 def test_missing_columns_are_named() -> None:

@@ -14,20 +14,29 @@ from recsys_assets.core.models.training_data import TrainingData
 
 
 def _model(val: float, test: float, seconds: float) -> dict:
-    return {"val": {"ndcg@20": val}, "test": {"ndcg@20": test, "recall@20": test * 2, "coverage@20": 0.5},
+    return {"val": {"ndcg@20": val}, "test": {"ndcg@20": test, "recall@20": test * 2, "coverage@20": 0.5,
+                                               "ci": {"ndcg@20": [test - 0.01, test + 0.012]}},
             "train": {"train_seconds": seconds}}  # fmt: skip
 
 
-def test_the_compact_table_labels_validation_and_test_and_marks_what_serves() -> None:
-    table = summary_table({"ease": _model(0.2, 0.15, 3.0), "gat": _model(0.25, 0.14, 90.0)}, "gat")
+def _versus(relative: float, lo: float, hi: float, significant: bool) -> dict:
+    return {"relative": relative, "relative_ci": [lo, hi], "difference": 0.0, "significant": significant}
+
+
+def test_the_compact_table_states_intervals_and_marks_differences_that_are_not_significant() -> None:
+    ease = _model(0.2, 0.15, 3.0) | {
+        "vs_served": {"val": {"ndcg@20": _versus(-0.2, -0.25, -0.15, True)},
+                      "test": {"ndcg@20": _versus(0.071, -0.02, 0.16, False)}}
+    }  # fmt: skip
+    table = summary_table({"ease": ease, "gat": _model(0.25, 0.14, 90.0)}, "gat")
     assert table.splitlines() == [
-        "| model | val NDCG@20 (chooses) | test NDCG@20 | test Recall@20 |",
-        "|---|---|---|---|",
-        "| ease | 0.2000 | 0.1500 | 0.3000 |",
-        "| **gat (serves)** | 0.2500 | 0.1400 | 0.2800 |",
+        "| model | val NDCG@20 | val vs served | test NDCG@20 (CI) | test vs served |",
+        "|---|---|---|---|---|",
+        "| ease | 0.2000 | -20.0% (-25.0%, -15.0%) | 0.1500 (0.1400-0.1620) | +7.1% (-2.0%, +16.0%) n.s. |",
+        "| **gat (serves)** | 0.2500 | - | 0.1400 (0.1300-0.1520) | - |",
     ]
     # The UI shows markdown under 1,000 characters inline, longer behind a click.
-    big = {f"model{i}": _model(0.2, 0.15, 3.0) for i in range(8)}
+    big = {f"model{i}": ease for i in range(6)}
     assert len(summary_table(big, "model0")) < 1_000
 
 
@@ -47,7 +56,11 @@ def _csr(rows: list[list[int]], values: list[list[float]] | None = None) -> Csr:
 def test_examples_show_recent_history_and_the_models_top_items_with_test_hits_marked() -> None:
     # 3 users, 8 items; user 1 has no test item, so only users 0 and 2 can be examples.
     train = _csr([[0, 1, 2, 3], [4], [5, 6]], [[0.0, 1.0, 0.5, 0.25], [1.0], [1.0, 0.0]])
-    data = TrainingData(train, val=_csr([[4], [], [7]]), test=_csr([[6], [], [0]]), n_items=8)
+    # What the model reads when tested: train, then validation (latest).
+    read = _csr([[0, 1, 2, 3, 4], [4], [5, 6, 7]], [[0.0, 0.75, 0.5, 0.25, 1.0], [1.0], [0.5, 0.0, 1.0]])
+    data = TrainingData(
+        train, val=_csr([[4], [], [7]]), test=_csr([[6], [], [0]]), n_items=8, test_history=read
+    )
     assert example_users(data, n=5).tolist() == [0, 2]
     # Scores rank items by index descending for every user.
     table = examples_table(
@@ -58,6 +71,6 @@ def test_examples_show_recent_history_and_the_models_top_items_with_test_hits_ma
         "| user | last in their history | recommended (✓: in their test items) |",
         "|---|---|---|",
         # Train and validation items are never recommended; at most 5; the history most recent first.
-        "| u0 | item\\|1; item\\|2; item\\|3 (of 4) | item\\|7; ✓ item\\|6; item\\|5 |",
-        "| u2 | item\\|5; item\\|6 (of 2) | item\\|4; item\\|3; item\\|2; item\\|1; ✓ item\\|0 |",
+        "| u0 | item\\|4; item\\|1; item\\|2 (of 5) | item\\|7; ✓ item\\|6; item\\|5 |",
+        "| u2 | item\\|7; item\\|5; item\\|6 (of 3) | item\\|4; item\\|3; item\\|2; item\\|1; ✓ item\\|0 |",
     ]

@@ -19,7 +19,7 @@ import pytest
 from dagster import DagsterInstance, Definitions
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue, embeddings, graphs, models, serving
+from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models, serving
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.devdata.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from recsys_assets.settings import Settings
@@ -114,7 +114,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         models={"mf": epochs, "lightgcn": epochs, "gat": epochs},
     )
     resources = make_resources(settings, runner_env=env)
-    job = Definitions(assets=ASSETS, resources=resources).resolve_implicit_global_asset_job_def()
+    job = Definitions(
+        assets=ASSETS, asset_checks=leakage.LEAKAGE_CHECKS, resources=resources
+    ).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             instance=instance,

@@ -61,7 +61,7 @@ def test_image_embeddings_count_every_item(pipeline: Pipeline) -> None:
     assert "| corrupt | 1 |" in reported["failed_by_reason"].value
 
 
-def test_fused_embeddings_beat_text_on_held_out_co_review(pipeline: Pipeline) -> None:
+def test_fused_embeddings_fit_on_train_rows_and_beat_text_on_validation_co_review(pipeline: Pipeline) -> None:
     pipeline.require("item_fused_embeddings")
     from safetensors.torch import load_file
 
@@ -88,7 +88,18 @@ def test_fused_embeddings_beat_text_on_held_out_co_review(pipeline: Pipeline) ->
     np.testing.assert_allclose(fusion.embed(model.eval(), x), fused, atol=1e-5)
     reported = pipeline.metadata["item_fused_embeddings"]
     assert reported["agreement_fused"].value == pytest.approx(agreement["fused"], abs=1e-5)
-    assert "held-out co-review pairs in top-20" in reported["neighbour_agreement"].value
+    assert "(last train item, validation item) pairs in top-20" in reported["neighbour_agreement"].value
+    # It fitted on the split's train rows, and its record says so (checked against the split).
+    splits = read_parquet(artifacts.uri(catalogue.SPLITS))
+    train = int((splits["split"] == "train").sum())
+    assert config["train_interactions"] == config["trained_on"]["interactions"] == train
+    assert config["val_interactions"] == int((splits["split"] == "val").sum())
+    assert read_npy(artifacts.uri(catalogue.FUSION_TRAINED_ON)).shape == (train,)
+    check = pipeline.checks["item_fused_embeddings_fitted_on_train_only"]
+    assert check.passed and check.description == (
+        f"item_fused_embeddings was fitted on exactly the split's {train:,} train interactions "
+        f"(fingerprint {config['trained_on']['fingerprint']}); no validation or test interaction seen"
+    )
 
 
 def test_embedding_checks_pass_with_their_numbers(pipeline: Pipeline) -> None:
@@ -101,6 +112,7 @@ def test_embedding_checks_pass_with_their_numbers(pipeline: Pipeline) -> None:
         "item_image_embeddings_failure_rate",
         "item_fused_embeddings_aligned",
         "item_fused_embeddings_beat_text",
+        "item_fused_embeddings_fitted_on_train_only",
     }
     assert all(checks[name].passed for name in embedding_checks)
     rate = checks["item_image_embeddings_failure_rate"]
@@ -114,7 +126,7 @@ def test_embedding_checks_pass_with_their_numbers(pipeline: Pipeline) -> None:
     )
     assert "| corrupt | 1 |" in rate.metadata["failed_by_reason"].value
     assert checks["item_fused_embeddings_beat_text"].description.startswith(
-        "held-out co-review pairs in the top-20"
+        "(last train item, validation item) pairs in the top-20"
     )
 
 

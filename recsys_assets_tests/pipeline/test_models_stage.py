@@ -108,12 +108,20 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     artifacts = pipeline.artifacts
     report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
     candidate = report["candidate"]
-    # The candidate is the validation-best model, and the report says by how much.
+    decision = report["decision"]
+    # The validation-best model serves, or a model cheaper to serve that it does not beat
+    # significantly; the report says which and why, with the gap's interval.
     val = {name: m["val"]["ndcg@20"] for name, m in report["models"].items()}
-    assert candidate == max(val, key=lambda name: val[name]) and report["ks"] == [10, 20]
-    assert report["candidate_reason"].startswith(
-        f"{candidate}: best validation NDCG@20 among servable models"
+    best = max(val, key=lambda name: val[name])
+    assert (
+        decision["validation_best"] == best and decision["served"] == candidate and report["ks"] == [10, 20]
     )
+    assert candidate == decision["tied_with_best"][0] and best in decision["tied_with_best"]
+    assert report["candidate_reason"] == decision["reason"]
+    assert report["candidate_reason"].startswith(f"{best}: best validation NDCG@20 among servable models")
+    assert ", 95% CI " in report["candidate_reason"] and ", p = " in report["candidate_reason"]
+    if candidate != best:
+        assert f"the tie goes to {candidate}, cheaper to serve" in report["candidate_reason"]
     assert pipeline.metadata["eval_report"]["candidate_reason"].value == report["candidate_reason"]
     assert set(report["models"]) == set(MODELS)
     splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
@@ -125,6 +133,19 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
                 assert 0.0 <= metrics[f"{key}@10"] <= metrics[f"{key}@20"] <= 1.0, (name, split, key)
             assert set(metrics["slices"]) == {"cold_start", "head", "torso", "tail"}
         assert model["train"]["train_seconds"] >= 0
+        # Every metric with its 95% interval over users, and every model against the served one.
+        for split in ("val", "test"):
+            for metric in ("ndcg@20", "recall@20", "ndcg@10", "recall@10"):
+                lo, hi = model[split]["ci"][metric]
+                assert lo <= model[split][metric] <= hi, (name, split, metric)
+            if name == candidate:
+                assert "vs_served" not in model
+                continue
+            versus = model["vs_served"][split]["ndcg@20"]
+            served = report["models"][candidate][split]["ndcg@20"]
+            assert versus["relative"] == pytest.approx(model[split]["ndcg@20"] / served - 1)
+            assert versus["p"] <= versus["p_holm"] <= 1 and versus["significant"] == (versus["p_holm"] < 0.05)
+        assert model["trained_on"]["interactions"] == report["data"]["train"]
         assert model["files"]["users_uri"] == artifacts.uri(catalogue.MODEL_USERS, model=name)
         assert model["kind"] == ("item_item" if name in ITEM_ITEM else "embedding")
         # With the order chosen, and without it when one was chosen.
@@ -144,19 +165,29 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     # The UI's table is the compact one, the served model marked; the wide one is a file.
     metadata = pipeline.metadata["eval_report"]
     table = metadata["report"].value
-    assert table.splitlines()[0] == "| model | val NDCG@20 (chooses) | test NDCG@20 | test Recall@20 |"
+    assert (
+        table.splitlines()[0]
+        == "| model | val NDCG@20 | val vs served | test NDCG@20 (CI) | test vs served |"
+    )
     assert len(table) < 1_000 and table.count("(serves)") == 1
     served = report["models"][candidate]
+    lo, hi = served["test"]["ci"]["ndcg@20"]
     assert (
-        f"| **{candidate} (serves)** | {served['val']['ndcg@20']:.4f} | {served['test']['ndcg@20']:.4f} |"
-        in table
+        f"| **{candidate} (serves)** | {served['val']['ndcg@20']:.4f} | - | "
+        f"{served['test']['ndcg@20']:.4f} ({lo:.4f}-{hi:.4f}) | - |" in table
     )
+    # A difference that is not significant is marked so.
+    insignificant = [n for n, m in report["models"].items() if n != candidate
+                     and not m["vs_served"]["test"]["ndcg@20"]["significant"]]  # fmt: skip
+    assert table.count(" n.s. |") >= len(insignificant)
+    assert report["uncertainty"]["resamples"] == 1000 and report["uncertainty"]["test_history"] == "train+val"
     assert all(f"| {name} |" in table for name in report["models"] if name != candidate)
     wide = Path(artifacts.uri(catalogue.EVAL_TABLE)).read_text()
     assert metadata["full_table_uri"].value == artifacts.uri(catalogue.EVAL_TABLE)
     assert f"| **{candidate}** (served) |" in wide and "| test Hit@20 |" in wide
+    assert "| test vs served (p, Holm) |" in wide
     assert metadata["served"].value == (
-        f"{candidate}, chosen on validation: {report['candidate_reason']}. Promotion gate passed: "
+        f"{candidate}: {report['candidate_reason']}. Promotion gate passed: "
         f"{gate.description.removeprefix(f'candidate {candidate}: ')}"
     )
     assert metadata["learning_curves"].value.startswith("![learning curves](data:image/png;base64,")
@@ -326,3 +357,92 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
     assert event.metadata["gat_fused_cold_test_ndcg_at_20"].value == round(
         by_name["gat (fused)"]["test"]["ndcg@20"], 5
     )
+
+
+def test_every_fitted_artifact_passes_its_leakage_check(pipeline: Pipeline) -> None:
+    pipeline.require("item_fused_embeddings", *(f"{name}_model" for name in MODELS))
+    splits = pd.read_parquet(pipeline.artifacts.uri(catalogue.SPLITS))
+    train = int((splits["split"] == "train").sum())
+    for asset in ("item_fused_embeddings", *(f"{name}_model" for name in MODELS)):
+        check = pipeline.checks[f"{asset}_fitted_on_train_only"]
+        assert check.passed, check.description
+        assert check.description.startswith(f"{asset} was fitted on exactly the split's {train:,} train")
+        assert check.metadata["validation_seen"].value == check.metadata["test_seen"].value == 0
+
+
+def test_a_model_fitted_on_train_and_validation_is_stopped_by_its_check(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A leak planted for real: popularity fitted on the train and validation rows, written
+    with the training job's own code, then the check run through Dagster against the split."""
+    from dagster import AssetSelection, define_asset_job
+
+    from recsys_assets.assets.leakage import LEAKAGE_CHECKS
+    from recsys_assets.core.graphs.node_maps import NodeMaps
+    from recsys_assets.core.io.codecs import save
+    from recsys_assets.core.models import training
+    from recsys_assets.core.models.training_data import training_data
+    from recsys_assets.jobs.contracts import PopularityParams, TrainingInputs
+    from recsys_assets.jobs.train_model import save_model
+
+    pipeline.require("popularity_model")
+    resources = _copy(pipeline, tmp_path)
+    artifacts = resources["settings"].artifacts
+    splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
+    leaky = splits.assign(split=splits["split"].astype(str).replace({"val": "train"}))
+    data = training_data(leaky, NodeMaps.from_json(read_json(artifacts.uri(catalogue.NODE_MAPS))))
+    trained = training.fit_popularity(data)
+    params = PopularityParams(
+        asset="popularity_model",
+        data=TrainingInputs(splits_uri="", node_maps_uri=""),
+        output=models.model_files(artifacts, "popularity"),
+    )
+    save_model(params, trained)
+    trained_on = data.trained_on()
+    save(params.output.trained_on_uri, trained_on.keys)
+    meta = read_json(params.output.meta_uri)
+    save(params.output.meta_uri, {**meta, "trained_on": trained_on.summary(params.output.trained_on_uri)})
+
+    (check,) = [c for c in LEAKAGE_CHECKS if "popularity_model" in str(c.check_keys)]
+    job = define_asset_job("leak", selection=AssetSelection.checks(check))
+    definitions = Definitions(
+        assets=[models.popularity_model], asset_checks=[check], jobs=[job], resources=resources
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = definitions.resolve_job_def("leak").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    (evaluation,) = result.get_asset_check_evaluations()
+    n_val = int((splits["split"] == "val").sum())
+    first = splits[splits["split"] == "val"].iloc[0]
+    assert not evaluation.passed
+    assert evaluation.description == (
+        f"LEAK: popularity_model was fitted on {n_val:,} validation and 0 test interaction(s) of "
+        f"interaction_splits (e.g. user {first['user_id']!r}, item {first['item_id']!r} at {first['ts']}, "
+        f"a val row); it must fit on the {int((splits['split'] == 'train').sum()):,} train rows only"
+    )
+    assert evaluation.metadata["validation_seen"].value == n_val
+
+
+def test_models_trained_with_several_seeds_report_their_spread(pipeline: Pipeline, tmp_path: Path) -> None:
+    pipeline.require("eval_report")
+    resources = _copy(pipeline, tmp_path)
+    settings = resources["settings"].tree.with_changes({"models": {"seeds": 2, "mf": {"epochs": 5}}})
+    resources = make_resources(settings)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.mf_model, models.eval_report], resources=resources, instance=instance,
+                             selection=[models.mf_model, models.eval_report])  # fmt: skip
+    assert result.success
+    artifacts = resources["settings"].artifacts
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="mf"))
+    assert [run["seed"] for run in meta["seeds"]] == [0, 1]
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    mf = report["models"]["mf"]
+    # The first seed is the model eval_report evaluates, the same way.
+    assert meta["seeds"][0]["test_ndcg@20"] == pytest.approx(mf["test"]["ndcg@20"], abs=1e-9)
+    tests = [run["test_ndcg@20"] for run in meta["seeds"]]
+    assert mf["seeds"]["test_ndcg@20"]["mean"] == pytest.approx(np.mean(tests))
+    assert mf["seeds"]["test_ndcg@20"]["sd"] == pytest.approx(np.std(tests, ddof=1))
+    assert report["models"]["ease"]["seeds"] is None  # closed form: one fit
+    wide = Path(artifacts.uri(catalogue.EVAL_TABLE)).read_text()
+    assert f"{np.mean(tests):.4f} ± {np.std(tests, ddof=1):.4f} (2 seeds)" in wide

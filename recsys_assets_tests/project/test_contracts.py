@@ -47,7 +47,11 @@ def test_params_round_trip_through_json_and_name_bad_fields() -> None:
         asset="gat_model",
         data=contracts.TrainingInputs(splits_uri="s.parquet", node_maps_uri="n.json"),
         output=contracts.ModelFiles(
-            users_uri="u.npy", items_uri="i.npy", neighbours_uri="w.npz", meta_uri="m.json"
+            users_uri="u.npy",
+            items_uri="i.npy",
+            neighbours_uri="w.npz",
+            meta_uri="m.json",
+            trained_on_uri="t.npy",
         ),
         config=GATConfig(heads=4, fanouts=(5, 3)),
         inputs=contracts.GATInputs(

@@ -71,29 +71,50 @@ def test_scratch_folders_of_killed_processes_are_removed(tmp_path: Path, monkeyp
     assert not mine.exists()
 
 
-def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
-    child_code = (
-        "from recsys_assets.core.processes import die_with_parent; die_with_parent(); "
-        "import time; time.sleep(60)"
-    )
-    parent_code = textwrap.dedent(
+CHILD = (
+    "from recsys_assets.core.processes import die_with_parent; die_with_parent(); "
+    "print('armed', flush=True); import time; time.sleep(60)"
+)
+
+
+def _parent(then: str) -> subprocess.Popen[str]:
+    """A process that starts a child handed its pid (as ``LocalJobRunner`` does), prints the
+    child's pid, then runs ``then``."""
+    code = textwrap.dedent(
         f"""
-        import subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", {child_code!r}])
+        import os, subprocess, sys, time
+        from recsys_assets.core.processes import PARENT_PID_ENV
+        env = {{**os.environ, PARENT_PID_ENV: str(os.getpid())}}
+        child = subprocess.Popen([sys.executable, "-c", {CHILD!r}], env=env)
         print(child.pid, flush=True)
-        time.sleep(60)
+        {then}
         """
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", parent_code], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_child_dies_with_its_parent() -> None:
+    parent = _parent("time.sleep(60)")
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    time.sleep(1.0)  # the child has called die_with_parent
+    # The child's own word that it watches its parent (it shares the parent's stdout), however
+    # long its imports took on a busy machine.
+    assert parent.stdout.readline().strip() == "armed"
     assert not _gone(child, within=0.1)
     parent.kill()
     parent.wait()
     assert _gone(child, within=10), "the child outlived its parent"
+
+
+def test_a_child_whose_parent_died_before_it_could_watch_dies_too() -> None:
+    # The parent is gone before the child has imported anything: getppid() then names another
+    # process, but the pid the parent handed it does not.
+    parent = _parent("os._exit(0)")
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.wait()
+    assert _gone(child, within=60), "the child outlived a parent that died before it armed"
+    assert parent.stdout.read() == ""  # it never got to say it was armed
 
 
 SLOW_DEFINITIONS = """

@@ -69,9 +69,10 @@ EXPECTED_ASSETS = {
     "interactions_quarantine": ("catalogue", ["items", "raw_reviews"], True),
     "item_text_embeddings": ("embeddings", ["items"], False),
     "item_image_embeddings": ("embeddings", ["interactions", "items"], False),
+    # The fusion fits on the split's train rows, as every learned part does.
     "item_fused_embeddings": (
         "embeddings",
-        ["interactions", "item_image_embeddings", "item_text_embeddings"],
+        ["interaction_splits", "item_image_embeddings", "item_text_embeddings", "node_maps"],
         False,
     ),
     "interaction_splits": ("graphs", ["interactions"], False),
@@ -130,6 +131,9 @@ BLOCKING = [
     "lightgcn_model_vectors",
     "gat_model_vectors",
     "eval_report_promotion_gate",
+    # Every fitted artifact: no validation or test interaction seen (assets/leakage.py).
+    "item_fused_embeddings_fitted_on_train_only",
+    *(f"{m}_model_fitted_on_train_only" for m in ("popularity", "itemknn", "ease", "mf", "lightgcn", "gat")),
 ]
 
 

@@ -6,17 +6,19 @@ Linear`` (hidden 256) -> 128-d, L2-normalised.
 Objective (why this one): the fused space feeds item-item kNN edges and the recommender,
 so "close" should mean "reviewed by the same people", not "described with the same
 words". The MLP is trained with a symmetric in-batch InfoNCE loss on pairs of items that
-one user reviewed close together in time (within ``pair_window`` reviews), using only
-each user's earlier reviews (the training window). It sees content only, never item ids,
+one user reviewed close together in time (within ``pair_window`` reviews), using only the
+``train`` rows of ``interaction_splits``, as every learned part does: validation and test
+interactions never reach it (its record and blocking check, ``core/leakage.py``). It sees
+content only, never item ids,
 so it applies unchanged to the items nobody reviewed (most of a real catalogue). In-batch
 negatives are logQ-corrected for popularity: without that correction popular items are pushed
 away from everything, and the fused space agreed with co-review worse than text alone. Image
 inputs are dropped at random during training (``image_dropout``) so items without an image
 land in the same space as items with one.
 
-``neighbour_agreement`` measures the result on each user's later, held-out reviews: the
-share of (last training item, held-out item) pairs where the held-out item is among the
-anchor's ``k`` nearest neighbours.
+``neighbour_agreement`` measures the result on the split's validation rows: the share of
+(the user's last train item, a validation item of theirs) pairs where the validation item is
+among the anchor's ``k`` nearest neighbours.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from recsys_assets.core.io.codecs import read_parquet
+from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.outcomes import CheckOutcome
 from recsys_assets.settings.embeddings import FusionConfig
 
@@ -49,20 +51,18 @@ def fusion_inputs(text: np.ndarray, image: np.ndarray, image_rows: np.ndarray) -
     return x
 
 
-def split_by_user(events: pd.DataFrame, holdout_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per user, in time order: the earlier reviews, and the latest ``holdout_share`` (>= 1)."""
-    ordered = events.sort_values(["user", "ts", "item"], kind="stable")
-    rank = ordered.groupby("user").cumcount()
-    size = ordered.groupby("user")["item"].transform("size")
-    held = np.maximum(1, np.floor(size * holdout_share)).astype(int)
-    is_held = rank >= size - held
-    return ordered[~is_held], ordered[is_held]
+def _time_ordered(train: Csr) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) of every train interaction, by user and then in time (``train.values``)."""
+    users = np.repeat(np.arange(len(train.indptr) - 1), train.lengths())
+    if train.values is None:
+        raise ValueError("the train interactions carry no positions in time; rematerialize the splits")
+    order = np.lexsort((train.values, users))
+    return users[order], train.indices[order]
 
 
-def co_review_pairs(train: pd.DataFrame, window: int) -> np.ndarray:
-    """``(n, 2)`` item-row pairs reviewed by one user at most ``window`` reviews apart."""
-    items = train["item"].to_numpy()
-    users = train["user"].to_numpy()
+def co_review_pairs(train: Csr, window: int) -> np.ndarray:
+    """``(n, 2)`` item pairs reviewed by one user at most ``window`` train reviews apart."""
+    users, items = _time_ordered(train)
     pairs = []
     for gap in range(1, window + 1):
         same = users[gap:] == users[:-gap]
@@ -72,12 +72,15 @@ def co_review_pairs(train: pd.DataFrame, window: int) -> np.ndarray:
     return np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
 
 
-def heldout_pairs(train: pd.DataFrame, held: pd.DataFrame) -> np.ndarray:
-    """``(n, 2)``: (each user's last training item, each of their held-out items)."""
-    anchor = train.groupby("user")["item"].last()
-    joined = held.join(anchor.rename("anchor"), on="user", how="inner")
-    joined = joined[joined["anchor"] != joined["item"]]
-    return joined[["anchor", "item"]].to_numpy(dtype=np.int64)
+def heldout_pairs(train: Csr, val: Csr) -> np.ndarray:
+    """``(n, 2)``: (each user's last train item, each of their validation items)."""
+    users, items = _time_ordered(train)
+    last = np.full(len(train.indptr) - 1, -1, dtype=np.int64)
+    last[users] = items  # in time order, so the last write per user is their latest item
+    rows = np.repeat(np.arange(len(val.indptr) - 1), val.lengths())
+    anchors = last[rows]
+    keep = (anchors >= 0) & (anchors != val.indices)
+    return np.stack([anchors[keep], val.indices[keep]], axis=1).astype(np.int64)
 
 
 class FusionMLP(torch.nn.Module):
@@ -193,26 +196,6 @@ def neighbour_agreement(embeddings: np.ndarray, pairs: np.ndarray, k: int, chunk
     return hits / len(pairs)
 
 
-def co_review_events(interaction_files: list[str], item_ids: pd.Series, source: str) -> pd.DataFrame:
-    """``user, item, ts`` (item as its row of ``items``) from the monthly interactions files;
-    an item missing from ``items`` is an error naming it."""
-    if not interaction_files:
-        raise FileNotFoundError(f"{source}: no interactions partitions to train the fusion on")
-    frame = pd.concat(
-        [read_parquet(f, columns=["user_id", "item_id", "ts"]) for f in interaction_files], ignore_index=True
-    )
-    row = pd.Series(np.arange(len(item_ids)), index=item_ids.to_numpy())
-    unknown = ~frame["item_id"].isin(row.index)
-    if unknown.any():
-        raise ValueError(
-            f"{source}: {int(unknown.sum())} interactions name items missing from items "
-            f"(e.g. item_id {frame.loc[unknown, 'item_id'].iloc[0]!r})"
-        )
-    return pd.DataFrame(
-        {"user": frame["user_id"].to_numpy(), "item": row.loc[frame["item_id"]].to_numpy(), "ts": frame["ts"]}
-    )
-
-
 @dataclass
 class FusionFit:
     result: FusionResult
@@ -227,15 +210,17 @@ def fit_fusion(
     text: np.ndarray,
     image: np.ndarray,
     image_rows: np.ndarray,
-    events: pd.DataFrame,
+    data: TrainingData,
     config: FusionConfig,
     log: Callable[[str], None] = lambda _: None,
 ) -> FusionFit:
-    """Train on each user's earlier co-review pairs, embed every item, and measure neighbour
-    agreement with the held-out later reviews for text and fused vectors alike."""
-    train, held = split_by_user(events, config.holdout_share)
-    pairs = co_review_pairs(train, config.pair_window)
-    eval_pairs = heldout_pairs(train, held)
+    """Train on the co-review pairs of the train rows (``data``: item nodes are items rows),
+    embed every item, and measure neighbour agreement with the validation rows for text and
+    fused vectors alike."""
+    if len(text) != data.n_items:
+        raise ValueError(f"{len(text)} text rows for {data.n_items} item nodes; rematerialize the embeddings")
+    pairs = co_review_pairs(data.train, config.pair_window)
+    eval_pairs = heldout_pairs(data.train, data.val)
     rng = np.random.default_rng(config.seed)
     if len(eval_pairs) > config.eval_pairs:
         eval_pairs = eval_pairs[rng.choice(len(eval_pairs), config.eval_pairs, replace=False)]
@@ -255,6 +240,8 @@ def fit_fusion(
     }
     summary = {
         "config": config.to_dict(),
+        "train_interactions": len(data.train.indices),
+        "val_interactions": len(data.val.indices),
         "input_dim": int(x.shape[1]),
         "text_dim": int(text.shape[1]),
         "image_dim": int(image.shape[1]),
@@ -271,11 +258,11 @@ def fit_fusion(
 
 
 def agreement_outcome(fit: FusionFit, k: int) -> CheckOutcome:
-    """Fused neighbours agree with held-out co-review at least as often as text neighbours."""
+    """Fused neighbours agree with validation co-review at least as often as text neighbours."""
     fused, text = fit.agreement["fused"], fit.agreement["text"]
     return CheckOutcome(
         fused >= text,
-        f"held-out co-review pairs in the top-{k}: fused {fused:.2%} vs text {text:.2%}",
+        f"(last train item, validation item) pairs in the top-{k}: fused {fused:.2%} vs text {text:.2%}",
         fused,
         text,
         metadata={"agreement_fused": fused, "agreement_text": text},

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from recsys_assets.core.graphs.node_maps import NodeMaps
+from recsys_assets.core.graphs.splits import history_positions
+from recsys_assets.core.leakage import timestamps_ns
 
 
 def ui_edges(train: pd.DataFrame, maps: NodeMaps) -> dict[str, np.ndarray]:
@@ -25,20 +27,13 @@ def ui_edges(train: pd.DataFrame, maps: NodeMaps) -> dict[str, np.ndarray]:
     item = maps.item_index(train["item_id"])
     rating = train["rating"].to_numpy(dtype=np.float64)
     mean = pd.Series(rating).groupby(user).transform("mean").to_numpy()
-    if "ts" in train.columns:
-        seconds = (pd.to_datetime(train["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-        order = np.lexsort((seconds.to_numpy(), user))
-        position = np.empty(len(user), dtype=np.float64)
-        position[order] = pd.Series(user[order]).groupby(user[order]).cumcount().to_numpy()
-        count = pd.Series(user).map(pd.Series(user).value_counts()).to_numpy()
-        recency = np.where(count > 1, position / np.maximum(count - 1, 1), 1.0)
-    else:
-        recency = np.ones(len(user))
-    # A repeated (user, item) review becomes one edge: the mean weight, the latest position.
-    edges = (
-        pd.DataFrame({"src": user, "dst": item, "weight": rating / mean, "recency": recency})
-        .groupby(["src", "dst"], sort=True, as_index=False)
-        .agg(weight=("weight", "mean"), recency=("recency", "max"))
+    recency = (
+        history_positions(user, timestamps_ns(train["ts"])) if "ts" in train.columns else np.ones(len(user))
+    )
+    # The split holds one row per (user, item) (``splits.py``), so each train row is one edge;
+    # a repeat here would be a stale split, and ``ui_edges_valid`` names it.
+    edges = pd.DataFrame({"src": user, "dst": item, "weight": rating / mean, "recency": recency}).sort_values(
+        ["src", "dst"], kind="stable"
     )
     return {
         "src": edges["src"].to_numpy(np.int32),

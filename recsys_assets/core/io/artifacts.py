@@ -95,6 +95,9 @@ FUSION_CONFIG = Artifact("embeddings/fusion_config.json", "item_fused_embeddings
 FUSION_WEIGHTS = Artifact(
     "embeddings/fusion_mlp.safetensors", "item_fused_embeddings", "The MLP's weights, to embed new items."
 )
+FUSION_TRAINED_ON = Artifact(
+    "embeddings/fusion_trained_on.npy", "item_fused_embeddings", "Hashes of the train rows the MLP fitted on."
+)
 #: The item embeddings a model can take as its items' input, by name.
 ITEM_FEATURES = {"txt": TEXT_EMBEDDINGS, "fused": FUSED_EMBEDDINGS}
 
@@ -115,6 +118,9 @@ MODEL_NEIGHBOURS = Artifact(
     "models/{model}/neighbours.npz", "{model}_model", "Item-item neighbour lists (sparse rows, weights)."
 )
 MODEL_META = Artifact("models/{model}/meta.json", "{model}_model", "Config, timings, validation history.")
+MODEL_TRAINED_ON = Artifact(
+    "models/{model}/trained_on.npy", "{model}_model", "Hashes of the train rows the model fitted on."
+)
 GAT_CHECKPOINT = Artifact("models/gat.pt", "gat_model", "The GAT's weights, config and graph sizes.")
 EVAL_REPORT = Artifact("eval/eval.json", "eval_report", "Every model's metrics; the promotion verdict.")
 EVAL_TABLE = Artifact(
@@ -156,9 +162,9 @@ DRIFT_PLOT = Artifact("monitoring/drift_{day}.png", "drift_metrics", "The last 3
 CATALOGUE: tuple[Artifact, ...] = (
     ITEMS, ITEMS_QUARANTINE, INTERACTIONS, INTERACTIONS_QUARANTINE,
     TEXT_EMBEDDINGS, TEXT_META, IMAGE_EMBEDDINGS, IMAGE_ITEMS, IMAGE_META,
-    FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS,
+    FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS, FUSION_TRAINED_ON,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
-    MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, GAT_CHECKPOINT,
+    MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, MODEL_TRAINED_ON, GAT_CHECKPOINT,
     EVAL_REPORT, EVAL_TABLE, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,

@@ -1,6 +1,6 @@
 """Example recommendations, for a person reading ``eval_report``: a few test users, the last
-items of their history and the model's top items for them, by display name, with the items
-they went on to interact with in the test period marked.
+items of their history (train and validation) and the model's top items for them, by display
+name, with the items they went on to interact with in the test period marked.
 
 The users are a seeded sample of those with both train and test interactions, so the same
 users appear run after run and models can be compared by eye; the ranking is the one the test
@@ -34,20 +34,22 @@ def _row(csr_indptr: np.ndarray, user: int) -> slice:
 def examples_table(
     score: Score, data: TrainingData, users: np.ndarray, user_ids: list[str], names: list[str]
 ) -> Markdown:
-    """A markdown table: user, their last train items (most recent first) and the model's top
-    items, those in the user's test items marked ✓."""
+    """A markdown table: user, the last items of the history the model read when tested (train
+    and validation, most recent first) and the model's top items, those in the user's test
+    items marked ✓."""
     exclude = [data.train, data.val]
     top = top_k(score, users, exclude, SHOWN)
+    read = data.history("test")
     rows = []
     for user, ranked in zip(users, top, strict=True):
-        span = _row(data.train.indptr, int(user))
-        history = data.train.indices[span]
-        # Train values place each item in the user's history in time; without them, stored order.
-        when = data.train.values[span] if data.train.values is not None else np.arange(len(history))
+        span = _row(read.indptr, int(user))
+        history = read.indices[span]
+        # Values place each item in the user's history in time; without them, stored order.
+        when = read.values[span] if read.values is not None else np.arange(len(history))
         recent = history[np.argsort(-when, kind="stable")][:RECENT]
         tested = set(data.test.indices[_row(data.test.indptr, int(user))].tolist())
         # A tiny catalogue leaves fewer than SHOWN unseen items: top_k then fills with seen ones.
-        seen = set(history.tolist()) | set(data.val.indices[_row(data.val.indptr, int(user))].tolist())
+        seen = set(history.tolist()) | set(data.train.indices[_row(data.train.indptr, int(user))].tolist())
         items = [int(i) for i in ranked if int(i) not in seen]
         shown = "; ".join(names[i] for i in recent)
         picks = "; ".join(f"{'✓ ' if i in tested else ''}{names[i]}" for i in items)

@@ -134,32 +134,42 @@ def _hits(top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int) -> np.
     return np.isin(top_keys, target_keys)
 
 
-def ranking_metrics(
+def per_user_metrics(
     top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int, ks: Sequence[int]
-) -> dict[str, float]:
-    """Recall, NDCG, Hit and MRR at each K, over the users with at least one target."""
+) -> dict[str, np.ndarray]:
+    """Recall, NDCG, Hit and MRR at each K for each of ``users`` (0 for a user without a
+    target), and ``has_targets``: which users have at least one target (the users averaged)."""
     if len(top) != len(users):
         raise ValueError(f"top has {len(top)} rows for {len(users)} users")
     n_targets = targets.lengths()[users]
-    keep = n_targets > 0
-    top, users, n_targets = top[keep], users[keep], n_targets[keep]
-    if len(users) == 0:
-        raise ValueError("no user has a held-out item: nothing to evaluate")
-    hits = _hits(top, users, targets, n_items)
+    has = n_targets > 0
+    hits = _hits(top, users, targets, n_items) & has[:, None]
     discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
-    out: dict[str, float] = {"users": float(len(users))}
+    safe = np.maximum(n_targets, 1)
+    out: dict[str, np.ndarray] = {"has_targets": has}
     for k in ks:
         if k > top.shape[1]:
             raise ValueError(f"K={k} exceeds the {top.shape[1]} ranked items")
         h = hits[:, :k]
         dcg = (h * discounts[:k]).sum(axis=1)
-        ideal = np.cumsum(discounts[:k])[np.minimum(n_targets, k) - 1]
+        ideal = np.cumsum(discounts[:k])[np.minimum(safe, k) - 1]
         first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, np.inf)
-        out[f"recall@{k}"] = float((h.sum(axis=1) / n_targets).mean())
-        out[f"ndcg@{k}"] = float((dcg / ideal).mean())
-        out[f"hit@{k}"] = float(h.any(axis=1).mean())
-        out[f"mrr@{k}"] = float((1.0 / first).mean())
+        out[f"recall@{k}"] = h.sum(axis=1) / safe
+        out[f"ndcg@{k}"] = dcg / ideal
+        out[f"hit@{k}"] = h.any(axis=1).astype(np.float64)
+        out[f"mrr@{k}"] = 1.0 / first
     return out
+
+
+def ranking_metrics(
+    top: np.ndarray, users: np.ndarray, targets: Csr, n_items: int, ks: Sequence[int]
+) -> dict[str, float]:
+    """Recall, NDCG, Hit and MRR at each K, averaged over the users with at least one target."""
+    per_user = per_user_metrics(top, users, targets, n_items, ks)
+    has = per_user.pop("has_targets")
+    if not has.any():
+        raise ValueError("no user has a held-out item: nothing to evaluate")
+    return {"users": float(has.sum()), **{name: float(v[has].mean()) for name, v in per_user.items()}}
 
 
 def coverage(top: np.ndarray, n_items: int, k: int) -> float:

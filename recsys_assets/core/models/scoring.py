@@ -95,6 +95,11 @@ class Scorable:
         assert self.items is not None
         return dot_scorer(self.user_vectors(train, n_items, order), self.items)
 
+    def scoring(self, n_items: int, order: Order = ORDER_FREE) -> Callable[[Csr], Score]:
+        """``scorer`` for whichever history it is given (``evaluation.evaluate``: train when
+        validating, train and validation when testing)."""
+        return lambda history: self.scorer(history, n_items, order)
+
 
 def load_scorable(users_uri: str, items_uri: str, neighbours_uri: str, meta: dict[str, Any]) -> Scorable:
     """A trained model from its files, as its ``meta.json`` describes it."""

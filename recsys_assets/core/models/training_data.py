@@ -3,13 +3,15 @@ and is evaluated on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from recsys_assets.core.graphs.node_maps import NodeMaps
+from recsys_assets.core.graphs.splits import history_positions
 from recsys_assets.core.io.codecs import read_json, read_parquet
+from recsys_assets.core.leakage import TrainedOn, timestamps_ns
 from recsys_assets.core.models.metrics import Csr
 
 #: Cold-start slice: held-out interactions whose item had at most this many train interactions.
@@ -18,20 +20,41 @@ COLD_START_MAX_TRAIN = 2
 
 @dataclass
 class TrainingData:
-    #: Each user's train items; ``train.values``: where each falls in the user's train history
-    #: in time, from 0 (first) to 1 (last; also a user's only item), ``recency.py``.
+    """Each user's train, validation and test items as node indices.
+
+    ``train.values``: where each train item falls in the user's train history in time, from 0
+    (first) to 1 (last; also a user's only item), ``recency.py``. ``test_history``: the train
+    and validation items together, positioned in time over both: the history a model reads
+    when it is tested, as a deployed model would know it (the models stay fitted on train).
+    ``train_rows``: the train rows as read (user, item, ts), from which ``trained_on`` records
+    what a component fitted on (``core/leakage.py``).
+    """
+
     train: Csr
     val: Csr
     test: Csr
     n_items: int
+    test_history: Csr | None = None
+    train_rows: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n_users(self) -> int:
         return len(self.train.indptr) - 1
 
+    def history(self, split: str) -> Csr:
+        """The history a model reads when it is scored on ``split``: train for validation,
+        ``test_history`` for test (train alone when none was built)."""
+        return self.test_history if split == "test" and self.test_history is not None else self.train
+
     def train_counts(self) -> np.ndarray:
         """Train interactions per item."""
         return np.bincount(self.train.indices, minlength=self.n_items)
+
+    def trained_on(self) -> TrainedOn:
+        """The record of this data's train rows, for a component fitted on them."""
+        if self.train_rows is None:
+            raise ValueError("this training data was not read from interaction_splits: no rows to record")
+        return TrainedOn.of_frame(self.train_rows)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -42,22 +65,6 @@ class TrainingData:
             "test": len(self.test.indices),
             "items_with_train_interactions": int((self.train_counts() > 0).sum()),
         }
-
-
-def history_positions(users: np.ndarray, order_key: np.ndarray | None) -> np.ndarray:
-    """Per row, its place in its user's history, scaled to [0, 1]: 0 for the first, 1 for the
-    last and for a user's only row; ordered by ``order_key`` (timestamps), ties and a missing
-    key in row order."""
-    rows = np.arange(len(users))
-    order = np.lexsort((rows, users) if order_key is None else (rows, order_key, users))
-    sorted_users = users[order]
-    starts = np.flatnonzero(np.r_[True, sorted_users[1:] != sorted_users[:-1]])
-    counts = np.diff(np.r_[starts, len(users)])
-    rank = rows - np.repeat(starts, counts)
-    size = np.repeat(counts, counts)
-    position = np.empty(len(users), dtype=np.float64)
-    position[order] = np.where(size > 1, rank / np.maximum(size - 1, 1), 1.0)
-    return position
 
 
 def training_data(splits: pd.DataFrame, maps: NodeMaps, source: str = "interaction_splits") -> TrainingData:
@@ -80,15 +87,20 @@ def training_data(splits: pd.DataFrame, maps: NodeMaps, source: str = "interacti
     parts = {
         name: Csr.from_pairs(users[split == name], items[split == name], n_users) for name in ("val", "test")
     }
+    ts = timestamps_ns(splits["ts"]) if "ts" in splits.columns else None
     train = split == "train"
-    ts = (
-        pd.to_datetime(splits["ts"], utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)[train]
-        if "ts" in splits.columns
-        else None
+    parts["train"] = Csr.from_pairs(
+        users[train],
+        items[train],
+        n_users,
+        history_positions(users[train], None if ts is None else ts[train]),
     )
-    positions = history_positions(users[train], ts)
-    parts["train"] = Csr.from_pairs(users[train], items[train], n_users, positions)
-    return TrainingData(parts["train"], parts["val"], parts["test"], n_items)
+    seen = train | (split == "val")
+    test_history = Csr.from_pairs(
+        users[seen], items[seen], n_users, history_positions(users[seen], None if ts is None else ts[seen])
+    )
+    rows = splits.loc[train, ["user_id", "item_id", "ts"]].reset_index(drop=True) if ts is not None else None
+    return TrainingData(parts["train"], parts["val"], parts["test"], n_items, test_history, train_rows=rows)
 
 
 def load_training_data(splits_uri: str, node_maps_uri: str) -> TrainingData:

@@ -66,7 +66,7 @@ def ablate(
         trained = fit_gat(data, x, graph, config, report)
         # Scored with the readout the GAT chose while training, as it early-stopped on it.
         order = Order(**trained.extra["training_order"])
-        metrics = evaluate(trained.model.scorer(data.train, data.n_items, order), data)
+        metrics = evaluate(trained.model.scoring(data.n_items, order), data)
         assert trained.fit is not None  # the GAT always early-stops on validation
         rows.append(
             {
