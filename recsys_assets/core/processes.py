@@ -14,21 +14,13 @@ import sys
 import threading
 import time
 
+from recsys_assets.core.io.storage import pid_alive
+
 _PR_SET_PDEATHSIG = 1
 #: The parent's pid, handed to a child by the process that starts it (``LocalJobRunner`` sets it
 #: for every job): a child whose imports take seconds on a busy machine may only call
 #: ``die_with_parent`` after its parent died, when ``getppid()`` already names another process.
 PARENT_PID_ENV = "RECSYS_PARENT_PID"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -50,7 +42,7 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         threading.Thread(target=_watch, args=(os.getppid(), sig), name="die-with-parent", daemon=True).start()
     # A handed pid that is not our parent but still alive came from further up (a stale
     # variable): the parent we have is the one watched.
-    stale = parent != current and _alive(parent)
+    stale = parent != current and pid_alive(parent)
     # The parent may have died before the call: then nothing would ever send the signal.
     if os.getppid() != (current if stale else parent):
         os.kill(os.getpid(), sig)

@@ -18,7 +18,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from recsys_assets.assets import catalogue
-from recsys_assets.devdata.synthetic import METADATA_FILE, REVIEWS_FILE, generate
+from recsys_assets.devdata.synthetic import METADATA_FILE, PRESETS, REVIEWS_FILE, generate
 from recsys_assets.partitions import interaction_months
 from recsys_assets_tests.conftest import make_resources, make_settings
 
@@ -27,6 +27,9 @@ MONTHS = interaction_months.get_partition_keys()
 # lines and 3 blank lines, and no wrong-typed record: the quarantine of invalid records
 # starts empty and each test adds its own.
 TINY = {"n_items": 300, "n_users": 120, "n_reviews": 3_000, "n_reviewed_items": 200}
+#: Staged rows: the reviews and the small preset's re-reviews (0.2%: later events of a pair, rows
+#: of their own until the split collapses them).
+ROWS = TINY["n_reviews"] + round(PRESETS["small"].re_review_share * TINY["n_reviews"])
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +97,7 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
     months = sorted(p.stem for p in (artifacts / "interactions").glob("*.parquet"))
     assert months == MONTHS
     total = sum(len(pd.read_parquet(artifacts / "interactions" / f"{m}.parquet")) for m in months)
-    assert total == TINY["n_reviews"]
+    assert total == ROWS == 3_006
     march = pd.read_parquet(artifacts / "interactions" / "2013-03.parquet")
     assert (march["ts"].dt.strftime("%Y-%m") == "2013-03").all()
     assert march["ts"].is_monotonic_increasing
@@ -112,7 +115,7 @@ def test_materialize_everything_and_read_back(tmp_path: Path, tiny_raw: Path) ->
         if m.asset_key.path == ["interactions"]
     }
     assert rows_md["2013-03"] == len(march)
-    assert sum(rows_md.values()) == TINY["n_reviews"]
+    assert sum(rows_md.values()) == ROWS
     table = (
         next(m for m in result.get_asset_materialization_events() if m.partition == "2013-03")
         .materialization.metadata["rows_by_month"]
@@ -191,7 +194,11 @@ MARCH_TS = 1362700800  # 2013-03-08
     ("edit", "failing_check", "message"),
     [
         (_append("{this is not json"), "interactions_quarantine_rate", "invalid_record x1"),
-        (_replace_first_rating, "interactions_rating_in_range", "1 of 3,000 rows violate: rating in [1, 5]"),
+        (
+            _replace_first_rating,
+            "interactions_rating_in_range",
+            f"1 of {ROWS:,} rows violate: rating in [1, 5]",
+        ),
         (
             _append({"reviewerID": "AX", "overall": 4.0, "unixReviewTime": MARCH_TS}),
             "interactions_quarantine_rate",
@@ -200,7 +207,7 @@ MARCH_TS = 1362700800  # 2013-03-08
         (
             _append({"reviewerID": "AX", "asin": "B999999999", "overall": 4.0, "unixReviewTime": MARCH_TS}),
             "interactions_item_in_items",
-            "1 of 3,001 rows have a item_id that is not in items",
+            f"1 of {ROWS + 1:,} rows have a item_id that is not in items",
         ),
         (
             _append({"reviewerID": "AX", "asin": "B000000001", "overall": 4.0, "unixReviewTime": 1924992000}),
@@ -240,7 +247,7 @@ def test_corrupted_reviews_fail_the_right_check(
         pd.read_parquet(p) for p in (artifacts / "quarantine" / "interactions").glob("*.parquet")
     ).drop_duplicates("line")
     quarantined = quarantined[quarantined["code"] != "duplicate"]
-    assert len(stored) + len(quarantined) == 3_000 + (failing_check != "interactions_rating_in_range")
+    assert len(stored) + len(quarantined) == ROWS + (failing_check != "interactions_rating_in_range")
 
 
 def test_corrupted_metadata_stops_interactions(tmp_path: Path, tiny_raw: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models, serving
@@ -96,6 +96,20 @@ class Pipeline:
                 pytest.fail(f"{name} did not materialize: {cause}")
 
 
+def execute_graph(
+    assets: list[Any], resources: dict[str, Any], instance: DagsterInstance
+) -> ExecuteInProcessResult:
+    """``assets`` and the leakage checks in one run over the synthetic presets' months."""
+    job = Definitions(
+        assets=assets, asset_checks=leakage.LEAKAGE_CHECKS, resources=resources
+    ).resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2012-08", ASSET_PARTITION_RANGE_END_TAG: "2014-07"},
+        raise_on_error=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     base = tmp_path_factory.mktemp("pipeline")
@@ -114,15 +128,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         models={"mf": epochs, "lightgcn": epochs, "gat": epochs},
     )
     resources = make_resources(settings, runner_env=env)
-    job = Definitions(
-        assets=ASSETS, asset_checks=leakage.LEAKAGE_CHECKS, resources=resources
-    ).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2012-08", ASSET_PARTITION_RANGE_END_TAG: "2014-07"},
-            raise_on_error=False,
-        )
+        result = execute_graph(ASSETS, resources, instance)
         metadata: dict[str, dict[str, Any]] = {}
         partitions: dict[str, int] = {}
         for event in result.get_asset_materialization_events():

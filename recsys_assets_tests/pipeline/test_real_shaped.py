@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, Definitions
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import DagsterInstance
 
-from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models
+from recsys_assets.assets import catalogue, embeddings, graphs, models
 from recsys_assets.core.io import artifacts as artifact_catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, read_npz
 from recsys_assets.devdata.synthetic import generate
 from recsys_assets_tests.conftest import make_resources, make_settings
+from recsys_assets_tests.pipeline.conftest import execute_graph
 
 pytestmark = pytest.mark.xdist_group("real_shaped")
 
@@ -56,15 +56,8 @@ def test_re_reviewed_pairs_reach_the_report_as_one_pair_each(tmp_path: Path) -> 
         embeddings={"image": {"workers": 2}},
         models={"mf": epochs, "lightgcn": epochs, "gat": epochs},
     )  # fmt: skip
-    job = Definitions(
-        assets=ASSETS, asset_checks=leakage.LEAKAGE_CHECKS, resources=make_resources(settings)
-    ).resolve_implicit_global_asset_job_def()
     with DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2012-08", ASSET_PARTITION_RANGE_END_TAG: "2014-07"},
-            raise_on_error=False,
-        )
+        result = execute_graph(ASSETS, make_resources(settings), instance)
     failures = [e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure]
     assert result.success, failures
     split_meta = result.asset_materializations_for_node("interaction_splits")[0].metadata

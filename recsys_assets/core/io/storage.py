@@ -60,7 +60,8 @@ def _owner_tag() -> str:
 _TEMPORARY = re.compile(r"^\..+\.(?:(?P<host>[^.]+)\.(?P<pid>\d+)-)?[0-9a-f]{32}\.tmp$")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +75,7 @@ def _orphaned(host: str | None, pid: str | None) -> bool:
     """True for a temporary whose writer is gone: a dead process of this host, or no owner."""
     if host is None or pid is None:
         return True
-    return host == _host() and not _alive(int(pid))
+    return host == _host() and not pid_alive(int(pid))
 
 
 def remove_orphaned_temporaries(folder: str | os.PathLike[str]) -> list[str]:
