@@ -153,6 +153,19 @@ def protocol_lines(report: dict[str, Any], before: dict[str, Any]) -> list[str]:
     ]
 
 
+def flipped(comparison: dict[str, Any]) -> dict[str, Any]:
+    """A comparison of a against b as one of b against a: the relative difference and its interval
+    inverted (b / a - 1 = 1 / (1 + r) - 1, monotone, so the bounds swap), the difference negated."""
+    r, ci, d, dci = (comparison[k] for k in ("relative", "relative_ci", "difference", "difference_ci"))
+    return {
+        **comparison,
+        "relative": 1 / (1 + r) - 1,
+        "relative_ci": [1 / (1 + ci[1]) - 1, 1 / (1 + ci[0]) - 1] if ci else None,
+        "difference": -d,
+        "difference_ci": [-dci[1], -dci[0]] if dci else None,
+    }
+
+
 def comparison_lines(report: dict[str, Any], a: str, b: str) -> list[str]:
     """``a`` against ``b`` on validation and test, from the report's pairwise comparisons."""
     from recsys_assets.core.models.uncertainty import describe
@@ -160,15 +173,14 @@ def comparison_lines(report: dict[str, Any], a: str, b: str) -> list[str]:
     pairs = report.get("pairwise_ndcg@20", {})
     lines = []
     for split, label in (("val", "validation"), ("test", "test")):
-        key, flipped = f"{a} vs {b}", False
-        if key not in pairs.get(split, {}):
-            key, flipped = f"{b} vs {a}", True
-        found = pairs.get(split, {}).get(key)
-        if found is None:
+        found = pairs.get(split, {})
+        comparison = found.get(f"{a} vs {b}") or (
+            flipped(found[f"{b} vs {a}"]) if f"{b} vs {a}" in found else None
+        )
+        if comparison is None:
             continue
-        names = (b, a) if flipped else (a, b)
-        words = describe(*names, found, f"{label} NDCG@20", report["uncertainty"]["confidence"])
-        lines.append(f"- {words} (Holm across all {len(pairs[split])} pairs)")
+        words = describe(a, b, comparison, f"{label} NDCG@20", report["uncertainty"]["confidence"])
+        lines.append(f"- {words} (Holm across all {len(found)} pairs)")
     return lines
 
 
@@ -241,9 +253,15 @@ def cold_start_lines(cold: dict[str, Any]) -> list[str]:
     # The content peer that a user would pick is the one better on cold validation.
     peer = max(content, key=lambda m: rows[m]["val"]["ndcg@20"])
     gat = next(m for m in test if m.startswith("gat"))
+    protocol = {k: v for k, v in cold["protocol"].items() if k != "fused"}
     lines = [
         "Item cold start (`cold_start` job, `eval/cold_start.json`): "
-        + ", ".join(f"{k} {v}" for k, v in cold["protocol"].items()),
+        + ", ".join(f"{k} {v}" for k, v in protocol.items())
+        + (
+            f". Content (fused) and the GAT's fused input: {cold['protocol']['fused']}"
+            if "fused" in cold["protocol"]
+            else ""
+        ),
         "",
         markdown_table(
             ["model", "order", "cold val NDCG@20", "cold test NDCG@20", "held-out share of the top 20"],
@@ -282,7 +300,12 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...]) -> None:
 
         env = write_amazon_2014(read_ratings(fetch_ml100k()), workdir.parent / "ml-100k-raw")
         env["RECSYS_GAT_FEATURES"] = "txt"  # no images: the item text is title + genres + year
-    seconds = {} if report_only else materialize(workdir, env, jobs)
+    timings = workdir.parent / f"{name}-seconds.json"  # beside the run's folder, which a run replaces
+    if report_only:
+        seconds = json.loads(timings.read_text()) if timings.is_file() else {}
+    else:
+        seconds = materialize(workdir, env, jobs)
+        timings.write_text(json.dumps(seconds))
     artifacts = workdir / "artifacts"
     report = json.loads((artifacts / "eval" / "eval.json").read_text())
     ablation_file = artifacts / "eval" / "ablation.json"

@@ -106,3 +106,23 @@ def test_split_columns_pair_models_over_the_same_users_and_slices_over_their_own
     assert resampled.interval(column("a", "ndcg@20")) is None
     (same,) = compare_pairs(resampled, [(column("a", "ndcg@20"), column("b", "ndcg@20"))])
     assert same["relative_ci"] is None and same["p"] == 1.0 and not same["significant"]
+
+
+def test_every_pair_of_models_is_compared_once_and_corrected_as_one_family() -> None:
+    from recsys_assets.core.models.report import pairwise
+
+    rng = np.random.default_rng(7)
+    ones = np.ones(500)
+    models = {"a": {}, "b": {}, "c": {}}
+    columns = {
+        column(m, "ndcg@20"): Column(rng.random(500) * (1 + k / 10), ones) for k, m in enumerate(models)
+    }
+    resampled = {"test": Resampled.of(columns, 100, 0, 0.95)}
+    found = pairwise(models, resampled)["test"]
+    assert list(found) == ["a vs b", "a vs c", "b vs c"]
+    raw = [resampled["test"].compare(column(x, "ndcg@20"), column(y, "ndcg@20"))["p"] for x, y in
+           (("a", "b"), ("a", "c"), ("b", "c"))]  # fmt: skip
+    assert [found[k]["p_holm"] for k in found] == pytest.approx(holm(raw))
+    assert found["a vs c"]["relative"] == pytest.approx(
+        columns["a|ndcg@20"].mean() / columns["c|ndcg@20"].mean() - 1
+    )

@@ -354,6 +354,12 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
         assert 0.0 <= row["test"]["ndcg@20"] <= row["test"]["hit@20"] <= 1.0
     (event,) = result.asset_materializations_for_node("cold_start_report")
     assert "| gat (fused) |" in event.metadata["report"].value
+    # The fused content (a peer, and the GAT's input and edges) comes from a fusion refit without
+    # the held-out items' interactions, and the table says so.
+    assert protocol["fused"].startswith("fused vectors from the fusion MLP refit on the warm train rows only")
+    assert event.metadata["report"].value.endswith(
+        f"Content (fused) and the GAT's fused input: {protocol['fused']}."
+    )
     assert event.metadata["gat_fused_cold_test_ndcg_at_20"].value == round(
         by_name["gat (fused)"]["test"]["ndcg@20"], 5
     )
