@@ -35,6 +35,7 @@ import pandas as pd
 from benchmarks.models import ROOT, materialize
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models.report import with_ci
 
 PRESET = "sparse"
 RAW = ROOT / "data" / "raw" / PRESET
@@ -140,11 +141,6 @@ def run_before(env: dict[str, str]) -> dict[str, Any]:
     return refit
 
 
-def _ci(entry: dict[str, Any], metric: str = "ndcg@20") -> str:
-    lo, hi = entry["ci"][metric]
-    return f"{entry[metric]:.4f} ({lo:.4f}-{hi:.4f})"
-
-
 def _seeds(model: dict[str, Any]) -> str:
     seeds = model.get("seeds")
     if not seeds:
@@ -176,8 +172,8 @@ def main() -> None:
     sizes = splits.groupby("user_id").size()
     before, after = reports["before"]["models"], reports["after"]["models"]
     rows = [
-        [name, _ci(before[name]["val"]), _ci(after[name]["val"]), _ci(before[name]["test"]),
-         _ci(after[name]["test"]), _seeds(before[name]), _seeds(after[name])]
+        [name, with_ci(before[name]["val"]), with_ci(after[name]["val"]), with_ci(before[name]["test"]),
+         with_ci(after[name]["test"]), _seeds(before[name]), _seeds(after[name])]
         for name in after
     ]  # fmt: skip
     gat_before, gat_after = before["gat"]["val"], after["gat"]["val"]
@@ -218,8 +214,8 @@ def main() -> None:
         f"Served before: {reports['before']['candidate']}; after: {reports['after']['candidate']} "
         f"({reports['after']['candidate_reason']}).",
         "",
-        f"The GAT, the one model that reads the fused vectors: validation NDCG@20 {_ci(gat_before)} with the "
-        f"leaky fusion, {_ci(gat_after)} without; the intervals "
+        f"The GAT, the one model that reads the fused vectors: validation NDCG@20 {with_ci(gat_before)} "
+        f"with the leaky fusion, {with_ci(gat_after)} without; the intervals "
         + (
             "overlap: on this preset the leak did not move the GAT measurably. It was a leak all the "
             "same (the validation choice read fused vectors fitted on validation pairs), and the check "

@@ -32,16 +32,21 @@ from typing import Any
 from benchmarks.movielens import RECBOLE, fetch_ml100k
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models.report import with_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def materialize(workdir: Path, env: dict[str, str], jobs: tuple[str, ...]) -> dict[str, float]:
-    """Run ``jobs`` one after the other in a fresh instance; seconds of each."""
+def materialize(
+    workdir: Path, env: dict[str, str], jobs: tuple[str, ...], fresh: bool = True
+) -> dict[str, float]:
+    """Run ``jobs`` one after the other in a fresh instance (``fresh``: in ``workdir``'s own, over
+    its artifacts); seconds of each."""
     home = workdir / "dagster_home"
-    shutil.rmtree(workdir, ignore_errors=True)
-    home.mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    if fresh:
+        shutil.rmtree(workdir, ignore_errors=True)
+        home.mkdir(parents=True)
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     full_env = {
         **os.environ,
         **env,
@@ -61,11 +66,6 @@ def materialize(workdir: Path, env: dict[str, str], jobs: tuple[str, ...]) -> di
     return seconds
 
 
-def _ci(entry: dict[str, Any], metric: str = "ndcg@20") -> str:
-    interval = entry.get("ci", {}).get(metric)
-    return f"{entry[metric]:.4f}" + (f" ({interval[0]:.4f}-{interval[1]:.4f})" if interval else "")
-
-
 def _seeds(model: dict[str, Any]) -> str:
     seeds = model.get("seeds")
     if not seeds:
@@ -82,8 +82,8 @@ def model_rows(report: dict[str, Any]) -> list[list[Any]]:
         rows.append(
             [
                 f"**{name}** (served)" if name == report["candidate"] else name,
-                _ci(model["val"]),
-                _ci(test),
+                with_ci(model["val"]),
+                with_ci(test),
                 versus(model.get("vs_served", {}).get("test", {}).get("ndcg@20")),
                 _seeds(model),
                 f"{test['recall@20']:.4f}",
@@ -130,7 +130,7 @@ def protocol_lines(report: dict[str, Any], before: dict[str, Any]) -> list[str]:
     """Test NDCG@20 of every model when the test history holds the validation interactions (as
     now) and when it stops before them (as before 0.2.0), beside validation."""
     rows = [
-        [name, f"{m['val']['ndcg@20']:.4f}", _ci(m["test"]), _ci(before["models"][name]["test"]),
+        [name, f"{m['val']['ndcg@20']:.4f}", with_ci(m["test"]), with_ci(before["models"][name]["test"]),
          f"{m['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}",
          f"{before['models'][name]['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}"]
         for name, m in report["models"].items()
@@ -247,6 +247,8 @@ COLD_TARGET = 1.2
 
 def cold_start_lines(cold: dict[str, Any]) -> list[str]:
     """The ``cold_start`` job's table and its targets."""
+    from recsys_assets.core.models.uncertainty import describe
+
     rows = {r["model"]: r for r in cold["models"]}
     test = {m: r["test"]["ndcg@20"] for m, r in rows.items()}
     content = {m: v for m, v in test.items() if m.startswith("content")}
@@ -264,27 +266,40 @@ def cold_start_lines(cold: dict[str, Any]) -> list[str]:
         ),
         "",
         markdown_table(
-            ["model", "order", "cold val NDCG@20", "cold test NDCG@20", "held-out share of the top 20"],
+            [
+                "model",
+                "order",
+                "cold val NDCG@20 (95% CI)",
+                "cold test NDCG@20 (95% CI)",
+                "held-out share of the top 20",
+            ],
             [
                 [
                     m,
                     r["settings"],
-                    f"{r['val']['ndcg@20']:.4f}",
-                    f"{test[m]:.4f}",
+                    with_ci(r["val"]),
+                    with_ci(r["test"]),
                     f"{r['test']['held_out_share_of_top']:.3f}",
                 ]
                 for m, r in rows.items()
             ],
         ),
         "",
+        "Paired over the users with a cold test target (bootstrap interval, paired t-test, Holm across "
+        "these):",
+        "",
+        *(
+            f"- {describe(a, b, c, 'cold test NDCG@20', 0.95)}"
+            for (a, b), c in (
+                (key.split(" vs ", 1), c)
+                for key, c in cold.get("comparisons_ndcg@20", {}).get("test", {}).items()
+            )
+        ),
+        "",
         f"Target, the GAT at least {COLD_TARGET}x the content-only peer ({peer}, chosen on cold validation): "
         f"{verdict(test[gat] >= COLD_TARGET * test[peer])} ({test[gat]:.4f} = "
         f"{test[gat] / max(test[peer], 1e-12):.2f}x {test[peer]:.4f}); popularity {test['popularity']:.4f}.",
     ]
-    if {"content (fused)", "content (text)"} <= set(test):
-        fused, text = test["content (fused)"], test["content (text)"]
-        lines.append(f"Target, fused at least as good as text on cold items: {verdict(fused >= text)} "
-                     f"({fused:.4f} vs {text:.4f}).")  # fmt: skip
     return lines
 
 
@@ -292,7 +307,7 @@ def beats_baselines(ndcg: float, test: dict[str, float]) -> bool:
     return all(ndcg > test[m] for m in ("lightgcn", "mf", "popularity"))
 
 
-def run(name: str, report_only: bool, jobs: tuple[str, ...]) -> None:
+def run(name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, ...] = ()) -> None:
     workdir = ROOT / "data" / "bench" / name
     env: dict[str, str] = {}
     if name == "movielens":
@@ -301,8 +316,11 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...]) -> None:
         env = write_amazon_2014(read_ratings(fetch_ml100k()), workdir.parent / "ml-100k-raw")
         env["RECSYS_GAT_FEATURES"] = "txt"  # no images: the item text is title + genres + year
     timings = workdir.parent / f"{name}-seconds.json"  # beside the run's folder, which a run replaces
-    if report_only:
+    if report_only or rerun:
         seconds = json.loads(timings.read_text()) if timings.is_file() else {}
+        if rerun:
+            seconds |= materialize(workdir, env, rerun, fresh=False)
+            timings.write_text(json.dumps(seconds))
     else:
         seconds = materialize(workdir, env, jobs)
         timings.write_text(json.dumps(seconds))
@@ -390,9 +408,12 @@ def main() -> None:
     parser.add_argument("data", choices=["synthetic", "movielens"])
     parser.add_argument("--report-only", action="store_true", help="re-read the last run's artifacts")
     parser.add_argument("--ablation", action="store_true", help="also the ablation job (12 GAT variants)")
+    parser.add_argument(
+        "--rerun", nargs="*", default=[], help="run these jobs again over the last run's artifacts"
+    )
     args = parser.parse_args()
     jobs = ("all_assets", "cold_start") + (("ablation",) if args.ablation else ())
-    run(args.data, args.report_only, jobs)
+    run(args.data, args.report_only, jobs, tuple(args.rerun))
 
 
 if __name__ == "__main__":

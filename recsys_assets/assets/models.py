@@ -4,8 +4,10 @@ promotes the best of them, and its promotion gate.
 Every model is trained by one job module (``recsys_assets.jobs.train_model``) and stored under
 ``models/<name>/`` as user and item vectors or as item-item neighbour lists, with the use of
 order it chose on validation, so ``eval_report`` evaluates them all with one full-ranking
-procedure and promotes the validation-best. The GAT trains on the ``l4`` profile (a Vertex AI
-L4 in ``gcp``, a local subprocess here) and shares the GPU pool; the baselines use ``cpu``.
+procedure and promotes by significant validation gains (``core/models/promotion.py``). The GAT
+trains on the ``l4`` profile (a Vertex AI L4 in ``gcp``, a local subprocess here) and shares the
+GPU pool; the baselines use ``cpu``. Every fitted model has a blocking leakage check
+(``assets/leakage.py``).
 """
 
 import subprocess
@@ -313,6 +315,7 @@ def cold_start_report(
         fusion=settings.tree.embeddings.fusion,
         knn=settings.tree.graphs.knn,
         order=models.order,
+        evaluation=models.evaluation,
         protocol=models.cold_start,
         output_uri=artifacts.uri(catalogue.COLD_START_REPORT),
     )

@@ -22,7 +22,7 @@ from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models import training
 from recsys_assets.core.models.cold_start import (
     ColdStart,
-    cold_metrics,
+    cold_scores,
     content_order,
     content_scorer,
     item_cold_start,
@@ -32,9 +32,12 @@ from recsys_assets.core.models.gat.graph import RATES, without_items
 from recsys_assets.core.models.gat.inputs import gat_graph
 from recsys_assets.core.models.metrics import Score
 from recsys_assets.core.models.recency import Order
+from recsys_assets.core.models.report import with_ci
 from recsys_assets.core.models.training_data import load_training_data
+from recsys_assets.core.models.uncertainty import Column, Resampled, column, compare_pairs, describe
 from recsys_assets.jobs.contracts import ColdStartParams
 from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
+from recsys_assets.settings.models import EvaluationConfig
 
 #: What the report says of the fused vectors it used.
 REFIT_NOTE = (
@@ -44,12 +47,40 @@ REFIT_NOTE = (
 
 
 def _entry(
-    name: str, score: Score, protocol: ColdStart, settings: str, pipes: PipesContext
+    name: str,
+    score: Score,
+    protocol: ColdStart,
+    settings: str,
+    pipes: PipesContext,
+    per_user: dict[str, dict[str, np.ndarray]],
 ) -> dict[str, Any]:
-    metrics = cold_metrics(score, protocol)
+    metrics, per_user[name] = cold_scores(score, protocol)
     val, test = metrics["val"]["ndcg@20"], metrics["test"]["ndcg@20"]
     pipes.log.info(f"{name}: cold val NDCG@20 {val:.4f}, cold test {test:.4f}")
     return {"model": name, "settings": settings, **metrics}
+
+
+def with_intervals(
+    rows: list[dict[str, Any]], per_user: dict[str, dict[str, np.ndarray]], config: EvaluationConfig
+) -> dict[str, dict[str, Any]]:
+    """Each row's cold NDCG@20 with its interval (users resampled once per split, shared by every
+    model), and the comparisons the table invites, paired and Holm-corrected: the GAT against
+    each content peer, and fused content against text."""
+    names = [r["model"] for r in rows]
+    content = [n for n in names if n.startswith("content")]
+    gat = next(n for n in names if n.startswith("gat"))
+    pairs = [(gat, peer) for peer in content] + ([(content[1], content[0])] if len(content) == 2 else [])
+    found: dict[str, dict[str, Any]] = {}
+    for offset, split in enumerate(("val", "test")):
+        columns = {
+            column(n, "ndcg@20"): Column(per_user[n][split], np.ones(len(per_user[n][split]))) for n in names
+        }
+        resampled = Resampled.of(columns, config.resamples, config.seed + offset, config.confidence)
+        for row in rows:
+            row[split]["ci"] = {"ndcg@20": resampled.interval(column(row["model"], "ndcg@20"))}
+        compared = compare_pairs(resampled, [(column(a, "ndcg@20"), column(b, "ndcg@20")) for a, b in pairs])
+        found[split] = {f"{a} vs {b}": c for (a, b), c in zip(pairs, compared, strict=True)}
+    return found
 
 
 def refit_fusion(
@@ -73,11 +104,12 @@ def run(params: ColdStartParams, pipes: PipesContext) -> JobResult:
     pipes.log.info(f"item cold start: {protocol.summary()}")
     text = read_npy(params.text_uri)
     content = {"txt": text, "fused": refit_fusion(params, protocol, text, pipes)}
-    rows = [_entry("popularity", popularity_scorer(protocol), protocol, "-", pipes)]
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    rows = [_entry("popularity", popularity_scorer(protocol), protocol, "-", pipes, per_user)]
     for name, vectors in content.items():
         order = content_order(vectors, protocol, params.order)
         rows.append(_entry(f"content ({name})", content_scorer(vectors, warm.train, order), protocol,
-                           order.label(), pipes))  # fmt: skip
+                           order.label(), pipes, per_user))  # fmt: skip
     inputs = params.inputs
     features = content[inputs.features]
     refit = inputs.features == "fused"
@@ -90,20 +122,27 @@ def run(params: ColdStartParams, pipes: PipesContext) -> JobResult:
     trained = training.fit_gat(warm, features, graph, params.gat)
     order = Order(**trained.extra["training_order"])
     gat_score = trained.model.scorer(warm.train, warm.n_items, order)
-    rows.append(_entry(f"gat ({inputs.features})", gat_score, protocol, order.label(), pipes))
+    rows.append(_entry(f"gat ({inputs.features})", gat_score, protocol, order.label(), pipes, per_user))
+    comparisons = with_intervals(rows, per_user, params.evaluation)
     described: dict[str, Any] = {**params.protocol.to_dict(), **protocol.summary(), "fused": REFIT_NOTE}
-    report = {"protocol": described, "models": rows}
+    report = {"protocol": described, "models": rows, "comparisons_ndcg@20": comparisons}
     save(params.output_uri, report)
     table = markdown_table(
-        ["model", "order", "cold val NDCG@20", "cold test NDCG@20", "cold test Recall@20",
+        ["model", "order", "cold val NDCG@20 (95% CI)", "cold test NDCG@20 (95% CI)", "cold test Recall@20",
          "held-out share of the top 20 (test)"],
-        [[r["model"], r["settings"], f"{r['val']['ndcg@20']:.4f}", f"{r['test']['ndcg@20']:.4f}",
-          f"{r['test']['recall@20']:.4f}", f"{r['test']['held_out_share_of_top']:.3f}"] for r in rows],
+        [[r["model"], r["settings"], with_ci(r["val"]), with_ci(r["test"]), f"{r['test']['recall@20']:.4f}",
+          f"{r['test']['held_out_share_of_top']:.3f}"] for r in rows],
     )  # fmt: skip
+    confidence = params.evaluation.confidence
+    said = [
+        describe(a, b, c, "cold test NDCG@20", confidence)
+        for (a, b), c in ((key.split(" vs ", 1), c) for key, c in comparisons["test"].items())
+    ]
     metadata = {
         "uri": params.output_uri,
         "protocol": json_value(described),
         "report": table + f"\n\nContent (fused) and the GAT's fused input: {REFIT_NOTE}.",
+        "comparisons": "; ".join(said) + " (paired over users, Holm-corrected)",
         **{_slug(r["model"]) + "_cold_test_ndcg_at_20": round(r["test"]["ndcg@20"], 5) for r in rows},
     }
     return JobResult(metadata)

@@ -179,8 +179,8 @@ TRAIN_PARAMS: TypeAdapter[AnyTrainParams] = TypeAdapter(AnyTrainParams)
 class EvaluateParams(JobParams):
     module = "recsys_assets.jobs.evaluate"
     checks: ClassVar[dict[str, str]] = {
-        "promotion_gate": "The candidate (the validation-best servable model, or the pinned one): its test "
-        "NDCG@20 and Recall@20 are not below the blessed report's beyond the tolerance."
+        "promotion_gate": "The model that serves (chosen on validation by significant gains, or pinned): its "
+        "test NDCG@20 and Recall@20 are not below the blessed report's beyond the tolerance."
     }
 
     data: TrainingInputs
@@ -233,6 +233,8 @@ class ColdStartParams(JobParams):
     fusion: FusionConfig
     knn: KnnConfig
     order: OrderConfig = Field(default_factory=OrderConfig)
+    #: The intervals and paired comparisons of the cold table.
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     protocol: ColdStartConfig
     output_uri: str
 

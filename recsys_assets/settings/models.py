@@ -333,7 +333,7 @@ class ModelSettings(Section):
     evaluation: EvaluationConfig = section(EvaluationConfig, "Intervals, paired tests and promotion.")
     candidate: str = setting(
         "",
-        "The model to serve and gate (`gat`, `ease`, ...); empty: the one with the best validation NDCG@20.",
+        "The model to serve and gate (`gat`, `ease`, ...); empty: chosen on validation by significant gains.",
         env="RECSYS_CANDIDATE",
     )
     promotion_tolerance: float = setting(

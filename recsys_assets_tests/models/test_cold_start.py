@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_assets.core.models.cold_start import cold_metrics, content_scorer, item_cold_start
+from recsys_assets.core.models.cold_start import cold_metrics, cold_scores, content_scorer, item_cold_start
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.popularity import popularity_scores
 from recsys_assets.core.models.training_data import TrainingData
@@ -71,3 +71,14 @@ def test_content_reaches_cold_items_and_popularity_cannot() -> None:
         unit @ (user / np.linalg.norm(user)),
         rtol=1e-5,
     )
+
+
+def test_cold_scores_hold_each_users_ndcg_over_the_users_with_a_cold_target() -> None:
+    data = _data()
+    protocol = item_cold_start(data, 0.2, seed=0)
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(data.n_items, 4))
+    metrics, per_user = cold_scores(content_scorer(features, protocol.warm.train), protocol)
+    for split, targets in (("val", protocol.cold_val), ("test", protocol.cold_test)):
+        assert len(per_user[split]) == int((targets.lengths() > 0).sum()) == metrics[split]["users"]
+        assert per_user[split].mean() == pytest.approx(metrics[split]["ndcg@20"])

@@ -352,6 +352,14 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
     assert by_name["popularity"]["test"]["held_out_share_of_top"] == 0.0
     for row in report["models"]:
         assert 0.0 <= row["test"]["ndcg@20"] <= row["test"]["hit@20"] <= 1.0
+        lo, hi = row["test"]["ci"]["ndcg@20"]
+        assert lo <= row["test"]["ndcg@20"] <= hi
+    # The comparisons the table invites, paired over the same users and Holm-corrected.
+    compared = report["comparisons_ndcg@20"]["test"]
+    assert set(compared) == {
+        "gat (fused) vs content (txt)", "gat (fused) vs content (fused)", "content (fused) vs content (txt)"
+    }  # fmt: skip
+    assert all(c["p"] <= c["p_holm"] <= 1 for c in compared.values())
     (event,) = result.asset_materializations_for_node("cold_start_report")
     assert "| gat (fused) |" in event.metadata["report"].value
     # The fused content (a peer, and the GAT's input and edges) comes from a fusion refit without
@@ -360,6 +368,7 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
     assert event.metadata["report"].value.endswith(
         f"Content (fused) and the GAT's fused input: {protocol['fused']}."
     )
+    assert event.metadata["comparisons"].value.endswith("(paired over users, Holm-corrected)")
     assert event.metadata["gat_fused_cold_test_ndcg_at_20"].value == round(
         by_name["gat (fused)"]["test"]["ndcg@20"], 5
     )

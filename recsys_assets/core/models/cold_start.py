@@ -21,13 +21,19 @@ from typing import Any
 
 import numpy as np
 
-from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, ranking_metrics, top_k, user_batch
+from recsys_assets.core.models.metrics import (
+    Csr,
+    Score,
+    dot_scorer,
+    per_user_metrics,
+    ranking_metrics,
+    top_k,
+    user_batch,
+)
 from recsys_assets.core.models.popularity import popularity_scores
 from recsys_assets.core.models.recency import ORDER_FREE, Order, choose, history_matrix, order_grid, readout
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import OrderConfig
-
-COLD_KS = (20,)
 
 
 @dataclass
@@ -97,10 +103,14 @@ def item_cold_start(data: TrainingData, share: float, seed: int) -> ColdStart:
     return ColdStart(warm, targets["val"], targets["test"], val_items, test_items)
 
 
-def cold_metrics(score: Score, protocol: ColdStart, k: int = 20) -> dict[str, dict[str, Any]]:
+def cold_scores(
+    score: Score, protocol: ColdStart, k: int = 20
+) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """NDCG, Recall and Hit at ``k`` on the cold validation and test targets, ranking every item
-    (train items excluded), and how often held-out items reach the top ``k`` at all."""
-    out = {}
+    (train items excluded), and how often held-out items reach the top ``k`` at all; and each
+    split's NDCG@k user by user (the users with a cold target, the same for every model), for
+    intervals and paired comparisons (``uncertainty.py``)."""
+    out, per_user = {}, {}
     n_items = protocol.warm.n_items
     for name, targets, items in (
         ("val", protocol.cold_val, protocol.val_items),
@@ -111,7 +121,13 @@ def cold_metrics(score: Score, protocol: ColdStart, k: int = 20) -> dict[str, di
         metrics: dict[str, Any] = ranking_metrics(top, users, targets, n_items, [k])
         metrics["held_out_share_of_top"] = float(np.isin(top, items).mean())
         out[name] = metrics
-    return out
+        per_user[name] = per_user_metrics(top, users, targets, n_items, [k])[f"ndcg@{k}"]
+    return out, per_user
+
+
+def cold_metrics(score: Score, protocol: ColdStart, k: int = 20) -> dict[str, dict[str, Any]]:
+    """``cold_scores``' metrics alone."""
+    return cold_scores(score, protocol, k)[0]
 
 
 def content_scorer(features: np.ndarray, train: Csr, order: Order = ORDER_FREE) -> Score:

@@ -167,6 +167,11 @@ def _ci(interval: list[float] | None) -> str:
     return f" ({interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
 
 
+def with_ci(entry: dict[str, Any], metric: str = "ndcg@20") -> str:
+    """A split's ``metric`` with its interval when it has one: "0.1340 (0.1234-0.1456)"."""
+    return f"{entry[metric]:.4f}{_ci(entry.get('ci', {}).get(metric))}"
+
+
 def versus(comparison: dict[str, Any] | None) -> str:
     """A comparison with the served model in a cell: the relative difference, its interval,
     and "n.s." when it is not significant."""
@@ -190,7 +195,7 @@ def summary_table(models: dict[str, Any], candidate: str) -> str:
     rows = [
         [f"**{name} (serves)**" if name == candidate else name, f"{m['val']['ndcg@20']:.4f}",
          versus(m.get("vs_served", {}).get("val", {}).get("ndcg@20")),
-         f"{m['test']['ndcg@20']:.4f}{_ci(m['test'].get('ci', {}).get('ndcg@20'))}",
+         with_ci(m["test"]),
          versus(m.get("vs_served", {}).get("test", {}).get("ndcg@20"))]
         for name, m in models.items()
     ]  # fmt: skip
@@ -238,12 +243,12 @@ def report_table(models: dict[str, Any], candidate: str = "") -> str:
             [
                 f"**{name}** (served)" if name == candidate else name,
                 order.label(),
-                f"{val['ndcg@20']:.4f}{_ci(val.get('ci', {}).get('ndcg@20'))}",
+                with_ci(val),
                 versus(vs.get("val", {}).get("ndcg@20")),
-                f"{test['ndcg@20']:.4f}{_ci(test.get('ci', {}).get('ndcg@20'))}",
+                with_ci(test),
                 versus(test_vs) + (f" (p {test_vs['p_holm']:.3g})" if test_vs else ""),
                 f"{free['test']['ndcg@20']:.4f}" if free else "same",
-                f"{test['recall@20']:.4f}{_ci(test.get('ci', {}).get('recall@20'))}",
+                with_ci(test, "recall@20"),
                 *(f"{test[m]:.4f}" for m in ("recall@10", "ndcg@10", "hit@20", "mrr@20")),
                 f"{test['coverage@20']:.3f}",
                 f"{slices['cold_start']['ndcg@20']:.4f}" if "ndcg@20" in slices["cold_start"] else "-",
