@@ -35,7 +35,7 @@ import pandas as pd
 from benchmarks.models import ROOT, materialize
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.models.report import with_ci
+from recsys_assets.core.models.report import across_seeds, with_ci
 
 PRESET = "sparse"
 RAW = ROOT / "data" / "raw" / PRESET
@@ -141,13 +141,6 @@ def run_before(env: dict[str, str]) -> dict[str, Any]:
     return refit
 
 
-def _seeds(model: dict[str, Any]) -> str:
-    seeds = model.get("seeds")
-    if not seeds:
-        return "one seed"
-    return f"{seeds['test_ndcg@20']['mean']:.4f} ± {seeds['test_ndcg@20']['sd']:.4f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-only", action="store_true")
@@ -172,8 +165,8 @@ def main() -> None:
     sizes = splits.groupby("user_id").size()
     before, after = reports["before"]["models"], reports["after"]["models"]
     rows = [
-        [name, with_ci(before[name]["val"]), with_ci(after[name]["val"]), with_ci(before[name]["test"]),
-         with_ci(after[name]["test"]), _seeds(before[name]), _seeds(after[name])]
+        [name, *(with_ci(run[name][split]) for split in ("val", "test") for run in (before, after)),
+         *(across_seeds(run[name]) or "one seed" for run in (before, after))]
         for name in after
     ]  # fmt: skip
     gat_before, gat_after = before["gat"]["val"], after["gat"]["val"]

@@ -32,7 +32,7 @@ from typing import Any
 from benchmarks.movielens import RECBOLE, fetch_ml100k
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.models.report import with_ci
+from recsys_assets.core.models.report import across_seeds, with_ci
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,13 +66,6 @@ def materialize(
     return seconds
 
 
-def _seeds(model: dict[str, Any]) -> str:
-    seeds = model.get("seeds")
-    if not seeds:
-        return "-"
-    return f"{seeds['test_ndcg@20']['mean']:.4f} ± {seeds['test_ndcg@20']['sd']:.4f} ({len(seeds['seeds'])})"
-
-
 def model_rows(report: dict[str, Any]) -> list[list[Any]]:
     from recsys_assets.core.models.report import versus
 
@@ -85,7 +78,7 @@ def model_rows(report: dict[str, Any]) -> list[list[Any]]:
                 with_ci(model["val"]),
                 with_ci(test),
                 versus(model.get("vs_served", {}).get("test", {}).get("ndcg@20")),
-                _seeds(model),
+                across_seeds(model) or "one seed",
                 f"{test['recall@20']:.4f}",
                 f"{test['ndcg@10']:.4f}",
                 f"{test['coverage@20']:.3f}",
@@ -100,7 +93,7 @@ def model_rows(report: dict[str, Any]) -> list[list[Any]]:
 
 MODEL_HEADER = [
     "model", "val NDCG@20 (95% CI)", "test NDCG@20 (95% CI)", "test vs served (95% CI)",
-    "test NDCG@20 across seeds (n)", "test Recall@20", "test NDCG@10", "coverage@20", "cold-start NDCG@20",
+    "test NDCG@20 across seeds", "test Recall@20", "test NDCG@10", "coverage@20", "cold-start NDCG@20",
     "best epoch", "train s", "s/epoch",
 ]  # fmt: skip
 

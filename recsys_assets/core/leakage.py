@@ -67,8 +67,7 @@ class TrainedOn:
     @classmethod
     def from_rows(cls, user_ids: pd.Series, item_ids: pd.Series, ts: pd.Series) -> TrainedOn:
         ts_ns = timestamps_ns(ts)
-        keys = np.sort(row_keys(user_ids, item_ids, ts_ns))
-        return cls(keys, _latest_ts_digest(user_ids.reset_index(drop=True), ts_ns))
+        return cls(np.sort(row_keys(user_ids, item_ids, ts_ns)), _latest_ts_digest(user_ids, ts_ns))
 
     @classmethod
     def of_frame(cls, rows: pd.DataFrame) -> TrainedOn:
@@ -116,7 +115,10 @@ def leak_outcome(
     seen_val, seen_test = int((seen & (split == "val")).sum()), int((seen & (split == "test")).sum())
     unseen_train = int((~seen & is_train).sum())
     foreign = int(np.isin(keys, split_keys, invert=True).sum())
-    train = TrainedOn.of_frame(splits[is_train])
+    # The split's own record, from the hashes above (not hashed again).
+    train = TrainedOn(
+        np.sort(split_keys[is_train]), _latest_ts_digest(splits["user_id"][is_train], ts_ns[is_train])
+    )
     metadata = {
         "component": component,
         "interactions": len(keys),

@@ -34,7 +34,14 @@ from recsys_assets.core.models.metrics import Score
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.report import with_ci
 from recsys_assets.core.models.training_data import load_training_data
-from recsys_assets.core.models.uncertainty import Column, Resampled, column, compare_pairs, describe
+from recsys_assets.core.models.uncertainty import (
+    SPLIT_SEEDS,
+    Column,
+    Resampled,
+    column,
+    compare_pairs,
+    describe,
+)
 from recsys_assets.jobs.contracts import ColdStartParams
 from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
 from recsys_assets.settings.models import EvaluationConfig
@@ -71,7 +78,7 @@ def with_intervals(
     gat = next(n for n in names if n.startswith("gat"))
     pairs = [(gat, peer) for peer in content] + ([(content[1], content[0])] if len(content) == 2 else [])
     found: dict[str, dict[str, Any]] = {}
-    for offset, split in enumerate(("val", "test")):
+    for split, offset in SPLIT_SEEDS.items():
         columns = {
             column(n, "ndcg@20"): Column(per_user[n][split], np.ones(len(per_user[n][split]))) for n in names
         }

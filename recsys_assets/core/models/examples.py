@@ -49,7 +49,7 @@ def examples_table(
         recent = history[np.argsort(-when, kind="stable")][:RECENT]
         tested = set(data.test.indices[_row(data.test.indptr, int(user))].tolist())
         # A tiny catalogue leaves fewer than SHOWN unseen items: top_k then fills with seen ones.
-        seen = set(history.tolist()) | set(data.train.indices[_row(data.train.indptr, int(user))].tolist())
+        seen = set(history.tolist()) | set(data.val.indices[_row(data.val.indptr, int(user))].tolist())
         items = [int(i) for i in ranked if int(i) not in seen]
         shown = "; ".join(names[i] for i in recent)
         picks = "; ".join(f"{'✓ ' if i in tested else ''}{names[i]}" for i in items)

@@ -91,6 +91,15 @@ def pairwise(
     }
 
 
+def across_seeds(model: dict[str, Any]) -> str | None:
+    """A model's test NDCG@20 across seeds, "0.1907 ± 0.0039 (3 seeds)"; None for one seed."""
+    seeds = model.get("seeds")
+    if not seeds:
+        return None
+    spread = seeds["test_ndcg@20"]
+    return f"{spread['mean']:.4f} ± {spread['sd']:.4f} ({len(seeds['seeds'])} seeds)"
+
+
 def seeds_summary(runs: list[dict[str, float]]) -> dict[str, Any] | None:
     """Mean and standard deviation across seeds of each metric the training job recorded per
     seed (``models/<name>/meta.json``'s ``seeds``); None for a model trained once."""
@@ -238,7 +247,6 @@ def report_table(models: dict[str, Any], candidate: str = "") -> str:
         order = Order(**report["order"]) if report.get("order") else ORDER_FREE
         vs = report.get("vs_served", {})
         test_vs = vs.get("test", {}).get("ndcg@20")
-        seeds = report.get("seeds")
         rows.append(
             [
                 f"**{name}** (served)" if name == candidate else name,
@@ -256,12 +264,7 @@ def report_table(models: dict[str, Any], candidate: str = "") -> str:
                     f"{slices[s]['ndcg@20']:.4f}{_ci(slices[s].get('ci'))}" if "ndcg@20" in slices[s] else "-"
                     for s in TERTILES
                 ),
-                (
-                    f"{seeds['test_ndcg@20']['mean']:.4f} ± {seeds['test_ndcg@20']['sd']:.4f} "
-                    f"({len(seeds['seeds'])} seeds)"
-                    if seeds
-                    else "one seed"
-                ),
+                across_seeds(report) or "one seed",
                 f"{report['train']['train_seconds']:.1f}",
             ]
         )

@@ -26,6 +26,8 @@ from scipy import stats
 
 from recsys_assets.core.models.evaluation import SplitScores
 
+#: Each split's resamples start from its own seed (the setting's plus this), shared by every model.
+SPLIT_SEEDS = {"val": 0, "test": 1}
 #: Resamples whose counts are held at once (chunk x users floats).
 CHUNK = 32
 #: The metrics given intervals (and compared between models), on each split; slices get theirs

@@ -22,8 +22,8 @@ def load_gat_inputs(
             f"{features_uri}: {features.shape[0]} rows but node_maps has {data.n_items} items; "
             "rematerialize the embeddings"
         )
-    return features, gat_graph(read_npz(ui_edges_uri), read_npz(ii_edges_uri) if ii_edges_uri else None, data,
-                               ui_edges_uri, ii_edges_uri or "")  # fmt: skip
+    ii = read_npz(ii_edges_uri) if ii_edges_uri else None
+    return features, gat_graph(read_npz(ui_edges_uri), ii, data, ui_edges_uri, ii_edges_uri or "")
 
 
 def gat_graph(
