@@ -48,7 +48,9 @@ def cold() -> None:
         ("gat, id dropout 0.5", {"id_dropout": 0.5}),
     )
     for name, overrides in variants:
-        trained = training.fit_gat(warm, text, graph, GATConfig().with_changes(overrides))
+        trained = training.fit_gat(
+            warm, GATConfig().with_changes(overrides), training.Fitting(content=(text, graph))
+        )
         order = Order(**trained.extra["training_order"])
         scored = cold_metrics(trained.model.scorer(warm.train, warm.n_items, order), protocol)
         rows.append({"model": name, "order": order.label(), **scored})

@@ -215,9 +215,9 @@ def direct_test(model: str) -> float:
     settings = ModelSettings()
     match model:
         case "ease":
-            trained = training.fit_ease(data, settings.ease, settings.order)
+            trained = training.fit_ease(data, settings.ease, training.Fitting(order=settings.order))
         case "itemknn":
-            trained = training.fit_itemknn(data, settings.itemknn, settings.order)
+            trained = training.fit_itemknn(data, settings.itemknn, training.Fitting(order=settings.order))
         case "mf":
             trained = training.with_order(training.fit_mf(data, settings.mf), data, settings.order)
         case "lightgcn":
@@ -227,7 +227,9 @@ def direct_test(model: str) -> float:
         case "gat":
             text, graph = gat_inputs(split, items, maps, data)
             trained = training.with_order(
-                training.fit_gat(data, text, graph, settings.gat), data, settings.order
+                training.fit_gat(data, settings.gat, training.Fitting(content=(text, graph))),
+                data,
+                settings.order,
             )
         case _:
             trained = training.with_order(training.fit_popularity(data), data, settings.order)

@@ -122,9 +122,9 @@ def gat_grid() -> None:
     text, graph = gat_inputs(split, items, maps, data)
     order, off = OrderConfig(val_users=0), OrderConfig(decays=(0.0,), readout=(0.0,), val_users=0)
     peers = {
-        "EASE + order": training.fit_ease(data, EASEConfig(), order),
-        "EASE": training.fit_ease(data, EASEConfig(), off),
-        "ItemKNN": training.fit_itemknn(data, ItemKNNConfig(), off),
+        "EASE + order": training.fit_ease(data, EASEConfig(), training.Fitting(order=order)),
+        "EASE": training.fit_ease(data, EASEConfig(), training.Fitting(order=off)),
+        "ItemKNN": training.fit_itemknn(data, ItemKNNConfig(), training.Fitting(order=off)),
         "LightGCN": training.fit_lightgcn(data, LightGCNConfig()),
     }
     rows: list[dict[str, Any]] = []
@@ -134,7 +134,9 @@ def gat_grid() -> None:
         rows.append({"model": name, "settings": "-", "order": used.label(), "metrics": metrics,
                      "seconds": trained.seconds, "epoch": "-", "free": used.order_free})  # fmt: skip
     for overrides in [*GAT_GRID, *GAT_ORDER_FREE_GRID]:
-        trained = training.fit_gat(data, text, graph, GATConfig().with_changes(overrides))
+        trained = training.fit_gat(
+            data, GATConfig().with_changes(overrides), training.Fitting(content=(text, graph))
+        )
         free = overrides.get("sequence") is False and overrides.get("recency_readout") == [0.0]
         used = training.ORDER_FREE if free else training.with_order(trained, data, order).order
         metrics = evaluate(trained.model.scoring(data.n_items, used), data)

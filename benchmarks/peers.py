@@ -53,19 +53,21 @@ def peers() -> None:
     _, _, _, data = ml100k()
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    recbole_knn = training.fit_itemknn(data, ItemKNNConfig(neighbours=(100,), shrink=(0.0,)), OFF)
+    recbole_knn = training.fit_itemknn(
+        data, ItemKNNConfig(neighbours=(100,), shrink=(0.0,)), training.Fitting(order=OFF)
+    )
     rows.append(_row("ItemKNN, RecBole's defaults (k 100, shrink 0)", recbole_knn, data))
-    knn_free = training.fit_itemknn(data, ItemKNNConfig(), OFF)
+    knn_free = training.fit_itemknn(data, ItemKNNConfig(), training.Fitting(order=OFF))
     rows.append(_row("ItemKNN, k and shrink chosen on val", knn_free, data))
-    knn = training.fit_itemknn(data, ItemKNNConfig(), ORDER)
+    knn = training.fit_itemknn(data, ItemKNNConfig(), training.Fitting(order=ORDER))
     rows.append(_row("ItemKNN + order", knn, data))
-    ease_exact = training.fit_ease(data, EASEConfig(neighbours=0), OFF)
+    ease_exact = training.fit_ease(data, EASEConfig(neighbours=0), training.Fitting(order=OFF))
     rows.append(_row("EASE, lambda chosen on val, unpruned", ease_exact, data))
-    ease_default = training.fit_ease(data, EASEConfig(), OFF)
+    ease_default = training.fit_ease(data, EASEConfig(), training.Fitting(order=OFF))
     rows.append(_row(f"EASE, pruned to {EASEConfig().neighbours} per item (served)", ease_default, data))
-    ease_order_exact = training.fit_ease(data, EASEConfig(neighbours=0), ORDER)
+    ease_order_exact = training.fit_ease(data, EASEConfig(neighbours=0), training.Fitting(order=ORDER))
     rows.append(_row("EASE + order, unpruned", ease_order_exact, data))
-    ease_order = training.fit_ease(data, EASEConfig(), ORDER)
+    ease_order = training.fit_ease(data, EASEConfig(), training.Fitting(order=ORDER))
     rows.append(_row(f"EASE + order, pruned to {EASEConfig().neighbours} (served)", ease_order, data))
     for name, fit in (
         ("MF-BPR (defaults)", training.fit_mf(data, MFConfig())),

@@ -33,20 +33,7 @@ ORDER = OrderConfig(val_users=0)
 
 
 def _trained(model: str, config: Section, data: TrainingData, inputs: Any) -> training.Trained:
-    match model:
-        case "ease":
-            return training.fit_ease(data, config, ORDER)  # type: ignore[arg-type]
-        case "itemknn":
-            return training.fit_itemknn(data, config, ORDER)  # type: ignore[arg-type]
-        case "mf":
-            return training.with_order(training.fit_mf(data, config), data, ORDER)  # type: ignore[arg-type]
-        case "lightgcn":
-            return training.with_order(training.fit_lightgcn(data, config), data, ORDER)  # type: ignore[arg-type]
-        case "gat":
-            features, graph = inputs
-            trained = training.fit_gat(data, features, graph, config)  # type: ignore[arg-type]
-            return training.with_order(trained, data, ORDER)
-    raise ValueError(model)
+    return training.train(model, data, config, training.Fitting(order=ORDER, content=inputs))
 
 
 def _test(trained: training.Trained, data: TrainingData) -> float:

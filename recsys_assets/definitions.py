@@ -32,7 +32,6 @@ cold_start_job = define_asset_job(
 search_job = define_asset_job(
     "search",
     selection=AssetSelection.assets(models.hyperparameter_search),
-    partitions_def=models.search_partitions,
     description="Search one model's settings with Optuna (partition: the model); its asset then uses them.",
 )
 
@@ -51,12 +50,7 @@ defs = Definitions(
         graphs.ii_edges_txt,
         graphs.ii_edges_fused,
         graphs.graph_qa_report,
-        models.popularity_model,
-        models.itemknn_model,
-        models.ease_model,
-        models.mf_model,
-        models.lightgcn_model,
-        models.gat_model,
+        *models.MODEL_ASSETS.values(),
         models.eval_report,
         models.gat_ablation,
         models.hyperparameter_search,

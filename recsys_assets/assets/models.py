@@ -11,12 +11,11 @@ GPU pool; the baselines use ``cpu``. Every fitted model has a blocking leakage c
 """
 
 import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dagster import (
     AssetExecutionContext,
@@ -37,32 +36,28 @@ from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists
+from recsys_assets.core.models import registry
 from recsys_assets.environments import SettingsResource
 from recsys_assets.jobs.contracts import (
+    TRAIN_CONTRACTS,
     AblationParams,
     ColdStartParams,
-    EASEParams,
+    ContentInputs,
     EvaluateParams,
-    GATInputs,
-    GATParams,
-    ItemKNNParams,
-    LightGCNParams,
-    MFParams,
     ModelFiles,
-    PopularityParams,
     SearchParams,
     TrainingInputs,
     TrainParams,
 )
 from recsys_assets.settings import Settings
 from recsys_assets.settings.base import Section
-from recsys_assets.settings.models import SEARCHABLE, ModelSettings
+from recsys_assets.settings.models import ModelSettings
 from resources.job_runners import JobRunner
 
 GROUP = "models"
 TRAINING_INPUTS = [interaction_splits, node_maps]
-#: What the GAT trains on (its search too).
-GAT_INPUTS = [
+#: What a model that reads content trains on (the GAT; the search and cold start too).
+CONTENT_INPUTS = [
     *TRAINING_INPUTS,
     ui_edges,
     item_fused_embeddings,
@@ -103,6 +98,7 @@ def model_files(artifacts: Artifacts, model: str) -> ModelFiles:
         neighbours_uri=artifacts.uri(catalogue.MODEL_NEIGHBOURS, model=model),
         meta_uri=artifacts.uri(catalogue.MODEL_META, model=model),
         trained_on_uri=artifacts.uri(catalogue.MODEL_TRAINED_ON, model=model),
+        checkpoint_uri=artifacts.uri(catalogue.MODEL_CHECKPOINT, model=model),
     )
 
 
@@ -118,103 +114,29 @@ def tuned(config: S, artifacts: Artifacts, model: str, models: ModelSettings) ->
     return config.with_changes(read_json(uri)["params"], uri), uri
 
 
-def _common(artifacts: Artifacts, name: str, models: ModelSettings) -> dict[str, Any]:
-    return {
-        "data": training_inputs(artifacts),
-        "output": model_files(artifacts, name),
-        "order": models.order,
-        "seeds": models.seeds,
-        "evaluation": models.evaluation,
-    }
-
-
-def _popularity(asset: str, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
-    return PopularityParams(asset=asset, **_common(artifacts, "popularity", models))
-
-
-#: Models whose settings a search can tune, by their params class (the settings section has the name).
-TUNABLE: dict[str, type[MFParams | LightGCNParams | EASEParams | ItemKNNParams]] = {
-    "mf": MFParams, "lightgcn": LightGCNParams, "ease": EASEParams, "itemknn": ItemKNNParams,
-}  # fmt: skip
-
-
-ParamsBuilder = Callable[[str, Artifacts, ModelSettings], TrainParams]
-
-
-def _tunable(name: str) -> ParamsBuilder:
-    def build(asset: str, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
-        config, tuned_from = tuned(getattr(models, name), artifacts, name, models)
-        common = _common(artifacts, name, models)
-        return TUNABLE[name](asset=asset, config=config, tuned_from=tuned_from, **common)
-
-    return build
-
-
-def _baseline(name: str, description: str) -> AssetsDefinition:
-    key = f"{name}_model"
-    params = _popularity if name == "popularity" else _tunable(name)
-
-    @asset(
-        name=key,
-        group_name=GROUP,
-        deps=TRAINING_INPUTS,
-        kinds={"pytorch"} if name in ("mf", "lightgcn") else {"python"},
-        check_specs=job_checks(key, TrainParams),
-        description=description,
-    )
-    def baseline(
-        context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
-    ) -> Results:
-        built = params(key, settings.artifacts, settings.tree.models)
-        if built.tuned_from:
-            context.log.info(f"{key}: training with the best settings of {built.tuned_from}")
-        yield from run_job(context, job_runner, built, "cpu")
-
-    return baseline
-
-
-popularity_model = _baseline(
-    "popularity", "Most train interactions first (ties: lower item index): models/popularity/."
-)
-itemknn_model = _baseline(
-    "itemknn", "ItemKNN, cosine top-k neighbours with shrinkage chosen on validation: models/itemknn/."
-)
-ease_model = _baseline(
-    "ease", "EASE, closed-form linear item-item weights, lambda chosen on validation: models/ease/."
-)
-mf_model = _baseline("mf", "Matrix factorisation with BPR, early-stopped on validation NDCG@20: models/mf/.")
-lightgcn_model = _baseline(
-    "lightgcn", "PyG LightGCN with BPR, early-stopped on validation NDCG@20: models/lightgcn/."
-)
-
-
-@asset(
-    group_name=GROUP,
-    deps=GAT_INPUTS,
-    pool=GPU_POOL,
-    kinds={"pytorch", "gpu"},
-    check_specs=job_checks("gat_model", GATParams),
-)
-def gat_model(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
-    """GATv2 over users, items and item-item kNN edges, items fed by content: models/gat.pt + models/gat/."""
-    artifacts, models = settings.artifacts, settings.tree.models
-    config, tuned_from = tuned(models.gat, artifacts, "gat", models)
-    params = GATParams(
-        asset="gat_model",
+def train_params(spec: registry.ModelSpec, artifacts: Artifacts, models: ModelSettings) -> TrainParams:
+    """What ``<model>_model`` hands the training job: its settings (with a search's best when
+    there is one), its files, and its content inputs when it reads them."""
+    config, tuned_from = spec.config(models), ""
+    if config is not None and spec.tunable:
+        config, tuned_from = tuned(config, artifacts, spec.name, models)
+    return TRAIN_CONTRACTS[spec.name](
+        asset=spec.asset,
+        model=spec.name,
         config=config,
-        inputs=gat_inputs(artifacts, models),
-        checkpoint_uri=artifacts.uri(catalogue.GAT_CHECKPOINT),
         tuned_from=tuned_from,
-        **_common(artifacts, "gat", models),
+        inputs=content_inputs(artifacts, models) if spec.content else None,
+        data=training_inputs(artifacts),
+        output=model_files(artifacts, spec.name),
+        order=models.order,
+        seeds=models.seeds,
+        evaluation=models.evaluation,
     )
-    if tuned_from:
-        context.log.info(f"gat_model: training with the best settings of {tuned_from}")
-    yield from run_job(context, job_runner, params, "l4")
 
 
-def gat_inputs(artifacts: Artifacts, models: ModelSettings) -> GATInputs:
+def content_inputs(artifacts: Artifacts, models: ModelSettings) -> ContentInputs:
     features = models.gat_features
-    return GATInputs(
+    return ContentInputs(
         features=features,
         features_uri=artifacts.uri(catalogue.ITEM_FEATURES[features]),
         ui_edges_uri=artifacts.uri(catalogue.UI_EDGES),
@@ -222,14 +144,31 @@ def gat_inputs(artifacts: Artifacts, models: ModelSettings) -> GATInputs:
     )
 
 
-MODEL_ASSETS = {
-    "popularity": popularity_model,
-    "itemknn": itemknn_model,
-    "ease": ease_model,
-    "mf": mf_model,
-    "lightgcn": lightgcn_model,
-    "gat": gat_model,
-}
+def model_asset(spec: registry.ModelSpec) -> AssetsDefinition:
+    """``<name>_model``: trains the registered model in its job (the GPU profile and pool for a
+    model that asks for them), its checks declared from the training contract."""
+    kinds = {"pytorch"} if spec.epochs else {"python"}
+
+    @asset(
+        name=spec.asset,
+        group_name=GROUP,
+        deps=CONTENT_INPUTS if spec.content else TRAINING_INPUTS,
+        kinds=kinds | {"gpu"} if spec.gpu else kinds,
+        pool=GPU_POOL if spec.gpu else None,
+        check_specs=job_checks(spec.asset, TrainParams),
+        description=f"{spec.description}: models/{spec.name}/.",
+    )
+    def train(context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner) -> Results:
+        params = train_params(spec, settings.artifacts, settings.tree.models)
+        if params.tuned_from:
+            context.log.info(f"{spec.asset}: training with the best settings of {params.tuned_from}")
+        yield from run_job(context, job_runner, params, "l4" if spec.gpu else "cpu")
+
+    return train
+
+
+#: Every registered model's asset, by model name.
+MODEL_ASSETS: dict[str, AssetsDefinition] = {spec.name: model_asset(spec) for spec in registry.MODELS}
 
 
 @asset(
@@ -260,13 +199,13 @@ def evaluate_params(artifacts: Artifacts, tree: Settings) -> EvaluateParams:
     )
 
 
-search_partitions = StaticPartitionsDefinition(list(SEARCHABLE))
+search_partitions = StaticPartitionsDefinition(list(registry.TUNABLE))
 
 
 @asset(
     group_name=GROUP,
     partitions_def=search_partitions,
-    deps=GAT_INPUTS,
+    deps=CONTENT_INPUTS,
     pool=GPU_POOL,
     kinds={"optuna"},
 )
@@ -276,25 +215,24 @@ def hyperparameter_search(
     """Optuna TPE search of one model's settings on validation NDCG@20 (pruned): search/<model>/best.json."""
     model = context.partition_key
     artifacts, models = settings.artifacts, settings.tree.models
-    sections: dict[str, Section] = {
-        "gat": models.gat, "lightgcn": models.lightgcn, "mf": models.mf, "ease": models.ease,
-        "itemknn": models.itemknn,
-    }  # fmt: skip
+    spec = registry.spec(model)
+    config = spec.config(models)
+    assert config is not None  # a tunable model has settings
     params = SearchParams(
         asset="hyperparameter_search",
         model=model,
         data=training_inputs(artifacts),
-        base=sections[model].to_dict(),
+        base=config.to_dict(),
         order=models.order,
-        inputs=gat_inputs(artifacts, models) if model == "gat" else None,
+        inputs=content_inputs(artifacts, models) if spec.content else None,
         search=models.search,
         journal_uri=artifacts.uri(catalogue.SEARCH_JOURNAL, model=model),
         best_uri=artifacts.uri(catalogue.SEARCH_BEST, model=model),
     )
-    yield from run_job(context, job_runner, params, "l4" if model == "gat" else "cpu")
+    yield from run_job(context, job_runner, params, "l4" if spec.gpu else "cpu")
 
 
-@asset(group_name=GROUP, deps=GAT_INPUTS, pool=GPU_POOL, kinds={"pytorch", "gpu"})
+@asset(group_name=GROUP, deps=CONTENT_INPUTS, pool=GPU_POOL, kinds={"pytorch", "gpu"})
 def cold_start_report(
     context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:
@@ -308,7 +246,7 @@ def cold_start_report(
         asset="cold_start_report",
         data=training_inputs(artifacts),
         gat=config,
-        inputs=gat_inputs(artifacts, models),
+        inputs=content_inputs(artifacts, models),
         text_uri=artifacts.uri(catalogue.TEXT_EMBEDDINGS),
         image_uri=artifacts.uri(catalogue.IMAGE_EMBEDDINGS),
         image_items_uri=artifacts.uri(catalogue.IMAGE_ITEMS),
@@ -322,7 +260,7 @@ def cold_start_report(
     yield from run_job(context, job_runner, params, "l4")
 
 
-@asset(group_name=GROUP, deps=[gat_model], kinds={"pytorch"})
+@asset(group_name=GROUP, deps=[MODEL_ASSETS["gat"]], kinds={"pytorch"})
 def gat_ablation(
     context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:

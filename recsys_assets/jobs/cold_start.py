@@ -126,7 +126,7 @@ def run(params: ColdStartParams, pipes: PipesContext) -> JobResult:
     graph = without_items(full, protocol.held())
     kept, total = int(graph.edges[RATES].shape[1]), int(full.edges[RATES].shape[1])
     pipes.log.info(f"training the GAT without the held-out items ({kept:,} of {total:,} edges)")
-    trained = training.fit_gat(warm, features, graph, params.gat)
+    trained = training.fit_gat(warm, params.gat, training.Fitting(content=(features, graph)))
     order = Order(**trained.extra["training_order"])
     gat_score = trained.model.scorer(warm.train, warm.n_items, order)
     rows.append(_entry(f"gat ({inputs.features})", gat_score, protocol, order.label(), pipes, per_user))

@@ -10,23 +10,19 @@ params, job containers to read them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, create_model, field_validator
 
+from recsys_assets.core.models import registry
 from recsys_assets.settings.base import Section
 from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEncoderConfig
 from recsys_assets.settings.graphs import KnnConfig
 from recsys_assets.settings.models import (
     ColdStartConfig,
-    EASEConfig,
     EvaluationConfig,
     GATConfig,
-    ItemKNNConfig,
-    LightGCNConfig,
-    MFConfig,
     OrderConfig,
-    SearchableModel,
     SearchConfig,
 )
 
@@ -102,7 +98,7 @@ class FusionParams(JobParams):
 
 class ModelFiles(Section):
     """A trained model's files (``models/<name>/``): vectors for embedding models, neighbour
-    lists for item-item ones; ``meta.json`` says which."""
+    lists for item-item ones, a checkpoint for a model that keeps one; ``meta.json`` says which."""
 
     users_uri: str
     items_uri: str
@@ -110,23 +106,41 @@ class ModelFiles(Section):
     meta_uri: str
     #: The hashes of the train rows the model was fitted on (``core/leakage.py``).
     trained_on_uri: str
+    #: Its weights (a network the files alone cannot rebuild: the GAT, an encoder of histories).
+    checkpoint_uri: str = ""
 
 
-class GATInputs(Section):
+class ContentInputs(Section):
+    """The items' content and the graph, for a model that reads them (``ModelSpec.content``)."""
+
     features: Features
     features_uri: str
     ui_edges_uri: str
     ii_edges_uri: str
 
+    def load(self, data: Any) -> tuple[Any, Any]:
+        """(item features, graph), checked against ``data`` (``TrainingData``)."""
+        from recsys_assets.core.models.gat.inputs import load_gat_inputs
+
+        return load_gat_inputs(self.features_uri, self.ui_edges_uri, self.ii_edges_uri, data)
+
 
 class TrainParams(JobParams):
+    """What the training job gets for any model; each registered model's params class
+    (``TRAIN_CONTRACTS``) adds its name and its settings section's type."""
+
     module = "recsys_assets.jobs.train_model"
     checks: ClassVar[dict[str, str]] = {
         "vectors": "Finite user and item vectors, one per node, or finite neighbour lists over the items."
     }
 
+    model: str
+    #: The model's settings section (typed by its params class); None for a model without one.
+    config: Any = None
     data: TrainingInputs
     output: ModelFiles
+    #: The items' content and the graph, for a model that reads them.
+    inputs: ContentInputs | None = None
     #: The search result whose best settings the config holds ("": none).
     tuned_from: str = ""
     #: The uses of order tried on validation (``core/models/recency.py``).
@@ -137,43 +151,26 @@ class TrainParams(JobParams):
     #: How each seed is evaluated (the test history), as ``eval_report`` does.
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
-
-class PopularityParams(TrainParams):
-    model: Literal["popularity"] = "popularity"
-
-
-class MFParams(TrainParams):
-    model: Literal["mf"] = "mf"
-    config: MFConfig
+    @property
+    def spec(self) -> registry.ModelSpec:
+        return registry.spec(self.model)
 
 
-class LightGCNParams(TrainParams):
-    model: Literal["lightgcn"] = "lightgcn"
-    config: LightGCNConfig
+def _train_contract(spec: registry.ModelSpec) -> type[TrainParams]:
+    fields: dict[str, Any] = {"model": (Literal[spec.name], spec.name)}
+    config = spec.config_class
+    fields["config"] = (config, ...) if config is not None else (None, None)
+    fields["inputs"] = (ContentInputs, ...) if spec.content else (None, None)
+    name = "".join(part.title() for part in spec.name.split("_")) + "Params"
+    return create_model(name, __base__=TrainParams, __module__=__name__, **fields)
 
 
-class EASEParams(TrainParams):
-    model: Literal["ease"] = "ease"
-    config: EASEConfig
-
-
-class ItemKNNParams(TrainParams):
-    model: Literal["itemknn"] = "itemknn"
-    config: ItemKNNConfig
-
-
-class GATParams(TrainParams):
-    model: Literal["gat"] = "gat"
-    config: GATConfig
-    inputs: GATInputs
-    checkpoint_uri: str
-
-
-AnyTrainParams = Annotated[
-    PopularityParams | MFParams | LightGCNParams | EASEParams | ItemKNNParams | GATParams,
-    Field(discriminator="model"),
-]
-TRAIN_PARAMS: TypeAdapter[AnyTrainParams] = TypeAdapter(AnyTrainParams)
+#: Each registered model's training params, by model name.
+TRAIN_CONTRACTS: dict[str, type[TrainParams]] = {spec.name: _train_contract(spec) for spec in registry.MODELS}
+#: Any model's training params, told apart by ``model``: what the training job validates.
+TRAIN_PARAMS: TypeAdapter[TrainParams] = TypeAdapter(
+    Annotated[Union[tuple(TRAIN_CONTRACTS.values())], Field(discriminator="model")]  # type: ignore[arg-type] # noqa: UP007
+)
 
 
 class EvaluateParams(JobParams):
@@ -205,17 +202,24 @@ class EvaluateParams(JobParams):
 class SearchParams(JobParams):
     module = "recsys_assets.jobs.search"
 
-    model: SearchableModel
+    model: str
     data: TrainingInputs
     #: The model's settings section the trials override.
     base: dict[str, Any]
     order: OrderConfig = Field(default_factory=OrderConfig)
     #: The GAT's inputs (its search only).
-    inputs: GATInputs | None = None
+    inputs: ContentInputs | None = None
     search: SearchConfig
     #: The study's journal (resumed when it exists) and the best settings found.
     journal_uri: str
     best_uri: str
+
+    @field_validator("model")
+    @classmethod
+    def _tunable(cls, model: str) -> str:
+        if model not in registry.TUNABLE:
+            raise ValueError(f"model {model!r} is not tunable; tunable: {list(registry.TUNABLE)}")
+        return model
 
 
 class ColdStartParams(JobParams):
@@ -223,7 +227,7 @@ class ColdStartParams(JobParams):
 
     data: TrainingInputs
     gat: GATConfig
-    inputs: GATInputs
+    inputs: ContentInputs
     #: The text vectors (a content-only peer, and the fusion's input).
     text_uri: str
     #: The fusion's image input: vectors and their items.
@@ -256,6 +260,6 @@ class AblationParams(JobParams):
 
 #: Every contract a job module runs, for the asset side and the tests.
 CONTRACTS: tuple[type[JobParams], ...] = (
-    TextEmbeddingParams, ImageEmbeddingParams, FusionParams, PopularityParams, MFParams, LightGCNParams,
-    EASEParams, ItemKNNParams, GATParams, EvaluateParams, SearchParams, ColdStartParams, AblationParams,
+    TextEmbeddingParams, ImageEmbeddingParams, FusionParams, *TRAIN_CONTRACTS.values(), EvaluateParams,
+    SearchParams, ColdStartParams, AblationParams,
 )  # fmt: skip

@@ -16,6 +16,7 @@ from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists, write_bytes
 from recsys_assets.core.markdown import Markdown, image
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.evaluation import KS, SplitScores, evaluate, evaluate_per_user
 from recsys_assets.core.models.examples import EXAMPLE_USERS, example_users, examples_table
 from recsys_assets.core.models.promotion import decide
@@ -128,7 +129,7 @@ def run(params: EvaluateParams, pipes: PipesContext) -> JobResult:
         pinned=params.candidate,
         blessed_model=blessed["candidate"] if blessed else None,
         margin=config.margin,
-        cost_order=config.serving_cost,
+        cost_order=config.serving_cost or registry.SERVING_COST,
     )
     candidate = decision.served
     pipes.log.info(f"serves: {decision.reason}")

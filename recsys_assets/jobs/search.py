@@ -18,7 +18,6 @@ from dagster_pipes import PipesContext
 from recsys_assets.core.io.codecs import save
 from recsys_assets.core.io.storage import exists, read_bytes, write_bytes
 from recsys_assets.core.markdown import Markdown, image
-from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.search import current_params, history_plot, model_fit, run_search
 from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.jobs.contracts import SearchParams
@@ -27,13 +26,8 @@ from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
 
 def run(params: SearchParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
-    inputs = None
-    if params.model == "gat":
-        if params.inputs is None:
-            raise ValueError("search gat: the GAT's inputs are missing from the params")
-        i = params.inputs
-        inputs = load_gat_inputs(i.features_uri, i.ui_edges_uri, i.ii_edges_uri, data)
-    fit = model_fit(params.model, params.base, params.order, data, inputs, params.search.trial_epochs)
+    content = params.inputs.load(data) if params.inputs is not None else None
+    fit = model_fit(params.model, params.base, params.order, data, content, params.search.trial_epochs)
     with tempfile.TemporaryDirectory(prefix="search-") as scratch:
         journal = Path(scratch) / "journal.log"
         if exists(params.journal_uri):

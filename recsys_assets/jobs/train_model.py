@@ -1,5 +1,6 @@
-"""Job: train one recommender on the split interactions -> its user and item vectors and meta
-(``models/<name>/``), and for the GAT its checkpoint (``models/gat.pt``)."""
+"""Job: train one registered model (``core/models/registry.py``) on the split's train rows ->
+its user and item vectors or neighbour lists, meta and, for a model that keeps one, its
+checkpoint (``models/<name>/``)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,9 @@ from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import Markdown, markdown_table
 from recsys_assets.core.models import training
 from recsys_assets.core.models.evaluation import evaluate
-from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
-from recsys_assets.jobs.contracts import (
-    TRAIN_PARAMS,
-    AnyTrainParams,
-    EASEParams,
-    GATParams,
-    ItemKNNParams,
-    LightGCNParams,
-    MFParams,
-    PopularityParams,
-)
+from recsys_assets.jobs.contracts import TRAIN_PARAMS, TrainParams
 from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
 
 
@@ -44,9 +35,9 @@ def step_logger(pipes: PipesContext, model: str, every_seconds: float = 30.0) ->
     return report
 
 
-def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> training.Trained:
-    """Train, then choose the use of order on validation (item-item models choose it with their
-    own settings)."""
+def fit(params: TrainParams, data: TrainingData, pipes: PipesContext) -> training.Trained:
+    """Train the model its registered ``fit``, then choose the use of order on validation
+    (item-item models choose it with their own settings)."""
 
     def progress(record: dict[str, float]) -> None:
         pipes.log.info(f"{params.model} {training.progress_line(record)}")
@@ -54,34 +45,18 @@ def fit(params: AnyTrainParams, data: TrainingData, pipes: PipesContext) -> trai
     def log(text: str) -> None:
         pipes.log.info(f"{params.model}: {text}")
 
-    match params:
-        case PopularityParams():
-            trained = training.fit_popularity(data)
-        case MFParams():
-            trained = training.fit_mf(data, params.config, progress)
-        case LightGCNParams():
-            trained = training.fit_lightgcn(data, params.config, progress)
-        case EASEParams():
-            return training.fit_ease(data, params.config, params.order, log)
-        case ItemKNNParams():
-            return training.fit_itemknn(data, params.config, params.order, log)
-        case GATParams():
-            inputs = params.inputs
-            features, graph = load_gat_inputs(
-                inputs.features_uri, inputs.ui_edges_uri, inputs.ii_edges_uri, data
-            )
-            trained = training.fit_gat(
-                data, features, graph, params.config, progress, step_logger(pipes, "gat")
-            )
-    return training.with_order(trained, data, params.order, log)
-
-
-#: Models whose fit depends on a random initialisation: trained with ``params.seeds`` seeds.
-SEEDED = (MFParams, LightGCNParams, GATParams)
+    fitting = training.Fitting(
+        order=params.order,
+        progress=progress,
+        log=log,
+        step_progress=step_logger(pipes, params.model),
+        content=params.inputs.load(data) if params.inputs is not None else None,
+    )
+    return training.train(params.model, data, params.config, fitting)
 
 
 def seed_metrics(
-    trained: training.Trained, data: TrainingData, params: AnyTrainParams, seed: int
+    trained: training.Trained, data: TrainingData, params: TrainParams, seed: int
 ) -> dict[str, float]:
     """One seed's model evaluated as ``eval_report`` evaluates (its chosen use of order, the
     same test history): for the spread across seeds the report shows."""
@@ -100,11 +75,11 @@ def seed_metrics(
 
 
 def seed_runs(
-    params: AnyTrainParams, trained: training.Trained, data: TrainingData, pipes: PipesContext
+    params: TrainParams, trained: training.Trained, data: TrainingData, pipes: PipesContext
 ) -> list[dict[str, float]]:
     """With ``params.seeds`` > 1, the model refit with each further seed, every seed's metrics
     (the first is ``trained``, the model kept); empty otherwise."""
-    if params.seeds < 2 or not isinstance(params, SEEDED):
+    if params.seeds < 2 or not params.spec.epochs:
         return []
     first = params.config.seed
     runs = [seed_metrics(trained, data, params, first)]
@@ -140,7 +115,7 @@ def seeds_table(runs: list[dict[str, float]]) -> Markdown:
     return markdown_table(["seed", *keys], rows)
 
 
-def save_model(params: AnyTrainParams, trained: training.Trained) -> None:
+def save_model(params: TrainParams, trained: training.Trained) -> None:
     """Vectors or neighbour lists, by the model's kind."""
     model = trained.model
     if model.neighbours is not None:
@@ -152,7 +127,7 @@ def save_model(params: AnyTrainParams, trained: training.Trained) -> None:
         save(params.output.items_uri, model.items.astype(np.float32))
 
 
-def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
+def run(params: TrainParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     pipes.log.info(f"training {params.model} on {data.summary()}")
     trained = fit(params, data, pipes)
@@ -162,11 +137,12 @@ def run(params: AnyTrainParams, pipes: PipesContext) -> JobResult:
         "trained_on": trained_on.summary(params.output.trained_on_uri),
         "seeds": seed_runs(params, trained, data, pipes),
     }
-    if isinstance(params, GATParams):
-        meta |= {"features": params.inputs.features, "checkpoint_uri": params.checkpoint_uri}
+    if params.inputs is not None:
+        meta |= {"features": params.inputs.features}
+    if trained.checkpoint is not None:
+        write_bytes(params.output.checkpoint_uri, trained.checkpoint)
+        meta |= {"checkpoint_uri": params.output.checkpoint_uri}
     save_model(params, trained)
-    if isinstance(params, GATParams) and trained.checkpoint is not None:
-        write_bytes(params.checkpoint_uri, trained.checkpoint)
     save(params.output.trained_on_uri, trained_on.keys)
     save(params.output.meta_uri, meta)
     history = meta["history"]

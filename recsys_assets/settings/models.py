@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, get_args
+from typing import Any, Literal, Self
 
 from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
@@ -13,7 +13,7 @@ LOSSES: tuple[GATLoss, ...] = ("bpr", "bce", "softmax")
 #: Negatives drawn when ``negatives`` is 0, by loss: BPR and BCE with 16 rather than 1 (better on
 #: both the synthetic default and MovieLens-100k, benchmarks/RESULTS.md); the softmax shares 512.
 DEFAULT_NEGATIVES: dict[str, int] = {"bpr": 16, "bce": 16, "softmax": 512}
-EPOCHS_DOC = "Most training epochs of MF, LightGCN and the GAT (early stopping may end sooner)."
+EPOCHS_DOC = "Most training epochs (early stopping may end sooner)."
 #: Each step of LightGCN and the GAT propagates over the graph, so a dense data set (a 1M-rating
 #: set has 100 batches of 8192) takes bigger steps, not more; ML-100k and the default keep 8192.
 MAX_STEPS = 16
@@ -125,11 +125,6 @@ class OrderConfig(Section):
         return self
 
 
-#: Models a hyper-parameter search can tune (``core/models/search.py`` holds each one's space).
-SearchableModel = Literal["gat", "lightgcn", "mf", "ease", "itemknn"]
-SEARCHABLE: tuple[SearchableModel, ...] = get_args(SearchableModel)
-
-
 class SearchConfig(Section):
     """Hyper-parameter search with Optuna (``core/models/search.py``, the ``hyperparameter_search`` asset)."""
 
@@ -167,13 +162,6 @@ class ColdStartConfig(Section):
     seed: int = setting(0, "Seed of the held-out items.")
 
 
-#: Models from the cheapest to serve to the costliest: popularity reads nothing per user; the
-#: embedding models serve the same way (one user vector, one FAISS search), so the cheaper to
-#: retrain comes first; the item-item models read the user's whole history and multiply it
-#: with their neighbour lists on each request (EASE keeps the most neighbours).
-SERVING_COST = ("popularity", "mf", "lightgcn", "gat", "itemknn", "ease")
-
-
 class EvaluationConfig(Section):
     """Intervals, paired tests and the promotion rule (``core/models/uncertainty.py``,
     ``core/models/promotion.py``)."""
@@ -199,8 +187,9 @@ class EvaluationConfig(Section):
         env="RECSYS_PROMOTION_MARGIN",
     )
     serving_cost: tuple[str, ...] = setting(
-        SERVING_COST,
-        "Models from the cheapest to serve to the costliest: a tie on validation goes to the first.",
+        (),
+        "Models from the cheapest to serve to the costliest: a tie on validation goes to the first "
+        "(empty: each model's `serving_cost` in `core/models/registry.py`).",
     )
     test_history: Literal["train+val", "train"] = setting(
         "train+val",
@@ -326,8 +315,8 @@ class ModelSettings(Section):
     )  # fmt: skip
     seeds: int = setting(
         1,
-        "Seeds each model with random initialisation (MF, LightGCN, the GAT) trains with: the first is the "
-        "model, the report shows the mean and spread of all (benchmarks use 3).",
+        "Seeds each model trained by epochs from a random start trains with: the first is the model, "
+        "the report shows the mean and spread of all (benchmarks use 3).",
         env="RECSYS_MODEL_SEEDS", ge=1,
     )  # fmt: skip
     evaluation: EvaluationConfig = section(EvaluationConfig, "Intervals, paired tests and promotion.")

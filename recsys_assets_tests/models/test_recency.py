@@ -123,8 +123,10 @@ ORDER = OrderConfig(decays=(0.0, 2.0, 10.0), floors=(0.0,), readout=(0.0, 1.0), 
 def test_item_item_models_choose_order_where_taste_drifts() -> None:
     data = drifting_taste(300, 6, 20, seed=0)
     for trained in (
-        training.fit_ease(data, EASEConfig(l2=(10.0, 100.0)), ORDER),
-        training.fit_itemknn(data, ItemKNNConfig(neighbours=(20,), shrink=(0.0,)), ORDER),
+        training.fit_ease(data, EASEConfig(l2=(10.0, 100.0)), training.Fitting(order=ORDER)),
+        training.fit_itemknn(
+            data, ItemKNNConfig(neighbours=(20,), shrink=(0.0,)), training.Fitting(order=ORDER)
+        ),
     ):
         choice = trained.choice
         assert choice is not None and trained.model.kind == "item_item"
@@ -139,5 +141,5 @@ def test_order_switched_off_by_its_settings() -> None:
     trained = training.with_order(training.fit_popularity(data), data, ORDER)
     # Popularity ignores the user: only the order-free entry is tried.
     assert trained.choice is not None and [t.order for t in trained.choice.tried] == [ORDER_FREE]
-    ease = training.fit_ease(data, EASEConfig(l2=(10.0,)), off)
+    ease = training.fit_ease(data, EASEConfig(l2=(10.0,)), training.Fitting(order=off))
     assert ease.order == ORDER_FREE and ease.choice is not None and len(ease.choice.tried) == 1

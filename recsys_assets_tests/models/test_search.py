@@ -9,28 +9,19 @@ from typing import Any
 import optuna
 import pytest
 
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.search import history_plot, run_search, suggest
-from recsys_assets.settings.models import (
-    DEFAULT_NEGATIVES,
-    SEARCHABLE,
-    EASEConfig,
-    GATConfig,
-    ItemKNNConfig,
-    LightGCNConfig,
-    MFConfig,
-    SearchConfig,
-)
-
-SECTIONS = {"gat": GATConfig, "lightgcn": LightGCNConfig, "mf": MFConfig, "ease": EASEConfig,
-            "itemknn": ItemKNNConfig}  # fmt: skip
+from recsys_assets.settings.models import DEFAULT_NEGATIVES, MFConfig, SearchConfig
 
 
-@pytest.mark.parametrize("model", SEARCHABLE)
+@pytest.mark.parametrize("model", registry.TUNABLE)
 def test_every_space_suggests_valid_overrides_of_its_section(model: str) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(5):
         overrides = suggest(model, study.ask())
-        config = SECTIONS[model]().with_changes(overrides)
+        section = registry.spec(model).config_class
+        assert section is not None
+        config = section().with_changes(overrides)
         if model == "gat":
             # negatives 0 is "the loss's own count", whichever loss the trial drew.
             assert overrides.pop("negatives") == 0
@@ -38,7 +29,7 @@ def test_every_space_suggests_valid_overrides_of_its_section(model: str) -> None
         assert {k: getattr(config, k) for k in overrides} == {
             k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
         }
-    with pytest.raises(ValueError, match="no search space for model 'popularity'"):
+    with pytest.raises(ValueError, match="model 'popularity' has no search space"):
         suggest("popularity", study.ask())
 
 

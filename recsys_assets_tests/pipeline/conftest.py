@@ -32,8 +32,7 @@ ASSETS = [
     embeddings.item_text_embeddings, embeddings.item_image_embeddings, embeddings.item_fused_embeddings,
     graphs.interaction_splits, graphs.node_maps, graphs.ui_edges, graphs.ii_edges_txt, graphs.ii_edges_fused,
     graphs.graph_qa_report,
-    models.popularity_model, models.itemknn_model, models.ease_model, models.mf_model, models.lightgcn_model,
-    models.gat_model, models.eval_report,
+    *models.MODEL_ASSETS.values(), models.eval_report,
     serving.item_embeddings_export, serving.faiss_index,
 ]  # fmt: skip
 

@@ -81,14 +81,16 @@ def test_every_model_is_stored_as_vectors_or_neighbour_lists_with_its_order(pipe
 def test_gat_checkpoint_reproduces_its_exported_vectors(pipeline: Pipeline) -> None:
     pipeline.require("gat_model")
     artifacts = pipeline.artifacts
-    model = load_checkpoint(read_bytes(artifacts.uri(catalogue.GAT_CHECKPOINT)))
+    model = load_checkpoint(read_bytes(artifacts.uri(catalogue.MODEL_CHECKPOINT, model="gat")))
     config = pipeline.settings.models.gat
     assert model.config == config and model.config.epochs == EPOCHS
     data = load_training_data(artifacts.uri(catalogue.SPLITS), artifacts.uri(catalogue.NODE_MAPS))
     ui = read_npz(artifacts.uri(catalogue.UI_EDGES))
     graph = build_graph(ui, data.n_users, data.n_items, read_npz(artifacts.uri(catalogue.II_EDGES["fused"])))
     meta = read_json(artifacts.uri(catalogue.MODEL_META, model="gat"))
-    assert meta["features"] == "fused" and meta["checkpoint_uri"] == artifacts.uri(catalogue.GAT_CHECKPOINT)
+    assert meta["features"] == "fused" and meta["checkpoint_uri"] == artifacts.uri(
+        catalogue.MODEL_CHECKPOINT, model="gat"
+    )
     # The recency readout chosen on validation while training is saved with the weights.
     # (learned with the sequence context, the default)
     assert float(model.readout) == meta["recency_readout"] == meta["training_order"]["readout"]
@@ -326,7 +328,7 @@ def test_a_search_finds_settings_that_the_model_asset_then_trains_with(
                             instance=instance)  # fmt: skip
         assert read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ease"))["trials"] == 8
         assert again.success
-        trained = materialize([models.ease_model], resources=resources, instance=instance)
+        trained = materialize([models.MODEL_ASSETS["ease"]], resources=resources, instance=instance)
     assert trained.success
     meta = read_json(artifacts.uri(catalogue.MODEL_META, model="ease"))
     best = read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ease"))
@@ -397,7 +399,7 @@ def test_a_model_fitted_on_train_and_validation_is_stopped_by_its_check(
     from recsys_assets.core.io.codecs import save
     from recsys_assets.core.models import training
     from recsys_assets.core.models.training_data import training_data
-    from recsys_assets.jobs.contracts import PopularityParams, TrainingInputs
+    from recsys_assets.jobs.contracts import TRAIN_CONTRACTS, TrainingInputs
     from recsys_assets.jobs.train_model import save_model
 
     pipeline.require("popularity_model")
@@ -407,8 +409,9 @@ def test_a_model_fitted_on_train_and_validation_is_stopped_by_its_check(
     leaky = splits.assign(split=splits["split"].astype(str).replace({"val": "train"}))
     data = training_data(leaky, NodeMaps.from_json(read_json(artifacts.uri(catalogue.NODE_MAPS))))
     trained = training.fit_popularity(data)
-    params = PopularityParams(
+    params = TRAIN_CONTRACTS["popularity"](
         asset="popularity_model",
+        model="popularity",
         data=TrainingInputs(splits_uri="", node_maps_uri=""),
         output=models.model_files(artifacts, "popularity"),
     )
@@ -421,7 +424,7 @@ def test_a_model_fitted_on_train_and_validation_is_stopped_by_its_check(
     (check,) = [c for c in LEAKAGE_CHECKS if "popularity_model" in str(c.check_keys)]
     job = define_asset_job("leak", selection=AssetSelection.checks(check))
     definitions = Definitions(
-        assets=[models.popularity_model], asset_checks=[check], jobs=[job], resources=resources
+        assets=[models.MODEL_ASSETS["popularity"]], asset_checks=[check], jobs=[job], resources=resources
     )
     with DagsterInstance.ephemeral() as instance:
         result = definitions.resolve_job_def("leak").execute_in_process(
@@ -445,8 +448,8 @@ def test_models_trained_with_several_seeds_report_their_spread(pipeline: Pipelin
     settings = resources["settings"].tree.with_changes({"models": {"seeds": 2, "mf": {"epochs": 5}}})
     resources = make_resources(settings)
     with DagsterInstance.ephemeral() as instance:
-        result = materialize([models.mf_model, models.eval_report], resources=resources, instance=instance,
-                             selection=[models.mf_model, models.eval_report])  # fmt: skip
+        selected = [models.MODEL_ASSETS["mf"], models.eval_report]
+        result = materialize(selected, resources=resources, instance=instance, selection=selected)
     assert result.success
     artifacts = resources["settings"].artifacts
     meta = read_json(artifacts.uri(catalogue.MODEL_META, model="mf"))

@@ -121,7 +121,9 @@ MODEL_META = Artifact("models/{model}/meta.json", "{model}_model", "Config, timi
 MODEL_TRAINED_ON = Artifact(
     "models/{model}/trained_on.npy", "{model}_model", "Hashes of the train rows the model fitted on."
 )
-GAT_CHECKPOINT = Artifact("models/gat.pt", "gat_model", "The GAT's weights, config and graph sizes.")
+MODEL_CHECKPOINT = Artifact(
+    "models/{model}/checkpoint.pt", "{model}_model", "Its weights, for a model that keeps them (the GAT)."
+)
 EVAL_REPORT = Artifact("eval/eval.json", "eval_report", "Every model's metrics; the promotion verdict.")
 EVAL_TABLE = Artifact(
     "eval/eval_table.md", "eval_report", "Every model's metrics as one wide markdown table."
@@ -164,7 +166,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     TEXT_EMBEDDINGS, TEXT_META, IMAGE_EMBEDDINGS, IMAGE_ITEMS, IMAGE_META,
     FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS, FUSION_TRAINED_ON,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
-    MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, MODEL_TRAINED_ON, GAT_CHECKPOINT,
+    MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, MODEL_TRAINED_ON, MODEL_CHECKPOINT,
     EVAL_REPORT, EVAL_TABLE, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,

@@ -19,12 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.core.models.metrics import Csr, Score
+
+if TYPE_CHECKING:
+    import optuna
 
 #: Dense blocks of the similarity computation stay under this many floats (256 MB).
 BLOCK_FLOATS = 64 * 1024 * 1024
@@ -188,3 +191,16 @@ def item_item_scorer(history: sp.csr_matrix, weights: sp.csr_matrix | np.ndarray
         return np.asarray(product.todense() if sp.issparse(product) else product, dtype=np.float32)
 
     return score
+
+
+def ease_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``EASEConfig``: one lambda a trial (the grid of one value)."""
+    return {"l2": [trial.suggest_float("l2", 10.0, 5000.0, log=True)]}
+
+
+def itemknn_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``ItemKNNConfig``: one k and shrinkage a trial."""
+    return {
+        "neighbours": [trial.suggest_int("neighbours", 10, 1000, log=True)],
+        "shrink": [trial.suggest_float("shrink", 0.0, 100.0)],
+    }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +27,9 @@ from recsys_assets.core.models.early_stopping import (
 )
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.settings.models import LightGCNConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def normalised_adjacency(users: torch.Tensor, items: torch.Tensor, n_nodes: int) -> torch.Tensor:
@@ -91,3 +95,13 @@ def train_lightgcn(
         if stopping.evaluate(epoch, total / len(order), embedding[:n_users], embedding[n_users:]):
             break
     return stopping.result()
+
+
+def search_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``LightGCNConfig`` (``core/models/search.py``)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+        "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
+        "layers": trial.suggest_int("layers", 1, 4),
+        "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+    }

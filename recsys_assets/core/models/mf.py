@@ -11,6 +11,7 @@ one seed give identical embeddings on CPU.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +23,9 @@ from recsys_assets.core.models.early_stopping import (
 )
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.settings.models import MFConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @deterministic_torch()
@@ -61,3 +65,12 @@ def train_mf_bpr(
         if stopping.evaluate(epoch, total / len(order), users, items):
             break
     return stopping.result()
+
+
+def search_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``MFConfig`` (``core/models/search.py``)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+        "l2": trial.suggest_float("l2", 1e-5, 1e-1, log=True),
+        "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+    }

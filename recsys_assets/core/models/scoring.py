@@ -2,7 +2,8 @@
 for a batch of users, given the train histories and a use of order (``recency.py``).
 
 * ``embedding`` models (popularity as 1-d vectors, MF, LightGCN, the GAT) score by dot
-  product of user and item vectors; the history readout adds to the user's vector;
+  product of user and item vectors; the history readout adds to the user's vector; a sequence
+  model's user vectors are its ``encoder``'s reading of the history it is given (SASRec);
 * ``item_item`` models (EASE, ItemKNN) score the weighted history times their sparse
   neighbour lists (``item_item.py``).
 
@@ -21,6 +22,8 @@ import scipy.sparse as sp
 
 from recsys_assets.core.io.codecs import read_npy, read_npz
 from recsys_assets.core.io.sparse import csr_from_arrays
+from recsys_assets.core.io.storage import read_bytes
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.item_item import item_item_scorer, scoring_matrix
 from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, sample_rows, validation_ndcg
 from recsys_assets.core.models.recency import (
@@ -51,6 +54,9 @@ class Scorable:
     bias_column: bool = False
     #: Whether order may apply (popularity ignores the user entirely).
     personal: bool = True
+    #: A sequence model's encoder: the user vectors for a history (``users`` holds the train
+    #: history's); the order is its own, so no readout applies.
+    encoder: Callable[[Csr], np.ndarray] | None = field(default=None, repr=False, compare=False)
     _scoring: sp.csr_matrix | np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -78,6 +84,8 @@ class Scorable:
         """Embedding models: the user vectors with ``order``'s readout applied."""
         if self.users is None or self.items is None:
             raise ValueError("an item-item model has no user vectors")
+        if self.encoder is not None:
+            return self.encoder(train)
         if order.readout == 0.0:
             return self.users
         history = history_matrix(train, n_items, order)
@@ -102,20 +110,28 @@ class Scorable:
 
 
 def load_scorable(users_uri: str, items_uri: str, neighbours_uri: str, meta: dict[str, Any]) -> Scorable:
-    """A trained model from its files, as its ``meta.json`` describes it."""
+    """A trained model from its files, as its ``meta.json`` describes it (a sequence model's
+    encoder from its checkpoint, by its registered loader)."""
     if meta.get("kind") == "item_item":
         return Scorable(neighbours=csr_from_arrays(read_npz(neighbours_uri), neighbours_uri))
+    encoder = None
+    if meta.get("encoder"):
+        loader = registry.spec(meta["model"]).encoder_loader()
+        if loader is None:
+            raise ValueError(f"{meta['model']}: its meta names an encoder but its registry entry has none")
+        encoder = loader(read_bytes(meta["checkpoint_uri"]))
     return Scorable(
         read_npy(users_uri),
         read_npy(items_uri),
         unit=bool(meta.get("unit", False)),
         bias_column=bool(meta.get("bias_column", False)),
         personal=bool(meta.get("personal", True)),
+        encoder=encoder,
     )
 
 
 def grid_for(model: Scorable, config: OrderConfig) -> list[Order]:
-    if not model.personal:
+    if not model.personal or model.encoder is not None:
         return [ORDER_FREE]
     readouts = config.readout if model.kind == "embedding" else (0.0,)
     return order_grid(config.decays, config.floors, readouts)

@@ -19,25 +19,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.gat.graph import Graph
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.plots import png, pyplot
-from recsys_assets.settings.models import (
-    SEARCHABLE,
-    EASEConfig,
-    GATConfig,
-    ItemKNNConfig,
-    LightGCNConfig,
-    MFConfig,
-    OrderConfig,
-    SearchConfig,
-)
+from recsys_assets.settings.models import OrderConfig, SearchConfig
 
 if TYPE_CHECKING:
     import optuna
-
-#: The searchable models trained epoch by epoch (their trials report a validation curve).
-EPOCH_TRAINED = ("mf", "lightgcn", "gat")
 
 #: ``fit(overrides, report)`` trains with ``overrides`` of the model's settings, calls
 #: ``report(epoch, val_ndcg20)`` as it goes (which raises to prune) and returns the best
@@ -46,54 +35,19 @@ Fit = Callable[[dict[str, Any], Callable[[int, float], None]], float]
 
 
 def suggest(model: str, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-    """The trial's settings for ``model``, as overrides of its settings section."""
-    match model:
-        case "gat":
-            return {
-                # The loss matters most and differs by data set (softmax wins on MovieLens-100k,
-                # BPR on the synthetic default); negatives 0 takes the loss's own default count.
-                "loss": trial.suggest_categorical("loss", ["softmax", "bpr"]),
-                "negatives": 0,
-                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
-                "temperature": trial.suggest_float("temperature", 0.05, 0.5, log=True),
-                "l2": trial.suggest_float("l2", 1e-6, 1e-3, log=True),
-                "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
-                "layers": trial.suggest_int("layers", 1, 3),
-                "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-                "recency_decay": trial.suggest_float("recency_decay", 2.0, 50.0, log=True),
-            }
-        case "lightgcn":
-            return {
-                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
-                "l2": trial.suggest_float("l2", 1e-6, 1e-2, log=True),
-                "layers": trial.suggest_int("layers", 1, 4),
-                "dim": trial.suggest_categorical("dim", [32, 64, 128]),
-            }
-        case "mf":
-            return {
-                "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
-                "l2": trial.suggest_float("l2", 1e-5, 1e-1, log=True),
-                "dim": trial.suggest_categorical("dim", [32, 64, 128]),
-            }
-        case "ease":
-            # One lambda per trial: the model's own grid becomes the trial's single value.
-            return {"l2": [trial.suggest_float("l2", 10.0, 5000.0, log=True)]}
-        case "itemknn":
-            return {
-                "neighbours": [trial.suggest_int("neighbours", 10, 1000, log=True)],
-                "shrink": [trial.suggest_float("shrink", 0.0, 100.0)],
-            }
-    raise ValueError(f"no search space for model {model!r}; searchable: {list(SEARCHABLE)}")
+    """The trial's settings for ``model`` (its registered search space), as overrides of its
+    settings section."""
+    return registry.spec(model).search_space()(trial)
 
 
 def current_params(model: str, base: dict[str, Any]) -> dict[str, Any]:
     """The model's current settings (``base``, its settings section) as the search's parameters,
     those inside the search space: the first trial of a new study, so the search starts from
     what already works and pruning has a reference from its first trial. Empty for the
-    item-item models, whose settings are grids the search replaces with one value a trial."""
+    closed-form models, whose settings are grids the search replaces with one value a trial."""
     import optuna
 
-    if model not in EPOCH_TRAINED:
+    if not registry.spec(model).epochs:
         return {}
     trial = optuna.trial.FixedTrial(base)
     with warnings.catch_warnings():  # "out of the range": filtered out below
@@ -114,60 +68,37 @@ def model_fit(
     base: dict[str, Any],
     order: OrderConfig,
     data: TrainingData,
-    gat_inputs: tuple[np.ndarray, Graph] | None = None,
+    content: tuple[np.ndarray, Graph] | None = None,
     trial_epochs: int = 0,
 ) -> Fit:
     """``Fit`` for ``model``: train with a trial's overrides of ``base`` (the model's settings
     section), reporting each epoch's validation NDCG@20, for at most ``trial_epochs`` epochs
-    (0: the section's own); item-item models choose their use of order inside the trial."""
-    from recsys_assets.core.models import training
-    from recsys_assets.core.models.gat.train import train_gat
-    from recsys_assets.core.models.lightgcn import train_lightgcn
-    from recsys_assets.core.models.mf import train_mf_bpr
+    (0: the section's own); closed-form models choose their use of order inside the trial."""
+    from recsys_assets.core.models.training import Fitting, Trained
 
-    what = f"search {model} trial"
+    spec = registry.spec(model)
+    if not spec.tunable or spec.config_class is None:
+        raise ValueError(f"no search for model {model!r}; tunable: {list(registry.TUNABLE)}")
+    if spec.content and content is None:
+        raise ValueError(f"search {model}: needs the item features and the graph")
+    if trial_epochs and spec.epochs:
+        base = {**base, "epochs": min(int(base.get("epochs", trial_epochs)), trial_epochs)}
+    config = spec.config_class.model_validate(base)
+    fit = spec.fit_function()
 
-    def curve(report: Callable[[int, float], None]) -> Callable[[dict[str, float]], None]:
-        return lambda record: report(int(record["epoch"]), record["val_ndcg@20"])
-
-    def chosen(trained: training.Trained) -> float:
-        assert trained.choice is not None  # item-item fits always choose their order
+    def trial(overrides: dict[str, Any], report: Callable[[int, float], None]) -> float:
+        fitting = Fitting(
+            order=order,
+            progress=lambda record: report(int(record["epoch"]), record["val_ndcg@20"]),
+            content=content,
+        )
+        trained: Trained = fit(data, config.with_changes(overrides, f"search {model} trial"), fitting)
+        if trained.fit is not None:
+            return trained.fit.best_val_ndcg20
+        assert trained.choice is not None  # closed-form fits choose their order
         return trained.choice.best.val_ndcg20
 
-    if trial_epochs and model in EPOCH_TRAINED:
-        base = {**base, "epochs": min(int(base.get("epochs", trial_epochs)), trial_epochs)}
-    match model:
-        case "mf":
-            mf = MFConfig.model_validate(base)
-            return lambda o, report: (
-                train_mf_bpr(
-                    data.train, data.val, data.n_items, mf.with_changes(o, what), curve(report)
-                ).best_val_ndcg20
-            )
-        case "lightgcn":
-            lightgcn = LightGCNConfig.model_validate(base)
-            return lambda o, report: (
-                train_lightgcn(
-                    data.train, data.val, data.n_items, lightgcn.with_changes(o, what), curve(report)
-                ).best_val_ndcg20
-            )
-        case "gat":
-            if gat_inputs is None:
-                raise ValueError("search gat: needs the item features and the graph")
-            features, graph = gat_inputs
-            gat = GATConfig.model_validate(base)
-            return lambda o, report: (
-                train_gat(
-                    data.train, data.val, features, graph, gat.with_changes(o, what), curve(report)
-                ).best_val_ndcg20
-            )
-        case "ease":
-            ease = EASEConfig.model_validate(base)
-            return lambda o, _: chosen(training.fit_ease(data, ease.with_changes(o, what), order))
-        case "itemknn":
-            knn = ItemKNNConfig.model_validate(base)
-            return lambda o, _: chosen(training.fit_itemknn(data, knn.with_changes(o, what), order))
-    raise ValueError(f"no search for model {model!r}; searchable: {list(SEARCHABLE)}")
+    return trial
 
 
 @dataclass

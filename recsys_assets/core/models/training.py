@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.early_stopping import FitResult
 from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes
 from recsys_assets.core.models.gat.graph import Graph
@@ -36,7 +37,6 @@ from recsys_assets.settings.models import (
     OrderConfig,
 )
 
-ModelName = Literal["popularity", "mf", "lightgcn", "gat", "ease", "itemknn"]
 Progress = Callable[[dict[str, float]], None]
 
 
@@ -74,34 +74,48 @@ class Trained:
         return self.choice.best.order if self.choice else ORDER_FREE
 
 
-def fit_popularity(data: TrainingData) -> Trained:
+@dataclass(frozen=True)
+class Fitting:
+    """What a model's ``fit(data, config, fitting)`` gets besides the data and its settings."""
+
+    #: The uses of order tried on validation (``recency.py``).
+    order: OrderConfig = field(default_factory=OrderConfig)
+    #: Each validation of an epoch-trained model (``EarlyStopping``'s progress record).
+    progress: Progress | None = None
+    #: Lines for the log.
+    log: Callable[[str], None] | None = None
+    #: Steps within a long epoch (done, total).
+    step_progress: Callable[[int, int], None] | None = None
+    #: The items' features and the graph, for a model that reads content (``ModelSpec.content``).
+    content: tuple[np.ndarray, Graph] | None = None
+
+
+def fit_popularity(data: TrainingData, config: None = None, fitting: Fitting | None = None) -> Trained:
     start = time.perf_counter()
     users, items = popularity_vectors(data.train.indices, data.n_users, data.n_items)
     model = Scorable(users, items, personal=False)
     return Trained(model, {}, extra={"train_seconds": time.perf_counter() - start})
 
 
-def fit_mf(data: TrainingData, config: MFConfig, progress: Progress | None = None) -> Trained:
+def fit_mf(data: TrainingData, config: MFConfig, fitting: Fitting | None = None) -> Trained:
+    progress = fitting.progress if fitting else None
     fit = train_mf_bpr(data.train, data.val, data.n_items, config, progress)
     return Trained(Scorable(fit.users, fit.items), config.to_dict(), fit)
 
 
-def fit_lightgcn(data: TrainingData, config: LightGCNConfig, progress: Progress | None = None) -> Trained:
+def fit_lightgcn(data: TrainingData, config: LightGCNConfig, fitting: Fitting | None = None) -> Trained:
+    progress = fitting.progress if fitting else None
     fit = train_lightgcn(data.train, data.val, data.n_items, config, progress)
     return Trained(Scorable(fit.users, fit.items), config.to_dict(), fit)
 
 
-def fit_gat(
-    data: TrainingData,
-    features: np.ndarray,
-    graph: Graph,
-    config: GATConfig,
-    progress: Progress | None = None,
-    step_progress: Callable[[int, int], None] | None = None,
-) -> Trained:
+def fit_gat(data: TrainingData, config: GATConfig, fitting: Fitting) -> Trained:
     """The GAT's order-free vectors (its early stopping watched validation with the readout it
     chose, kept as ``training_order``; ``with_order`` chooses the one that is used)."""
-    fit = train_gat(data.train, data.val, features, graph, config, progress, step_progress)
+    if fitting.content is None:
+        raise ValueError("gat: needs the item features and the graph (Fitting.content)")
+    features, graph = fitting.content
+    fit = train_gat(data.train, data.val, features, graph, config, fitting.progress, fitting.step_progress)
     assert fit.model is not None  # train_gat always returns its model
     edges = {"/".join(r): int(e.shape[1]) for r, e in graph.edges.items()}
     checkpoint = checkpoint_bytes(fit.model, graph, int(features.shape[1]))
@@ -114,36 +128,35 @@ def fit_gat(
 
 
 def fit_item_item(
-    data: TrainingData,
-    fitted: ItemItemFit,
-    config: dict[str, Any],
-    order: OrderConfig,
-    progress: Callable[[str], None] | None = None,
+    data: TrainingData, fitted: ItemItemFit, config: dict[str, Any], fitting: Fitting
 ) -> Trained:
     """The fitted neighbour lists and use of order with the best validation NDCG@20."""
     candidates = [(params, Scorable(neighbours=w)) for params, w in fitted.candidates]
     start = time.perf_counter()
-    chosen, choice = choose_order(candidates, data, order, progress)
+    chosen, choice = choose_order(candidates, data, fitting.order, fitting.log)
     seconds = fitted.seconds + time.perf_counter() - start
     extra = {"train_seconds": seconds, "chosen": choice.best.params, **fitted.notes}
     return Trained(chosen, config, extra=extra, choice=choice)
 
 
-def fit_ease(
-    data: TrainingData, config: EASEConfig, order: OrderConfig, progress: Callable[[str], None] | None = None
-) -> Trained:
-    fitted = ease(data.train, data.n_items, config.l2, config.max_items, config.neighbours, progress)
-    return fit_item_item(data, fitted, config.to_dict(), order, progress)
+def fit_ease(data: TrainingData, config: EASEConfig, fitting: Fitting) -> Trained:
+    fitted = ease(data.train, data.n_items, config.l2, config.max_items, config.neighbours, fitting.log)
+    return fit_item_item(data, fitted, config.to_dict(), fitting)
 
 
-def fit_itemknn(
-    data: TrainingData,
-    config: ItemKNNConfig,
-    order: OrderConfig,
-    progress: Callable[[str], None] | None = None,
-) -> Trained:
-    fitted = itemknn(data.train, data.n_items, config.neighbours, config.shrink, progress)
-    return fit_item_item(data, fitted, config.to_dict(), order, progress)
+def fit_itemknn(data: TrainingData, config: ItemKNNConfig, fitting: Fitting) -> Trained:
+    fitted = itemknn(data.train, data.n_items, config.neighbours, config.shrink, fitting.log)
+    return fit_item_item(data, fitted, config.to_dict(), fitting)
+
+
+def train(name: str, data: TrainingData, config: Any, fitting: Fitting) -> Trained:
+    """Model ``name`` fitted by its registered ``fit``, with the use of order chosen on
+    validation (an item-item model chooses it with its own settings)."""
+    spec = registry.spec(name)
+    trained: Trained = spec.fit_function()(data, config, fitting)
+    if trained.choice is None:
+        trained = with_order(trained, data, fitting.order, fitting.log)
+    return trained
 
 
 def with_order(
@@ -156,7 +169,7 @@ def with_order(
     return trained
 
 
-def model_meta(model: ModelName, trained: Trained, data: TrainingData, run_id: str) -> dict[str, Any]:
+def model_meta(model: str, trained: Trained, data: TrainingData, run_id: str) -> dict[str, Any]:
     """What ``models/<name>/meta.json`` holds: kind, config, data, timings, the validation
     history, the use of order chosen and what was tried."""
     fit, choice, scorable = trained.fit, trained.choice, trained.model
@@ -168,6 +181,7 @@ def model_meta(model: ModelName, trained: Trained, data: TrainingData, run_id: s
         "unit": scorable.unit,
         "bias_column": scorable.bias_column,
         "personal": scorable.personal,
+        "encoder": scorable.encoder is not None,
         "config": trained.config,
         "data": data.summary(),
         "dim": int(scorable.items.shape[1]) if scorable.items is not None else None,

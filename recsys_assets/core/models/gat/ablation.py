@@ -13,7 +13,7 @@ from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.evaluation import evaluate
 from recsys_assets.core.models.gat.graph import Graph
 from recsys_assets.core.models.recency import Order
-from recsys_assets.core.models.training import Progress, fit_gat
+from recsys_assets.core.models.training import Fitting, Progress, fit_gat
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import LOSSES, GATConfig
 
@@ -63,7 +63,7 @@ def ablate(
             loaded[variant_features] = load_inputs(variant_features)
         x, graph = loaded[variant_features]
         report: Progress | None = (lambda record, name=name: progress(name, record)) if progress else None
-        trained = fit_gat(data, x, graph, config, report)
+        trained = fit_gat(data, config, Fitting(progress=report, content=(x, graph)))
         # Scored with the readout the GAT chose while training, as it early-stopped on it.
         order = Order(**trained.extra["training_order"])
         metrics = evaluate(trained.model.scoring(data.n_items, order), data)

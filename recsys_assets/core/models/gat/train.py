@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from recsys_assets.core.models.gat.sampling import InEdges, Relation, in_edges, 
 from recsys_assets.core.models.gat.sequence import SequenceContext, sequence_context, with_context
 from recsys_assets.core.models.metrics import Csr, sample_rows
 from recsys_assets.settings.models import GATConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def _loss(
@@ -224,3 +228,20 @@ def train_gat(
     model.load_state_dict(best_state)
     result = stopping.result()
     return GATFit(**vars(result), model=model, readout=float(model.readout))
+
+
+def search_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``GATConfig`` (``core/models/search.py``)."""
+    return {
+        # The loss matters most and differs by data set (softmax wins on MovieLens-100k, BPR on
+        # the synthetic default); negatives 0 takes the loss's own default count.
+        "loss": trial.suggest_categorical("loss", ["softmax", "bpr"]),
+        "negatives": 0,
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True),
+        "temperature": trial.suggest_float("temperature", 0.05, 0.5, log=True),
+        "l2": trial.suggest_float("l2", 1e-6, 1e-3, log=True),
+        "hidden": trial.suggest_categorical("hidden", [32, 64, 128]),
+        "layers": trial.suggest_int("layers", 1, 3),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        "recency_decay": trial.suggest_float("recency_decay", 2.0, 50.0, log=True),
+    }
