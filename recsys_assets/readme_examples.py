@@ -1,6 +1,6 @@
-"""The README's API examples, from a real run: the API is started over the local artifacts'
+"""The API examples of ``docs/serving.md``, from a real run: the API is started over the local artifacts'
 serving version, each example is sent, and the console block shows the commands and what came
-back (``--write`` puts it in README.md between its markers).
+back (``--write`` puts it in docs/serving.md between its markers).
 
     python -m recsys_assets.readme_examples [--write]
 
@@ -26,7 +26,8 @@ from recsys_assets.core.serving.bundle import load_bundle
 from recsys_assets.local_api import local_api, wait_for
 from recsys_assets.settings import PROJECT_ROOT, load_settings
 
-README = PROJECT_ROOT / "README.md"
+#: The page the examples sit in.
+README = PROJECT_ROOT / "docs" / "serving.md"
 BEGIN, END = "<!-- api-examples:begin -->", "<!-- api-examples:end -->"
 #: How the examples address the API (``make run`` and ``make serve`` listen there).
 SHOWN = "localhost:8000"
@@ -100,13 +101,13 @@ def commands(block: str) -> list[str]:
 def readme_block(text: str) -> str:
     found = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, flags=re.S)
     if found is None:
-        raise ValueError(f"README.md has no {BEGIN} ... {END} block")
+        raise ValueError(f"docs/serving.md has no {BEGIN} ... {END} block")
     return found.group(1)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--write", action="store_true", help="replace the block in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the block in docs/serving.md")
     args = parser.parse_args(argv)
     manifest = Path(Artifacts(load_settings().artifacts.root).uri(SERVING_MANIFEST))
     block = examples_block(manifest)

@@ -2,7 +2,7 @@
 
 A section per concern (``data``, ``embeddings``, ``graphs``, ``models``, ``serving``,
 ``warehouse``, ``jobs``, ``monitoring``); each field carries its default, its documentation and
-the variable that sets it (``base.setting``). The README's settings table is generated from the
+the variable that sets it (``base.setting``). The settings table of ``docs/settings.md`` is generated from the
 tree (``python -m recsys_assets.settings``). This package imports neither Dagster nor the ML core:
 the core, the job containers and the API read the same tree.
 """
@@ -151,5 +151,5 @@ def load_settings() -> Settings:
 
 
 def readme_table() -> str:
-    """The README's table of variables."""
+    """The table of variables (``docs/settings.md``)."""
     return markdown_table(Settings)

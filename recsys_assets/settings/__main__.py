@@ -1,4 +1,4 @@
-"""``python -m recsys_assets.settings`` prints the README's table of variables."""
+"""``python -m recsys_assets.settings`` prints the settings table (``docs/settings.md``)."""
 
 from recsys_assets.settings import readme_table
 

@@ -39,38 +39,50 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("category_psi", 0.25, description="PSI of the item-category distribution vs training"),
-        Metric("popularity_psi", 0.25, description="PSI of the popularity-decile distribution vs training"),
+        Metric(
+            "category_psi",
+            0.25,
+            description="PSI of the items' leaf-category shares, the day's interactions vs training",
+        ),
+        Metric(
+            "popularity_psi",
+            0.25,
+            description="PSI over popularity bins: training items cut into ten bins of a tenth of the "
+            "training interactions each, plus a bin for unseen items",
+        ),
         Metric("unseen_item_share", 0.3, description="share of interactions on items unseen in training"),
         Metric("unseen_user_share", 0.8, description="share of interactions from users unseen in training"),
         Metric(
             "centroid_distance",
             0.5,
-            description="new items' mean cosine distance to training's centroid",
+            description="mean `1 - cos` of new items' text embeddings to the trained items' normalised "
+            "centroid",
             sample="new_items",
             min_sample=30,
         ),
         Metric(
             "nn_similarity_ks",
             0.3,
-            description="KS statistic of nearest-item similarity, new vs training",
+            description="two-sample KS statistic: new items' similarity to their nearest trained item vs "
+            "trained items' to their nearest other (2,000 sampled a side)",
             sample="new_items",
             min_sample=30,
         ),
         Metric(
             "fallback_rate",
             0.5,
-            description="share of requests answered by the popularity fallback",
+            description="requests answered by popularity / requests",
             sample="requests",
             min_sample=100,
         ),
         Metric("catalogue_coverage", 0.01, "min", "distinct served items / catalogue size", "requests", 100),
         Metric("ctr", 0.0, "min", "clicks / impressions", "impressions", 200),
-        Metric("ctr_change", -0.3, "min", "CTR relative to the trailing 7 days, minus 1", "impressions", 200),
+        Metric("ctr_change", -0.3, "min", "CTR over the trailing 7 days' CTR, minus 1", "impressions", 200),
         Metric(
             "score_psi",
             0.25,
-            description="PSI of served scores vs the trailing 7 days",
+            description="PSI of each request's top score, the day vs the trailing 7 days (on the trailing "
+            "deciles)",
             sample="requests",
             min_sample=100,
         ),

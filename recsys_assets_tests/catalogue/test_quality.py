@@ -48,15 +48,15 @@ def test_unique_and_compound_unique() -> None:
     assert sorted(dup.offending["user_id"].tolist()) == ["u1", "u4"]
 
     events = pd.concat([frame, frame.iloc[[1]]], ignore_index=True)
-    outcome = quality.compound_unique(events, ["user_id", "item_id", "ts"])
+    outcome = quality.check_rules(events, [quality.rule_compound_unique(["user_id", "item_id", "ts"])])[0]
     assert not outcome.passed
     assert outcome.message == "2 of 5 rows violate: (user_id, item_id, ts) is unique"
-    assert quality.compound_unique(frame, ["user_id", "item_id", "ts"]).passed
+    assert quality.check_rules(frame, [quality.rule_compound_unique(["user_id", "item_id", "ts"])])[0].passed
 
 
 def test_columns_equal() -> None:
     frame = pd.DataFrame({"ts_month": ["2013-01", "2013-02"], "partition": ["2013-01", "2013-01"]})
-    outcome = quality.columns_equal(frame, "ts_month", "partition", "ts in month")
+    outcome = quality.check_rules(frame, [quality.rule_equal("ts_month", "partition", "ts in month")])[0]
     assert not outcome.passed
     assert outcome.offending["ts_month"].tolist() == ["2013-02"]
 

@@ -7,6 +7,7 @@ import pytest
 
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_json
+from recsys_assets.core.models import registry
 from recsys_assets.core.serving.bundle import FILES, kind_of
 from recsys_assets_tests.pipeline.conftest import Pipeline
 
@@ -44,5 +45,7 @@ def test_the_whole_graph_materialized_with_every_check_passing(pipeline: Pipelin
     assert pipeline.success
     failed = {name: check.description for name, check in pipeline.checks.items() if not check.passed}
     assert failed == {}
-    # 29 on the data, the embeddings, the graphs and the gate; 7 leakage checks (assets/leakage.py).
-    assert len(pipeline.checks) == 29 + 7 and len(pipeline.metadata) == 22
+    # 23 on the data, the embeddings, the graphs and the gate; per registered model its vectors and
+    # its leakage check, and the fusion's leakage check (assets/leakage.py).
+    models = len(registry.MODELS)
+    assert len(pipeline.checks) == 23 + 2 * models + 1 and len(pipeline.metadata) == 16 + models

@@ -15,6 +15,7 @@ from recsys_assets.assets import catalogue, embeddings, graphs, models
 from recsys_assets.core.io import artifacts as artifact_catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, read_npz
+from recsys_assets.core.models import registry
 from recsys_assets.devdata.synthetic import generate
 from recsys_assets_tests.conftest import make_resources, make_settings
 from recsys_assets_tests.pipeline.conftest import execute_graph
@@ -54,7 +55,7 @@ def test_re_reviewed_pairs_reach_the_report_as_one_pair_each(tmp_path: Path) -> 
         data={"reviews_uri": str(raw / files["reviews"]), "metadata_uri": str(raw / files["metadata"]),
               "format": "2018"},
         embeddings={"image": {"workers": 2}},
-        models={"mf": epochs, "lightgcn": epochs, "gat": epochs},
+        models={spec.settings: epochs for spec in registry.MODELS if spec.epochs and spec.settings},
     )  # fmt: skip
     with DagsterInstance.ephemeral() as instance:
         result = execute_graph(ASSETS, make_resources(settings), instance)
@@ -74,4 +75,4 @@ def test_re_reviewed_pairs_reach_the_report_as_one_pair_each(tmp_path: Path) -> 
     assert set(report["models"]) == set(models.MODEL_ASSETS)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     fitted = [name for name in checks if name.endswith("_fitted_on_train_only")]
-    assert len(fitted) == 7 and all(checks[name].passed for name in fitted)
+    assert len(fitted) == len(registry.MODELS) + 1 and all(checks[name].passed for name in fitted)

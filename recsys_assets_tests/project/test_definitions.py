@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+from recsys_assets.core.models import registry
+
+TRAINING_INPUTS = ["interaction_splits", "node_maps"]
 DESCRIBE = """
 import json
 from recsys_assets.definitions import defs
@@ -85,17 +88,16 @@ EXPECTED_ASSETS = {
         ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"],
         False,
     ),
-    "popularity_model": ("models", ["interaction_splits", "node_maps"], False),
-    "itemknn_model": ("models", ["interaction_splits", "node_maps"], False),
-    "ease_model": ("models", ["interaction_splits", "node_maps"], False),
-    "mf_model": ("models", ["interaction_splits", "node_maps"], False),
-    "lightgcn_model": ("models", ["interaction_splits", "node_maps"], False),
-    "gat_model": ("models", sorted(GAT_INPUTS), False),
-    "eval_report": (
-        "models",
-        ["ease_model", "gat_model", "itemknn_model", "lightgcn_model", "mf_model", "popularity_model"],
-        False,
-    ),
+    # Every registered model: the split, and the content and graphs for a model that reads them.
+    **{
+        spec.asset: (
+            "models",
+            sorted(GAT_INPUTS) if spec.content else ["interaction_splits", "node_maps"],
+            False,
+        )
+        for spec in registry.MODELS
+    },
+    "eval_report": ("models", sorted(spec.asset for spec in registry.MODELS), False),
     "gat_ablation": ("models", ["gat_model"], False),
     "hyperparameter_search": ("models", sorted(GAT_INPUTS), True),
     "cold_start_report": ("models", sorted(GAT_INPUTS), False),
@@ -124,16 +126,11 @@ BLOCKING = [
     "ii_edges_txt_recall",
     "ii_edges_fused_valid",
     "ii_edges_fused_recall",
-    "popularity_model_vectors",
-    "itemknn_model_vectors",
-    "ease_model_vectors",
-    "mf_model_vectors",
-    "lightgcn_model_vectors",
-    "gat_model_vectors",
+    *(f"{spec.asset}_vectors" for spec in registry.MODELS),
     "eval_report_promotion_gate",
     # Every fitted artifact: no validation or test interaction seen (assets/leakage.py).
     "item_fused_embeddings_fitted_on_train_only",
-    *(f"{m}_model_fitted_on_train_only" for m in ("popularity", "itemknn", "ease", "mf", "lightgcn", "gat")),
+    *(f"{spec.asset}_fitted_on_train_only" for spec in registry.MODELS),
 ]
 
 

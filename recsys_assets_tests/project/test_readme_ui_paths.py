@@ -18,9 +18,14 @@ from recsys_assets.live_run import server, wait_for_ui
 from recsys_assets.local_api import free_port
 from recsys_assets.settings import PROJECT_ROOT
 
-README = PROJECT_ROOT / "README.md"
+#: The README and the docs pages, where UI paths are named.
+DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 #: A UI path as the README writes it: italic, its steps joined by " > ".
 PATH = re.compile(r"\*((?:Overview|Runs|Catalog|Jobs|Automation|Lineage|Deployment)(?: > [^*>]+)+)\*")
+
+
+def _text() -> str:
+    return "\n".join(page.read_text() for page in DOCS)
 
 
 def ui_paths(text: str) -> list[list[str]]:
@@ -42,11 +47,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_the_readme_names_ui_paths_in_the_form_this_test_reads() -> None:
-    paths = ui_paths(README.read_text())
+    paths = ui_paths(_text())
     assert ["Runs", "Backfills"] in paths and ["Catalog", "interactions"] in paths, paths
     # The forms of Dagster before 1.13 are gone.
-    assert "*Overview > Backfills*" not in README.read_text()
-    assert "*Assets > " not in README.read_text()
+    assert "*Overview > Backfills*" not in _text()
+    assert "*Assets > " not in _text()
 
 
 def test_every_ui_path_in_the_readme_exists(ui: str) -> None:
@@ -54,7 +59,7 @@ def test_every_ui_path_in_the_readme_exists(ui: str) -> None:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         dismiss_welcome(page, ui)
-        for path in ui_paths(README.read_text()):
+        for path in ui_paths(_text()):
             page.goto(ui)
             for step in path:
                 # A navigation link, a tab or a button whose whole text is the step.

@@ -43,3 +43,19 @@ def test_an_index_with_too_few_probes_measures_low_recall() -> None:
     items, queries = _clustered(5_000), _clustered(300, seed=1)
     config = IndexConfig(kind="ivf", ivf_nlist=256, ivf_nprobe=1, recall_queries=200)
     assert measure(build_index(items, config), items, queries, config).recall < 0.9
+
+
+def test_measuring_latency_leaves_faiss_threads_as_they_were() -> None:
+    from recsys_assets.core import ann
+
+    faiss = ann.faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        items = _clustered(500)
+        config = IndexConfig(kind="flat", recall_queries=20)
+        measure(build_index(items, config), items, items, config)
+        # Latency is measured on one thread; the process's setting is restored, not reset to 1.
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

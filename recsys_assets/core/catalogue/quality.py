@@ -136,16 +136,8 @@ def unique(frame: pd.DataFrame, column: str) -> CheckOutcome:
     return check_rules(frame, [rule_unique(column)])[0]
 
 
-def compound_unique(frame: pd.DataFrame, columns: list[str]) -> CheckOutcome:
-    return check_rules(frame, [rule_compound_unique(columns)])[0]
-
-
 def between(frame: pd.DataFrame, column: str, low: float, high: float) -> CheckOutcome:
     return check_rules(frame, [rule_between(column, low, high)])[0]
-
-
-def columns_equal(frame: pd.DataFrame, left: str, right: str, what: str) -> CheckOutcome:
-    return check_rules(frame, [rule_equal(left, right, what)])[0]
 
 
 def present_in(frame: pd.DataFrame, column: str, known: pd.Series, known_name: str) -> CheckOutcome:

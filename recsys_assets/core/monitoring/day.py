@@ -28,8 +28,6 @@ from recsys_assets.core.warehouse.tables import DRIFT_METRICS
 from recsys_assets.settings.monitoring import Metric
 
 TRAILING_DAYS = 7
-#: Events that count as an interaction with an item.
-INTERACTION_EVENTS = ("click", "purchase")
 
 
 @dataclass

@@ -65,12 +65,15 @@ def measure(built: BuiltIndex, items: np.ndarray, queries: np.ndarray, config: I
         return float(np.median(times)), float(np.percentile(times, 99))
 
     faiss = ann.faiss()
+    # Restored as it was: OpenMP reads 0 as 1, so "0 for the default" would leave FAISS on one
+    # thread for the rest of the process.
+    threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # one query at a time, as a request searches
     try:
         built.latency_ms = dict(zip(("median", "p99"), latency(built.index), strict=True))
         built.latency_ms |= dict(zip(("exact_median", "exact_p99"), latency(exact), strict=True))
     finally:
-        faiss.omp_set_num_threads(0)
+        faiss.omp_set_num_threads(threads)
     return built
 
 
