@@ -25,7 +25,7 @@ SPECS = registry.MODELS
 
 def test_the_registry_lists_every_model_once() -> None:
     names = [spec.name for spec in SPECS]
-    assert names == ["popularity", "itemknn", "ease", "mf", "lightgcn", "gat"]
+    assert names == ["popularity", "itemknn", "ease", "mf", "lightgcn", "gat", "sasrec"]
     assert len(set(names)) == len(names)
     # Serving costs order the models strictly: a tie on validation always has a cheaper side.
     costs = [spec.serving_cost for spec in SPECS]

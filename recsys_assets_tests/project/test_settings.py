@@ -35,6 +35,7 @@ def test_every_field_is_documented_and_every_variable_is_unique_to_its_meaning()
         "RECSYS_MAX_EPOCHS": [
             "models.mf.epochs",
             "models.lightgcn.epochs",
+            "models.sasrec.epochs",
             "models.gat.epochs",
         ]
     }

@@ -164,6 +164,16 @@ MODELS: tuple[ModelSpec, ...] = (
         gpu=True,
         serving_cost=3,
     ),
+    ModelSpec(
+        "sasrec",
+        "SASRec, causal self-attention over each user's items in time, early-stopped on validation NDCG@20",
+        "recsys_assets.core.models.sasrec:fit",
+        settings="sasrec",
+        epochs=True,
+        search="recsys_assets.core.models.sasrec:search_space",
+        serving_cost=4,
+        encoder="recsys_assets.core.models.sasrec:load_encoder",
+    ),
 )
 
 BY_NAME: dict[str, ModelSpec] = {spec.name: spec for spec in MODELS}
