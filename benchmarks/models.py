@@ -1,4 +1,4 @@
-"""The models through the real asset graph: every baseline and the GAT, evaluated by eval_report.
+"""The models through the real asset graph: every registered model, evaluated by eval_report.
 
     python -m benchmarks.models synthetic   # the local default (synthetic small preset)
     python -m benchmarks.models movielens   # MovieLens-100k converted to the 2014 dumps
@@ -207,32 +207,16 @@ def direct_test(model: str) -> float:
     """``model``'s test NDCG@20 on MovieLens-100k fitted outside the asset graph (default settings,
     its use of order chosen on validation), as the asset graph's eval.json should report it."""
     from benchmarks.movielens import gat_inputs, ml100k
-    from recsys_assets.core.models import training
+    from recsys_assets.core.models import registry, training
     from recsys_assets.core.models.evaluation import evaluate
     from recsys_assets.settings.models import ModelSettings
 
     split, items, maps, data = ml100k()
     settings = ModelSettings()
-    match model:
-        case "ease":
-            trained = training.fit_ease(data, settings.ease, training.Fitting(order=settings.order))
-        case "itemknn":
-            trained = training.fit_itemknn(data, settings.itemknn, training.Fitting(order=settings.order))
-        case "mf":
-            trained = training.with_order(training.fit_mf(data, settings.mf), data, settings.order)
-        case "lightgcn":
-            trained = training.with_order(
-                training.fit_lightgcn(data, settings.lightgcn), data, settings.order
-            )
-        case "gat":
-            text, graph = gat_inputs(split, items, maps, data)
-            trained = training.with_order(
-                training.fit_gat(data, settings.gat, training.Fitting(content=(text, graph))),
-                data,
-                settings.order,
-            )
-        case _:
-            trained = training.with_order(training.fit_popularity(data), data, settings.order)
+    spec = registry.spec(model)
+    content = gat_inputs(split, items, maps, data) if spec.content else None
+    fitting = training.Fitting(order=settings.order, content=content)
+    trained = training.train(model, data, spec.config(settings), fitting)
     return float(evaluate(trained.model.scoring(data.n_items, trained.order), data)["test"]["ndcg@20"])
 
 
@@ -353,9 +337,12 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, .
         f"significantly ({', '.join(decision['tied_with_best'])}): "
         f"{verdict(report['candidate'] == decision['tied_with_best'][0])}.",
         "",
-        "The GAT against EASE, paired over users (bootstrap interval, paired t-test):",
+        "The GAT and SASRec, the order-aware peer, against EASE with order and each other, paired over "
+        "users (bootstrap interval, paired t-test):",
         "",
         *comparison_lines(report, "gat", "ease"),
+        *comparison_lines(report, "sasrec", "ease"),
+        *comparison_lines(report, "sasrec", "gat"),
         "",
         *protocol_lines(
             report, evaluate_in_process(artifacts, "eval_train_history.json", test_history="train")

@@ -21,6 +21,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models, serving
 from recsys_assets.core.io.artifacts import Artifacts
+from recsys_assets.core.models import registry
 from recsys_assets.devdata.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from recsys_assets.settings import Settings
 from recsys_assets_tests.conftest import make_resources, make_settings
@@ -124,7 +125,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
         base,
         data={"reviews_uri": str(raw / REVIEWS_FILE), "metadata_uri": str(raw / METADATA_FILE)},
         embeddings={"image": {"workers": 4}, "model_cache": str(base / "onnx")},
-        models={"mf": epochs, "lightgcn": epochs, "gat": epochs},
+        # Every model trained by epochs, capped (the registry says which).
+        models={spec.settings: epochs for spec in registry.MODELS if spec.epochs and spec.settings},
     )
     resources = make_resources(settings, runner_env=env)
     with DagsterInstance.ephemeral() as instance:
