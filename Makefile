@@ -45,14 +45,14 @@ terraform-schemas: install
 	$(PY) -m recsys_assets.core.warehouse.tables terraform/schemas
 
 # Drift end to end: replay shifted traffic through the API, drift metrics, sensor, retrain,
-# the API on the new version (recsys_assets/drift_replay.py).
+# the API on the new version (recsys_assets/devtools/drift_replay.py).
 drift-demo: materialize
-	$(PY) -m recsys_assets.drift_replay
+	$(PY) -m recsys_assets.devtools.drift_replay
 
 # Online experiments end to end on planted versions: an A/B test the report finds better (and the
-# demo promotes), then a worse treatment the sensor stops (recsys_assets/experiment_demo.py).
+# demo promotes), then a worse treatment the sensor stops (recsys_assets/devtools/experiment_demo.py).
 experiment-demo: install
-	$(PY) -m recsys_assets.experiment_demo
+	$(PY) -m recsys_assets.devtools.experiment_demo
 
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize
@@ -77,15 +77,15 @@ data-movielens: install
 	  | xargs -I{} $(PY) -m recsys_assets.devdata.movielens {} data/raw/ml-100k
 
 # The Dagster UI (UI_PORT, 3000) and the API (API_PORT, 8000) start first; the whole graph is then
-# one run of the UI's instance, followed here and in the UI (recsys_assets/live_run.py).
+# one run of the UI's instance, followed here and in the UI (recsys_assets/devtools/live_run.py).
 API_PORT ?= 8000
 UI_PORT ?= 3000
 run: install data $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m recsys_assets.live_run --ui-port $(UI_PORT) --api-port $(API_PORT)
+	$(PY) -m recsys_assets.devtools.live_run --ui-port $(UI_PORT) --api-port $(API_PORT)
 
-# The README's pictures (docs/*.png) from a running `make run` (recsys_assets/screenshots.py).
+# The README's pictures (docs/*.png) from a running `make run` (recsys_assets/devtools/screenshots.py).
 screenshots: install browser
-	$(PY) -m recsys_assets.screenshots --ui http://localhost:$(UI_PORT) --api http://localhost:$(API_PORT)
+	$(PY) -m recsys_assets.devtools.screenshots --ui http://localhost:$(UI_PORT) --api http://localhost:$(API_PORT)
 
 # Today's drift metrics from what the API has logged so far (the explorer's and any client's
 # requests), into the same instance the UI shows; the daily schedule does yesterday's by itself.

@@ -2,7 +2,7 @@
 
     make bench-make-run       # python -m benchmarks.make_run
 
-Each case runs ``python -m recsys_assets.live_run`` (what ``make run`` runs after setting up) in a
+Each case runs ``python -m recsys_assets.devtools.live_run`` (what ``make run`` runs after setting up) in a
 scratch instance and artifact root over the ``small`` synthetic catalogue, and reads its output:
 seconds until the UI answered with the code location loaded, and until the run succeeded. The peer
 is ``python -m recsys_assets.materialize`` (``make materialize``: the same graph in one process,
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.results import machine, now, verdict, write_section
-from recsys_assets.local_api import free_port
+from recsys_assets.devtools.local_api import free_port
 from recsys_assets.settings import PROJECT_ROOT
 
 SMALL = PROJECT_ROOT / "data" / "raw" / "small"
@@ -49,7 +49,7 @@ def _env(scratch: Path) -> dict[str, str]:
 def live_run() -> tuple[float, float]:
     """Seconds until the UI answered and until the run succeeded (from the command's start)."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, "-m", "recsys_assets.live_run",
+        command = [sys.executable, "-m", "recsys_assets.devtools.live_run",
                    "--ui-port", str(free_port()), "--api-port", str(free_port())]  # fmt: skip
         started = time.monotonic()
         process = subprocess.Popen(

@@ -35,7 +35,7 @@ from benchmarks.graphs import ITEMS, vectors
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, SERVING_VERSION_MANIFEST, Artifacts
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.local_api import free_port
+from recsys_assets.devtools.local_api import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKDIR = ROOT / "data" / "bench" / "serving"

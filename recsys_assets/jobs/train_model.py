@@ -1,6 +1,6 @@
 """Job: train one registered model (``core/models/registry.py``) on the split's train rows ->
 its user and item vectors or neighbour lists, meta and, for a model that keeps one, its
-checkpoint (``models/<name>/``)."""
+checkpoint (``models/<name>/``, ``models/<name>.pt``)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from recsys_assets.browser import launch_chromium
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.serving.bundle import load_bundle
-from recsys_assets.local_api import local_api, wait_for
+from recsys_assets.devtools.browser import launch_chromium
+from recsys_assets.devtools.local_api import local_api, wait_for
 from recsys_assets_tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.xdist_group("pipeline")

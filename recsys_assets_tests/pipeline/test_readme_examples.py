@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recsys_assets.core.io import artifacts as catalogue
-from recsys_assets.readme_examples import README, commands, examples_block, readme_block
+from recsys_assets.devtools.readme_examples import README, commands, examples_block, readme_block
 from recsys_assets_tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.xdist_group("pipeline")

@@ -5,9 +5,11 @@ code; ``resources`` is generic; and no import cycle exists anywhere."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,26 @@ def test_each_layer_imports_only_what_lies_below_it(layer: str, forbidden: tuple
         if any(target == f or target.startswith(f + ".") for f in forbidden)
     }
     assert bad == set()
+
+
+def test_development_tooling_stays_apart() -> None:
+    """Nothing outside ``recsys_assets.devtools`` imports it or Playwright (a dev-only dependency),
+    and the built package leaves it out."""
+    tooling = "recsys_assets.devtools"
+    leaks = {
+        (source, target)
+        for source, targets in _imports().items()
+        if not (source == tooling or source.startswith(tooling + "."))
+        for target in targets
+        if target == tooling or target.startswith(tooling + ".")
+    }
+    assert leaks == set()
+    playwright = sorted(
+        str(path.relative_to(ROOT))
+        for package in ("recsys_assets", "resources", "serving")
+        for path in (ROOT / package).rglob("*.py")
+        if re.search(r"^\s*(from|import) playwright", path.read_text(), flags=re.M)
+    )
+    assert playwright and all(p.startswith("recsys_assets/devtools/") for p in playwright), playwright
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["setuptools"]["packages"]["find"]["exclude"] == [f"{tooling}*"]

@@ -57,7 +57,7 @@ def test_io_managed_assets_are_stored_at_their_own_entry() -> None:
             {"partition": "2013-01"},
         ),
         ("models/gat/users.npy", catalogue.MODEL_USERS, {"model": "gat"}),
-        ("models/gat/checkpoint.pt", catalogue.MODEL_CHECKPOINT, {"model": "gat"}),
+        ("models/gat.pt", catalogue.MODEL_CHECKPOINT, {"model": "gat"}),
         ("serving/versions/v1/index.faiss", catalogue.SERVING_FILES["index.faiss"], {"version": "v1"}),
     ],
 )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from recsys_assets import doc_tables
+from recsys_assets.devtools import doc_tables
 from recsys_assets.settings import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -52,5 +52,6 @@ def test_no_relative_link_is_broken(page) -> None:  # type: ignore[no-untyped-de
 def test_tables_that_mirror_code_are_generated_from_it(name: str) -> None:
     page, generate = doc_tables.TABLES[name]
     assert doc_tables.current(name) == generate().strip(), (
-        f"docs/{page}: the {name} table is stale; regenerate: python -m recsys_assets.doc_tables --write"
+        f"docs/{page}: the {name} table is stale; regenerate: "
+        "python -m recsys_assets.devtools.doc_tables --write"
     )

@@ -13,9 +13,9 @@ import pytest
 from dagster_graphql import DagsterGraphQLClient
 from playwright.sync_api import sync_playwright
 
-from recsys_assets.browser import dismiss_welcome, launch_chromium
-from recsys_assets.live_run import server, wait_for_ui
-from recsys_assets.local_api import free_port
+from recsys_assets.devtools.browser import dismiss_welcome, launch_chromium
+from recsys_assets.devtools.live_run import server, wait_for_ui
+from recsys_assets.devtools.local_api import free_port
 from recsys_assets.settings import PROJECT_ROOT
 
 #: The README and the docs pages, where UI paths are named.

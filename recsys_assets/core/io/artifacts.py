@@ -122,7 +122,7 @@ MODEL_TRAINED_ON = Artifact(
     "models/{model}/trained_on.npy", "{model}_model", "Hashes of the train rows the model fitted on."
 )
 MODEL_CHECKPOINT = Artifact(
-    "models/{model}/checkpoint.pt", "{model}_model", "Its weights, for a model that keeps them (the GAT)."
+    "models/{model}.pt", "{model}_model", "Its weights, for a model that keeps them (the GAT)."
 )
 EVAL_REPORT = Artifact("eval/eval.json", "eval_report", "Every model's metrics; the promotion verdict.")
 EVAL_TABLE = Artifact(

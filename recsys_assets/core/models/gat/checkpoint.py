@@ -1,4 +1,4 @@
-"""The GAT's checkpoint (``models/gat/checkpoint.pt``): weights, config and graph sizes, enough to rebuild
+"""The GAT's checkpoint (``models/gat.pt``): weights, config and graph sizes, enough to rebuild
 the module and embed again (new items, a grown graph) without retraining."""
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 artifact catalogue), the models (the registry), the drift metrics and the settings (the settings
 tree). Each sits in its page between ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->``.
 
-    python -m recsys_assets.doc_tables           # fails, naming the stale tables
-    python -m recsys_assets.doc_tables --write   # regenerates them
+    python -m recsys_assets.devtools.doc_tables           # fails, naming the stale tables
+    python -m recsys_assets.devtools.doc_tables --write   # regenerates them
 
 ``recsys_assets_tests/project/test_docs.py`` fails while a table and its code differ.
 """

@@ -2,7 +2,7 @@
 serving version, each example is sent, and the console block shows the commands and what came
 back (``--write`` puts it in docs/serving.md between its markers).
 
-    python -m recsys_assets.readme_examples [--write]
+    python -m recsys_assets.devtools.readme_examples [--write]
 
 The ids in the examples come from the version itself (its first user, the first item it is
 recommended), so they stay valid as the data changes;
@@ -23,7 +23,7 @@ import httpx
 
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
 from recsys_assets.core.serving.bundle import load_bundle
-from recsys_assets.local_api import local_api, wait_for
+from recsys_assets.devtools.local_api import local_api, wait_for
 from recsys_assets.settings import PROJECT_ROOT, load_settings
 
 #: The page the examples sit in.

@@ -116,7 +116,7 @@ async def replay(url: str, rounds: int, seed: int) -> dict[str, int]:
 
 def _logged(requests: int) -> None:
     """Wait until ``requests`` request rows in all reached the warehouse."""
-    from recsys_assets.local_api import logged_rows
+    from recsys_assets.devtools.local_api import logged_rows
 
     deadline = time.monotonic() + 60
     while logged_rows(str(ROOT / "warehouse.duckdb"), "recommendation_requests") < requests:
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
     from recsys_assets.definitions import defs
-    from recsys_assets.local_api import local_api, wait_for
+    from recsys_assets.devtools.local_api import local_api, wait_for
 
     manifest = Path(Artifacts(str(ROOT / "artifacts")).uri(SERVING_MANIFEST))
     today = dt.datetime.now(dt.UTC).date()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from recsys_assets import drift_replay
-from recsys_assets.browser import dismiss_welcome, launch_chromium
+from recsys_assets.devtools import drift_replay
+from recsys_assets.devtools.browser import dismiss_welcome, launch_chromium
 from recsys_assets.settings import PROJECT_ROOT
 
 

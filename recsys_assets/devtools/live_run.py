@@ -11,7 +11,7 @@ instance, followed from the terminal while it can be watched in the UI.
    and check, as ``make materialize`` prints them.
 4. Keeps the UI and the API up until Ctrl-C (or until either of them exits).
 
-``python -m recsys_assets.live_run --no-launch`` starts the two servers only.
+``python -m recsys_assets.devtools.live_run --no-launch`` starts the two servers only.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from recsys_assets.materialize import INFO_LOGS, partition_range_tags
 from recsys_assets.run_summary import print_summary
+from recsys_assets.settings import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 #: The UI shows the run from its first event; this long without a loaded code location is an error.
 UI_START_TIMEOUT_S = 240
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}

@@ -31,7 +31,7 @@ from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.definitions import defs
-from recsys_assets.local_api import local_api, logged_rows, wait_for
+from recsys_assets.devtools.local_api import local_api, logged_rows, wait_for
 from recsys_assets.settings import Settings, load_settings
 
 
