@@ -160,8 +160,9 @@ def ours(manifest: str, warehouse: Path, bodies: list[bytes], n: int) -> dict[st
     from recsys_assets.settings import load_settings
     from serving import app as api
     from serving import recommender
+    from serving.controllers import recommend as routes
     from serving.request_log import DuckDBSink
-    from serving.schemas import RecommendRequest, RecommendResponse
+    from serving.schemas.recommend import RecommendRequest, RecommendResponse
 
     bundle = load_bundle(manifest)
     requests = [msgspec.json.decode(b, type=RecommendRequest, strict=True) for b in bodies]
@@ -173,7 +174,7 @@ def ours(manifest: str, warehouse: Path, bodies: list[bytes], n: int) -> dict[st
 
     def rest(i: int) -> list[Any]:
         items, scores = recommender.take((hits[i][0][0], hits[i][1][0]), plans[i].k, plans[i].excluded)
-        return api._scored(bundle, items, scores)
+        return routes._scored(bundle, items, scores)
 
     scored = [rest(i) for i in range(len(plans))]
     responses = [
@@ -189,7 +190,7 @@ def ours(manifest: str, warehouse: Path, bodies: list[bytes], n: int) -> dict[st
     ]
     start = time.perf_counter()
     rows = [
-        api._request_row("0" * 32, r, "recent_items", "v", s, start, None, "control", [])
+        routes._request_row("0" * 32, r, "recent_items", "v", s, start, None, "control", [])
         for r, s in zip(requests, scored, strict=True)
     ]
     sink = DuckDBSink(str(warehouse))
@@ -213,7 +214,7 @@ def ours(manifest: str, warehouse: Path, bodies: list[bytes], n: int) -> dict[st
         "encode the response": cpu_us(Cycle(encode_json, responses), n),
         "log row: build and buffer": cpu_us(
             Cycle(
-                lambda r: api._request_row(
+                lambda r: routes._request_row(
                     "0" * 32, r, "recent_items", "v", scored[0], start, None, "control", []
                 ),
                 requests,

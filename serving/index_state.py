@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -80,19 +79,6 @@ class NotReady(HTTPException):
     status_code = HTTP_503_SERVICE_UNAVAILABLE
 
 
-def current(state: State) -> Published:
-    """What the app's index serves now; 503 before a version is loaded."""
-    loaded: Published | None = state.index.published
-    if loaded is None:
-        raise NotReady(detail="no serving version loaded yet")
-    return loaded
-
-
-def control(state: State) -> Bundle:
-    """The control version (what serves outside experiments); 503 before one is loaded."""
-    return current(state).control
-
-
 def _key(manifest: dict[str, Any]) -> str:
     return json.dumps([str(manifest["version"]), manifest.get("experiment")], sort_keys=True)
 
@@ -112,6 +98,16 @@ class IndexState:
     def bundle(self) -> Bundle | None:
         """The control version (what serves outside experiments)."""
         return self.published.control if self.published else None
+
+    def current(self) -> Published:
+        """What serves now; 503 before a version is loaded."""
+        if self.published is None:
+            raise NotReady(detail="no serving version loaded yet")
+        return self.published
+
+    def control(self) -> Bundle:
+        """The control version (what serves outside experiments); 503 before one is loaded."""
+        return self.current().control
 
     def _reject(self, key: str, message: str, *args: object) -> str:
         """Log and count a rejection once per distinct manifest problem or version."""

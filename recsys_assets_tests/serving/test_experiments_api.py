@@ -63,10 +63,10 @@ async def test_an_ab_test_splits_users_stickily_and_logs_their_arm(tmp_path: Pat
         assert 0.22 < share < 0.38  # 400 users at 0.3: standard error 0.023
         again = [(await client.post("/recommend", json={"user_id": u})).json()["arm"] for u in USERS[:50]]
         assert again == [arms[u] for u in USERS[:50]]  # sticky
-        issued = app.state.request_ids.issue(USERS[0])
+        issued = app.state.services.request_ids.issue(USERS[0])
         feedback = {"request_id": issued, "user_id": USERS[0], "item_id": "I005", "event": "click"}
         assert (await client.post("/feedback", json=feedback)).status_code == 202
-        await _until(lambda: app.state.request_log.written["feedback_events"] == 1)
+        await _until(lambda: app.state.services.request_log.written["feedback_events"] == 1)
     logged = dict(_rows(tmp_path, "SELECT arm, count(*) FROM recommendation_requests GROUP BY arm"))
     assert logged == {
         arm: n + sum(arms[u] == arm for u in USERS[:50]) for arm, n in Counter(arms.values()).items()
@@ -80,7 +80,7 @@ async def test_interleaving_merges_both_lists_and_credits_each_item(tmp_path: Pa
     app = create_app(settings(tmp_path))
     async with AsyncTestClient(app=app) as client:
         bodies = [(await client.post("/recommend", json={"user_id": "u1", "k": 6})).json() for _ in range(20)]
-        await _until(lambda: app.state.request_log.written["recommendation_requests"] == 20)
+        await _until(lambda: app.state.services.request_log.written["recommendation_requests"] == 20)
     assert {b["arm"] for b in bodies} == {"interleaved"} and {b["model_version"] for b in bodies} == {"v1"}
     rows = _rows(tmp_path, "SELECT request_id, items, teams FROM recommendation_requests")
     by_id = {request_id: (items, teams) for request_id, items, teams in rows}
@@ -104,7 +104,7 @@ async def test_a_shadow_version_is_scored_and_logged_but_never_shown(tmp_path: P
         bodies = [
             (await client.post("/recommend", json={"user_id": u, "k": 4})).json() for u in ("u0", "u1", "x1")
         ]
-        await _until(lambda: app.state.request_log.written["recommendation_requests"] == 6)
+        await _until(lambda: app.state.services.request_log.written["recommendation_requests"] == 6)
         text = (await client.get("/metrics")).text
     assert all(b["model_version"] == "v1" and b["arm"] == "control" for b in bodies)
     assert all(item["title"].endswith("(v1)") for b in bodies for item in b["items"])
@@ -124,7 +124,7 @@ async def test_only_the_shadow_share_of_requests_is_shadowed(tmp_path: Path) -> 
                for i in range(400)]  # fmt: skip
         # The shadow tasks run on the app's own event loop (the test client's thread), not this
         # one: wait for them to finish there rather than gathering them here.
-        await _until(lambda: not app.state.shadows.tasks, seconds=60)
+        await _until(lambda: not app.state.services.shadows.tasks, seconds=60)
         text = (await client.get("/metrics")).text
     # The sample is the ids below the cutoff, whatever their number: exact, and about a quarter.
     chosen = sum(int(i[:8], 16) < 0x40000000 for i in ids)
@@ -137,16 +137,16 @@ async def test_an_experiment_ends_by_stopping_or_promoting_the_treatment(tmp_pat
     publish_version(tmp_path, "v2", seed=2, rollout="ab", share=0.5)
     app = create_app(settings(tmp_path, reload_interval_s=0.02, log_sink="none"))
     async with AsyncTestClient(app=app) as client:
-        assert app.state.index.published.experiment is not None
+        assert app.state.services.index.published.experiment is not None
         end_experiment(Artifacts(str(tmp_path)), "stop")
-        await _until(lambda: app.state.index.published.experiment is None)
+        await _until(lambda: app.state.services.index.published.experiment is None)
         assert {
             (await client.post("/recommend", json={"user_id": u})).json()["model_version"] for u in USERS[:40]
         } == {"v1"}
         publish_version(tmp_path, "v2", seed=2, rollout="ab", share=0.5)  # the treatment again
-        await _until(lambda: app.state.index.published.experiment is not None)
+        await _until(lambda: app.state.services.index.published.experiment is not None)
         end_experiment(Artifacts(str(tmp_path)), "promote")
-        await _until(lambda: app.state.index.bundle.version == "v2")
+        await _until(lambda: app.state.services.index.bundle.version == "v2")
         body = (await client.post("/recommend", json={"user_id": "x1"})).json()
         assert body["model_version"] == "v2" and body["experiment"] is None and body["arm"] == "control"
     with pytest.raises(ValueError, match="no experiment is running"):
@@ -164,12 +164,12 @@ async def test_an_experiment_that_cannot_run_is_rejected_and_the_old_state_serve
         ]
         manifest["experiment"] = {"name": "e", "salt": "s", "mode": "ab", "arms": arms}
         replace_manifest(tmp_path, json.dumps(manifest))
-        await _until(lambda: app.state.index.rejected is not None)
-        assert app.state.index.published.experiment is None  # v9 was never published
-        first = app.state.index.rejected
+        await _until(lambda: app.state.services.index.rejected is not None)
+        assert app.state.services.index.published.experiment is None  # v9 was never published
+        first = app.state.services.index.rejected
         manifest["experiment"]["arms"][1]["share"] = 0.7
         replace_manifest(tmp_path, json.dumps(manifest))
-        await _until(lambda: app.state.index.rejected not in (None, first))
+        await _until(lambda: app.state.services.index.rejected not in (None, first))
         body = (await client.post("/recommend", json={"user_id": "x1"})).json()
         assert body["model_version"] == "v1" and body["experiment"] is None
         text = (await client.get("/metrics")).text

@@ -89,7 +89,7 @@ async def test_a_malformed_manifest_is_rejected_once_and_the_watcher_lives_on(
     app = create_app(settings(tmp_path, reload_interval_s=0.02, log_sink="none"))
     async with AsyncTestClient(app=app) as client:
         replace_manifest(tmp_path, json.dumps(break_it(json.loads(manifest.read_text()))))
-        await _until(lambda: app.state.index.rejected is not None)
+        await _until(lambda: app.state.services.index.rejected is not None)
         await asyncio.sleep(0.2)  # ten more turns of the watcher over the same manifest
         text = (await client.get("/metrics")).text
         assert _metric(text, 'recsys_index_reloads_total{outcome="rejected"}') == 1.0
@@ -99,7 +99,7 @@ async def test_a_malformed_manifest_is_rejected_once_and_the_watcher_lives_on(
         assert len(errors) == 1 and problem in errors[0] and "serving v1" in errors[0]
         # The watcher is alive: the next good version is loaded without a restart.
         publish_version(tmp_path, "v2", seed=2)
-        await _until(lambda: app.state.index.bundle.version == "v2")
+        await _until(lambda: app.state.services.index.bundle.version == "v2")
         assert _metric((await client.get("/metrics")).text, "recsys_watcher_errors_total") == 0.0
 
 
@@ -117,7 +117,7 @@ async def test_a_malformed_manifest_at_start_up_leaves_the_api_up_and_not_ready(
             == 1
         )
         publish_version(tmp_path, "v1")
-        await _until(lambda: app.state.index.bundle is not None)
+        await _until(lambda: app.state.services.index.bundle is not None)
         assert (await client.get("/readyz")).json() == {"status": "ready", "model_version": "v1"}
 
 
@@ -161,7 +161,7 @@ async def test_only_json_bodies_are_accepted(
     # A cross-site "simple" request (text/plain, forms) must not reach the drift metrics.
     body = '{"user_id": "u1"}'
     if path == "/feedback":
-        issued = client.app.state.request_ids.issue("u1")
+        issued = client.app.state.services.request_ids.issue("u1")
         body = json.dumps({**json.loads(FEEDBACK), "request_id": issued})
     headers = {"content-type": content_type} if content_type else {}
     response = await client.post(path, content=body.encode(), headers=headers)
@@ -210,7 +210,7 @@ async def test_a_served_file_corrupted_in_place_is_detected_and_counted(
     async with AsyncTestClient(app=app) as client:
         assert _metric((await client.get("/metrics")).text, "recsys_serving_files_intact") == 1.0
         ids.write_bytes(original.replace(b"item 1 ", b"item X "))
-        await _until(lambda: not app.state.index.intact)
+        await _until(lambda: not app.state.services.index.intact)
         await asyncio.sleep(0.1)
         text = (await client.get("/metrics")).text
         assert _metric(text, "recsys_serving_files_intact") == 0.0
@@ -221,7 +221,7 @@ async def test_a_served_file_corrupted_in_place_is_detected_and_counted(
         body = (await client.post("/recommend", json={"user_id": "u1", "k": 20})).json()
         assert all("item X" not in item["title"] for item in body["items"])
         ids.write_bytes(original)
-        await _until(lambda: app.state.index.intact)
+        await _until(lambda: app.state.services.index.intact)
         assert _metric((await client.get("/metrics")).text, "recsys_serving_files_intact") == 1.0
 
 
@@ -248,7 +248,7 @@ async def test_a_failing_warehouse_is_retried_with_back_off_and_logged_once(
     app = create_app(settings(tmp_path, log_batch_rows=10, log_flush_s=0.05), sink=sink)
     async with AsyncTestClient(app=app) as client:
         for _ in range(500):  # every append past the first batch used to wake the writer
-            issued = app.state.request_ids.issue("u1")
+            issued = app.state.services.request_ids.issue("u1")
             assert (
                 await client.post("/feedback", json={**json.loads(FEEDBACK), "request_id": issued})
             ).status_code == 202
@@ -281,14 +281,17 @@ async def test_loaded_versions_are_kept_off_the_garbage_collector_and_replaced_o
     publish_version(tmp_path, "v1")
     app = create_app(settings(tmp_path, reload_interval_s=0.02, log_sink="none"))
     async with AsyncTestClient(app=app):
-        first = app.state.index.bundle
+        first = app.state.services.index.bundle
         assert gc.get_freeze_count() > 0 and not walked(first.item_ids)
         gone = weakref.ref(first)
         del first
         publish_version(tmp_path, "v2", seed=2)
         # The app may run in another thread: wait out its unfreeze, collect and freeze.
         await _until(
-            lambda: app.state.index.bundle.version == "v2" and not walked(app.state.index.bundle.item_ids)
+            lambda: (
+                app.state.services.index.bundle.version == "v2"
+                and not walked(app.state.services.index.bundle.item_ids)
+            )
         )
         assert gone() is None  # v1 freed although it was frozen
     gc.unfreeze()  # leave the other tests' collector as they expect it
@@ -324,5 +327,7 @@ async def test_without_a_key_each_process_draws_its_own_and_says_so(
     publish_version(tmp_path, "v1")
     first, second = (create_app(settings(tmp_path, log_sink="none")) for _ in range(2))
     assert "RECSYS_REQUEST_ID_KEY is not set" in caplog.text
-    issued = first.state.request_ids.issue("u1")
-    assert first.state.request_ids.issued(issued, "u1") and not second.state.request_ids.issued(issued, "u1")
+    issued = first.state.services.request_ids.issue("u1")
+    assert first.state.services.request_ids.issued(
+        issued, "u1"
+    ) and not second.state.services.request_ids.issued(issued, "u1")

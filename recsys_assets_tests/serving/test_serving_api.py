@@ -23,8 +23,9 @@ from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings import Settings, SettingsError
 from recsys_assets.settings.serving import IndexConfig, Rollout
 from recsys_assets_tests.conftest import make_settings
-from serving.app import create_app, manifest_uri
+from serving.app import create_app
 from serving.request_log import DuckDBSink
+from serving.services import manifest_uri
 
 pytestmark = pytest.mark.anyio
 
@@ -330,7 +331,7 @@ async def test_a_warehouse_outage_loses_no_rows_within_the_buffer(tmp_path: Path
         for i in range(10):
             assert (await client.post("/recommend", json={"user_id": f"x{i}", "k": 1})).status_code == 200
         for _ in range(200):
-            if app.state.request_log.written["recommendation_requests"] == 10:
+            if app.state.services.request_log.written["recommendation_requests"] == 10:
                 break
             await asyncio.sleep(0.05)
         text = (await client.get("/metrics")).text
@@ -350,9 +351,9 @@ async def test_beyond_the_buffer_the_oldest_rows_are_dropped_and_counted(tmp_pat
     async with AsyncTestClient(app=app) as client:
         for i in range(8):
             await client.post("/recommend", json={"user_id": f"x{i}", "k": 1})
-        buffered = [r["user_id"] for r in app.state.request_log.buffers["recommendation_requests"]]
+        buffered = [r["user_id"] for r in app.state.services.request_log.buffers["recommendation_requests"]]
         assert buffered == [f"x{i}" for i in range(3, 8)]
-        assert app.state.request_log.dropped["recommendation_requests"] == 3
+        assert app.state.services.request_log.dropped["recommendation_requests"] == 3
         text = (await client.get("/metrics")).text
         assert 'recsys_log_dropped_rows_total{table="recommendation_requests"} 3.0' in text
 
@@ -377,7 +378,7 @@ async def test_hot_reload_under_concurrent_traffic_fails_no_request(tmp_path: Pa
 
         await asyncio.gather(*(traffic() for _ in range(8)), release())
         for _ in range(100):
-            if app.state.index.bundle.version == "v2":
+            if app.state.services.index.bundle.version == "v2":
                 break
             await asyncio.sleep(0.02)
         after = (await client.post("/recommend", json={"user_id": "u1"})).json()

@@ -1,18 +1,14 @@
-"""Request and response bodies (msgspec): validated on the way in, unknown fields refused."""
+"""Recommendations: what to ask for, and the ranked items that come back."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
 from serving.recommender import Strategy
-
-#: Ids: 1-128 printable characters without spaces or slashes (Amazon ids, MovieLens numbers).
-Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
-MAX_ITEMS_IN_REQUEST = 200
-K = Annotated[int, Meta(ge=1, le=100)]
+from serving.schemas.common import MAX_ITEMS_IN_REQUEST, Id, K
 
 
 class RecommendRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,19 +48,3 @@ class RecommendResponse(msgspec.Struct, kw_only=True):
 class ItemsResponse(msgspec.Struct):
     model_version: str
     items: list[ScoredItem]
-
-
-class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=True):
-    request_id: Annotated[str, Meta(min_length=1, max_length=64)]
-    user_id: Id
-    item_id: Id
-    event: Literal["impression", "click", "purchase"]
-
-
-class Accepted(msgspec.Struct):
-    status: str
-
-
-class Health(msgspec.Struct):
-    status: str
-    model_version: str | None = None

@@ -1,0 +1,1 @@
+"""The API's routes by domain: recommendations, feedback, admin and health, the explorer."""
