@@ -18,7 +18,7 @@ from recsys_assets.environments import SettingsResource
 from recsys_assets.experiment_automation import end_experiment, experiment_sensor
 from recsys_assets_tests.conftest import make_settings
 from recsys_assets_tests.monitoring.test_experiment_report import DAY, _arm
-from recsys_assets_tests.serving.test_serving_api import publish_version
+from recsys_assets_tests.serving.versions import publish_version
 from serving.request_log import DuckDBSink
 
 EXPERIMENT = "v1-vs-v2"

@@ -116,7 +116,7 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
     only the files the API image copies, the way the image is built, serves a real published
     version: nothing it imports is missing, and no training code is there to import."""
     from recsys_assets_tests.conftest import free_port, stop
-    from recsys_assets_tests.serving.test_serving_api import manifest_of, publish_version
+    from recsys_assets_tests.serving.versions import manifest_of, publish_version
 
     tree = copied_tree("api.Dockerfile", tmp_path / "app")
     assert not (tree / "recsys_assets" / "core" / "models").exists()

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.serving.rollout import end_experiment
-from recsys_assets_tests.serving.test_serving_api import (
+from recsys_assets_tests.serving.versions import (
     manifest_of,
     publish_version,
     replace_manifest,

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from PIL import Image
 
 from recsys_assets.core.catalogue.display import ItemCards
-from recsys_assets_tests.serving.test_serving_api import HISTORIES, N_ITEMS, publish_version, settings
+from recsys_assets_tests.serving.versions import HISTORIES, N_ITEMS, publish_version, settings
 from serving.app import create_app
 
 pytestmark = pytest.mark.anyio

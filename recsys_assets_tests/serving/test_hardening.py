@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 
 from recsys_assets.core.io.artifacts import SERVING_FILES, Artifacts
 from recsys_assets.core.warehouse.tables import Table
-from recsys_assets_tests.serving.test_serving_api import (
+from recsys_assets_tests.serving.versions import (
     manifest_of,
     publish_version,
     replace_manifest,

@@ -12,8 +12,8 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 
-from recsys_assets_tests.serving.test_serving_api import publish_version
-from recsys_assets_tests.serving.test_serving_api import settings as api_settings
+from recsys_assets_tests.serving.versions import publish_version
+from recsys_assets_tests.serving.versions import settings as api_settings
 from serving.app import create_app
 
 
