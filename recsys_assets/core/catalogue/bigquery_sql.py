@@ -1,4 +1,4 @@
-"""The SQL of BigQuery staging: the local staging's rules (``staging.py``) as statements.
+"""The SQL of BigQuery staging: the local staging's rules (``staging/``) as statements.
 
 JSON types are read from the first character of ``JSON_QUERY``'s text (``"``, a digit, ``[``,
 ``{``, ``t``/``f``, ``n``) rather than ``JSON_TYPE``, whose names differ between BigQuery and
