@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -26,14 +25,6 @@ class Metric:
     #: two clicks is noise (one day with 2 feedback events read 7.6 and 11.1, both "breaches").
     sample: str = "interactions"
     min_sample: int = 200
-
-    def status(self, value: float | None, sample: float | None = None) -> str:
-        if value is None or not math.isfinite(value):
-            return "no_data"
-        if sample is not None and sample < self.min_sample:
-            return "no_data"
-        breached = value > self.threshold if self.direction == "max" else value < self.threshold
-        return "breach" if breached else "ok"
 
 
 METRICS: dict[str, Metric] = {

@@ -34,11 +34,6 @@ class IndexConfig(Section):
     recall_k: int = setting(20, "k of the measured recall.", ge=1)
     seed: int = setting(0, "Random seed of the query sample.")
 
-    def resolved_kind(self, n_items: int) -> str:
-        if self.kind != "auto":
-            return self.kind
-        return "flat" if n_items < self.exact_below else "hnsw"
-
 
 class ServingSettings(Section):
     index: IndexConfig = section(IndexConfig, "The item index of a serving version.")

@@ -59,10 +59,10 @@ def test_popularity_psi_counts_unseen_items_in_their_own_bin() -> None:
 def test_unseen_share_and_no_data() -> None:
     assert drift.unseen_share(np.array([True, False, False, True])) == 0.5
     assert drift.unseen_share(np.array([], dtype=bool)) is None
-    assert METRICS["unseen_item_share"].status(None) == "no_data"
-    assert METRICS["unseen_item_share"].status(0.31) == "breach"
-    assert METRICS["catalogue_coverage"].status(0.005) == "breach"  # a floor, not a ceiling
-    assert METRICS["catalogue_coverage"].status(0.5) == "ok"
+    assert drift.status(METRICS["unseen_item_share"], None) == "no_data"
+    assert drift.status(METRICS["unseen_item_share"], 0.31) == "breach"
+    assert drift.status(METRICS["catalogue_coverage"], 0.005) == "breach"  # a floor, not a ceiling
+    assert drift.status(METRICS["catalogue_coverage"], 0.5) == "ok"
 
 
 def test_centroid_distance() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_assets.core.serving.index import build_index, measure
+from recsys_assets.core.serving.index import build_index, index_kind, measure
 from recsys_assets.settings.serving import IndexConfig
 
 
@@ -17,9 +17,9 @@ def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 
 
 def test_auto_index_is_exact_below_the_threshold_and_hnsw_above() -> None:
-    assert IndexConfig(exact_below=1000).resolved_kind(999) == "flat"
-    assert IndexConfig(exact_below=1000).resolved_kind(1000) == "hnsw"
-    assert IndexConfig(kind="ivf").resolved_kind(10) == "ivf"
+    assert index_kind(IndexConfig(exact_below=1000), 999) == "flat"
+    assert index_kind(IndexConfig(exact_below=1000), 1000) == "hnsw"
+    assert index_kind(IndexConfig(kind="ivf"), 10) == "ivf"
     with pytest.raises(ValueError, match="kind\n  Input should be 'auto', 'flat', 'hnsw' or 'ivf'"):
         IndexConfig(kind="lsh")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hnsw_m\n  Input should be greater than or equal to 1"):

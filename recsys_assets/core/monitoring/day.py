@@ -182,7 +182,7 @@ def day_metrics(
                 "metric_name": name,
                 "value": None if value is None else float(value),
                 "threshold": metric.threshold,
-                "status": metric.status(value, sample),
+                "status": drift.status(metric, value, sample),
                 "model_version": window.version,
                 "details": json.dumps(details, default=float),
                 "computed_at": computed_at,

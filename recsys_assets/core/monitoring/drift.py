@@ -27,14 +27,28 @@ Formulas (each metric's default threshold is in ``recsys_assets/settings/monitor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from recsys_assets.settings.monitoring import Metric
+
 #: Shares below this are raised to it in the PSI (an empty bin would make it infinite).
 PSI_FLOOR = 1e-4
 DECILES = 10
+
+
+def status(metric: Metric, value: float | None, sample: float | None = None) -> str:
+    """``breach`` when ``value`` crosses the metric's threshold in its direction, ``ok`` when not,
+    ``no_data`` when there is no finite value or it was read on fewer than ``min_sample``."""
+    if value is None or not math.isfinite(value):
+        return "no_data"
+    if sample is not None and sample < metric.min_sample:
+        return "no_data"
+    breached = value > metric.threshold if metric.direction == "max" else value < metric.threshold
+    return "breach" if breached else "ok"
 
 
 def shares(counts: np.ndarray) -> np.ndarray:

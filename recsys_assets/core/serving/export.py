@@ -31,7 +31,7 @@ from recsys_assets.core.models.recency import ORDER_FREE, Order, history_weights
 from recsys_assets.core.models.scoring import Scorable, load_scorable
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.core.serving.bundle import FILES, kind_of, sha256
-from recsys_assets.core.serving.index import BuiltIndex, build_index, index_bytes, measure
+from recsys_assets.core.serving.index import BuiltIndex, build_index, index_bytes, index_kind, measure
 from recsys_assets.core.serving.rollout import release
 from recsys_assets.settings.serving import Rollout, ServingSettings
 
@@ -234,7 +234,7 @@ def publish_pending(
         return publish(artifacts, version, no_index, rollout, share), None
     items = read_npy(artifacts.uri(SERVING_FILES["items.npy"], version=version))
     users = read_npy(artifacts.uri(SERVING_FILES["users.npy"], version=version))
-    log(f"building a {config.resolved_kind(len(items))} index over {items.shape}")
+    log(f"building a {index_kind(config, len(items))} index over {items.shape}")
     built = measure(build_index(items, config), items, users, config)
     if built.recall < min_recall:
         raise ValueError(

@@ -24,11 +24,19 @@ class BuiltIndex:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
+def index_kind(config: IndexConfig, n_items: int) -> str:
+    """The index ``config`` asks for over ``n_items`` items: ``auto`` is exact below
+    ``exact_below`` items (a flat scan is fast and exact there) and HNSW above."""
+    if config.kind != "auto":
+        return config.kind
+    return "flat" if n_items < config.exact_below else "hnsw"
+
+
 def build_index(items: np.ndarray, config: IndexConfig) -> BuiltIndex:
     """An inner-product index over ``items`` (one row per item): exact below
     ``config.exact_below`` items with ``kind="auto"``, else HNSW; or the kind named."""
     n, dim = items.shape
-    kind = config.resolved_kind(n)
+    kind = index_kind(config, n)
     start = time.perf_counter()
     params: dict[str, Any] = {"dim": dim, "items": n}
     if kind == "flat":
