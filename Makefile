@@ -38,7 +38,7 @@ $(SMALL)/manifest.json: $(VENV)/.installed recsys_assets/devdata/synthetic.py re
 data: $(SMALL)/manifest.json
 
 materialize: install data $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m recsys_assets.materialize
+	$(PY) -m recsys_assets.defs.materialize
 
 # BigQuery schemas Terraform reads, from recsys_assets/core/warehouse/tables.py.
 terraform-schemas: install
@@ -56,16 +56,16 @@ experiment-demo: install
 
 # Train the GAT variants (features, loss, heads, layers) side by side: eval/ablation.json.
 ablation: materialize
-	$(PY) -m recsys_assets.materialize --job ablation
+	$(PY) -m recsys_assets.defs.materialize --job ablation
 
 # Hold items out entirely: popularity, content-only peers and the GAT on them: eval/cold_start.json.
 cold-start: materialize
-	$(PY) -m recsys_assets.materialize --job cold_start
+	$(PY) -m recsys_assets.defs.materialize --job cold_start
 
 # Search one model's settings with Optuna (MODEL: gat, lightgcn, mf, ease, itemknn); its asset then uses them.
 MODEL ?= gat
 search: materialize
-	$(PY) -m recsys_assets.materialize --job search --partition $(MODEL)
+	$(PY) -m recsys_assets.defs.materialize --job search --partition $(MODEL)
 
 # Make the current eval/eval.json the bar later candidates are gated against.
 bless: install $(DAGSTER_HOME)/dagster.yaml

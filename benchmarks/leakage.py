@@ -117,9 +117,9 @@ def refit_fusion_the_old_way(root: Path) -> dict[str, Any]:
 
 
 def leakage_check(root: Path) -> Any:
-    from recsys_assets.assets.leakage import trained_on_outcome
     from recsys_assets.core.io import artifacts as catalogue
     from recsys_assets.core.io.artifacts import Artifacts
+    from recsys_assets.defs.assets.leakage import trained_on_outcome
 
     artifacts = Artifacts(str(root))
     return trained_on_outcome("item_fused_embeddings", artifacts.uri(catalogue.FUSION_CONFIG), artifacts)

@@ -5,7 +5,7 @@
 Each case runs ``python -m recsys_assets.devtools.live_run`` (what ``make run`` runs after setting up) in a
 scratch instance and artifact root over the ``small`` synthetic catalogue, and reads its output:
 seconds until the UI answered with the code location loaded, and until the run succeeded. The peer
-is ``python -m recsys_assets.materialize`` (``make materialize``: the same graph in one process,
+is ``python -m recsys_assets.defs.materialize`` (``make materialize``: the same graph in one process,
 no UI) on the same quiet machine, in the same session. "Busy" is the same with one CPU-bound
 process per core running beside it (another build, a browser), which is what the first user
 report measured. The setup itself (venv, pinned wheels) is not timed: it depends on the network.
@@ -76,7 +76,7 @@ def live_run() -> tuple[float, float]:
 def materialize() -> float:
     with tempfile.TemporaryDirectory() as scratch:
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "recsys_assets.materialize"], cwd=PROJECT_ROOT,
+        subprocess.run([sys.executable, "-m", "recsys_assets.defs.materialize"], cwd=PROJECT_ROOT,
                        env=_env(Path(scratch)), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         return time.monotonic() - started
 

@@ -4,7 +4,7 @@
     python -m benchmarks.models movielens   # MovieLens-100k converted to the 2014 dumps
 
 Each run materializes ``all_assets``, then the ``cold_start`` job (and with ``--ablation`` the
-``gat_ablation`` job) with ``python -m recsys_assets.materialize`` into ``data/bench/<name>/``
+``gat_ablation`` job) with ``python -m recsys_assets.defs.materialize`` into ``data/bench/<name>/``
 (git-ignored), reads ``eval/eval.json``, ``eval/cold_start.json`` and ``eval/ablation.json``,
 evaluates the same models once more with the test protocol before 0.2.0 (the history read at
 test time stopping before the validation interactions) and writes its section of RESULTS.md.
@@ -57,7 +57,7 @@ def materialize(
     for job in jobs:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "recsys_assets.materialize", "--job", job],
+            [sys.executable, "-m", "recsys_assets.defs.materialize", "--job", job],
             env=full_env,
             cwd=ROOT,
             check=True,
@@ -104,9 +104,9 @@ def evaluate_in_process(root: Path, output: str, **evaluation: Any) -> dict[str,
     import logging
     from types import SimpleNamespace
 
-    from recsys_assets.assets.models import evaluate_params
     from recsys_assets.core.io.artifacts import Artifacts
-    from recsys_assets.jobs import evaluate
+    from recsys_assets.defs.assets.models import evaluate_params
+    from recsys_assets.pipes import evaluate
     from recsys_assets.settings import load_settings
 
     tree = load_settings().with_changes(

@@ -35,9 +35,9 @@ SLICES = ("cold_start", "head", "torso", "tail")
 
 def time_eval_report(resamples: int) -> float:
     """Seconds of the eval_report job's run on the local artifacts, with ``resamples``."""
-    from recsys_assets.assets.models import evaluate_params
     from recsys_assets.core.io.artifacts import Artifacts
-    from recsys_assets.jobs import evaluate
+    from recsys_assets.defs.assets.models import evaluate_params
+    from recsys_assets.pipes import evaluate
     from recsys_assets.settings import load_settings
 
     tree = load_settings().with_changes({"models": {"evaluation": {"resamples": resamples}}})

@@ -1,5 +1,5 @@
 # The Vertex AI job image: the ML core and dagster-pipes only (no Dagster), on CUDA for the L4 /
-# T4 steps (image embeddings, GAT training). Vertex runs `python -m recsys_assets.jobs.<name>`.
+# T4 steps (image embeddings, GAT training). Vertex runs `python -m recsys_assets.pipes.<name>`.
 # Build from the repository root: docker build -f docker/jobs.Dockerfile -t recsys-jobs .
 
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS build
@@ -30,7 +30,7 @@ WORKDIR /app
 # import (embeddings, models, the graph edges, io); no Dagster.
 COPY --chown=jobs:jobs recsys_assets/__init__.py recsys_assets/__init__.py
 COPY --chown=jobs:jobs recsys_assets/settings recsys_assets/settings
-COPY --chown=jobs:jobs recsys_assets/jobs recsys_assets/jobs
+COPY --chown=jobs:jobs recsys_assets/pipes recsys_assets/pipes
 COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdown.py recsys_assets/core/outcomes.py recsys_assets/core/plots.py recsys_assets/core/processes.py recsys_assets/core/leakage.py recsys_assets/core/ann.py recsys_assets/core/
 COPY --chown=jobs:jobs recsys_assets/core/io recsys_assets/core/io
 COPY --chown=jobs:jobs recsys_assets/core/embeddings recsys_assets/core/embeddings

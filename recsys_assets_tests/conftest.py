@@ -48,7 +48,7 @@ def make_settings(root: Path, **sections: Any) -> Settings:
 
 def make_resources(settings: Settings, runner_env: dict[str, str] | None = None) -> dict[str, Any]:
     """The local resources for ``settings``; job subprocesses get ``runner_env`` on top of ours."""
-    from recsys_assets.environments import build_resources
+    from recsys_assets.defs.environments import build_resources
     from resources.job_runners import LocalJobRunner
 
     return {**build_resources(settings), "job_runner": LocalJobRunner(env=runner_env or {})}

@@ -8,8 +8,8 @@ import time
 
 from dagster_pipes import PipesContext, PipesEnvVarParamsLoader
 
-from recsys_assets.jobs.contracts import JobParams
-from recsys_assets.jobs.pipes_io import JobResult, run_job
+from recsys_assets.pipes.contracts import JobParams
+from recsys_assets.pipes.pipes_io import JobResult, run_job
 
 
 class EchoParams(JobParams):

@@ -33,8 +33,8 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from recsys_assets.materialize import INFO_LOGS, partition_range_tags
-from recsys_assets.run_summary import print_summary
+from recsys_assets.defs.materialize import INFO_LOGS, partition_range_tags
+from recsys_assets.defs.run_summary import print_summary
 from recsys_assets.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT

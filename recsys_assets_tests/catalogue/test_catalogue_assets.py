@@ -17,9 +17,9 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue
+from recsys_assets.defs.assets import catalogue
+from recsys_assets.defs.partitions import interaction_months
 from recsys_assets.devdata.synthetic import METADATA_FILE, PRESETS, REVIEWS_FILE, generate
-from recsys_assets.partitions import interaction_months
 from recsys_assets_tests.conftest import make_resources, make_settings
 
 MONTHS = interaction_months.get_partition_keys()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.assets import graphs
 from recsys_assets.core.graphs.edges import edge_problems
 from recsys_assets.core.graphs.knn import knn_graph
 from recsys_assets.core.io.artifacts import TEXT_EMBEDDINGS, Artifacts
 from recsys_assets.core.io.codecs import save
+from recsys_assets.defs.assets import graphs
 from recsys_assets.settings.graphs import KnnConfig
 from recsys_assets_tests.conftest import make_resources, make_settings
 

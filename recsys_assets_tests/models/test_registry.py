@@ -13,11 +13,11 @@ import inspect
 import optuna
 import pytest
 
-from recsys_assets.assets.leakage import LEAKAGE_CHECKS
-from recsys_assets.assets.models import MODEL_ASSETS, search_partitions
 from recsys_assets.core.models import registry
 from recsys_assets.definitions import defs
-from recsys_assets.jobs.contracts import CONTRACTS, TRAIN_CONTRACTS, TRAIN_PARAMS
+from recsys_assets.defs.assets.leakage import LEAKAGE_CHECKS
+from recsys_assets.defs.assets.models import MODEL_ASSETS, search_partitions
+from recsys_assets.pipes.contracts import CONTRACTS, TRAIN_CONTRACTS, TRAIN_PARAMS
 from recsys_assets.settings.models import ModelSettings
 
 SPECS = registry.MODELS

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from dagster import SensorResult, build_sensor_context
 
-from recsys_assets.automation import drift_metrics_daily_schedule, drift_retrain_sensor
 from recsys_assets.core.monitoring.retrain_policy import Cursor
 from recsys_assets.core.warehouse.clients import DuckDBWarehouse
 from recsys_assets.core.warehouse.tables import DRIFT_METRICS
-from recsys_assets.environments import SettingsResource
+from recsys_assets.defs.automation import drift_metrics_daily_schedule, drift_retrain_sensor
+from recsys_assets.defs.environments import SettingsResource
 from recsys_assets.settings import Settings, SettingsError
 from recsys_assets_tests.conftest import make_settings
 

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, RunRequest, build_sensor_context, materialize
 
-from recsys_assets.assets.monitoring import experiment_report
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
 from recsys_assets.core.warehouse.tables import LOG_TABLES
-from recsys_assets.environments import SettingsResource
-from recsys_assets.experiment_automation import end_experiment, experiment_sensor
+from recsys_assets.defs.assets.monitoring import experiment_report
+from recsys_assets.defs.automation import experiment_sensor
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.defs.jobs import end_experiment
 from recsys_assets_tests.conftest import make_settings
 from recsys_assets_tests.monitoring.test_experiment_report import DAY, _arm
 from recsys_assets_tests.serving.versions import publish_version

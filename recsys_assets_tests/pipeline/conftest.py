@@ -19,9 +19,9 @@ import pytest
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from recsys_assets.assets import catalogue, embeddings, graphs, leakage, models, serving
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.models import registry
+from recsys_assets.defs.assets import catalogue, embeddings, graphs, leakage, models, serving
 from recsys_assets.devdata.synthetic import METADATA_FILE, REVIEWS_FILE, generate
 from recsys_assets.settings import Settings
 from recsys_assets_tests.conftest import make_resources, make_settings

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.assets import embeddings
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_json, read_npy, read_parquet
+from recsys_assets.defs.assets import embeddings
 from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import Pipeline
 

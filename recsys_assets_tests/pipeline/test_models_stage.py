@@ -13,7 +13,6 @@ import pytest
 import torch
 from dagster import DagsterInstance, Definitions, materialize
 
-from recsys_assets.assets import models, serving
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_json, read_npy, read_npz
 from recsys_assets.core.io.sparse import csr_from_arrays
@@ -24,6 +23,8 @@ from recsys_assets.core.models.gat.graph import build_graph
 from recsys_assets.core.models.gat.model import embed
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import load_training_data
+from recsys_assets.defs import jobs
+from recsys_assets.defs.assets import models, serving
 from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import EPOCHS, Pipeline
 
@@ -217,7 +218,7 @@ def test_blessing_then_a_regression_stops_downstream_assets(pipeline: Pipeline, 
     resources = _copy(pipeline, tmp_path)
     artifacts = resources["settings"].artifacts
     blessed_path = Path(artifacts.uri(catalogue.BLESSED_REPORT))
-    bless = Definitions(jobs=[models.bless_eval_report], resources=resources).resolve_job_def(
+    bless = Definitions(jobs=[jobs.bless_eval_report], resources=resources).resolve_job_def(
         "bless_eval_report"
     )
     with DagsterInstance.ephemeral() as instance:
@@ -400,13 +401,13 @@ def test_a_model_fitted_on_train_and_validation_is_stopped_by_its_check(
     with the training job's own code, then the check run through Dagster against the split."""
     from dagster import AssetSelection, define_asset_job
 
-    from recsys_assets.assets.leakage import LEAKAGE_CHECKS
     from recsys_assets.core.graphs.node_maps import NodeMaps
     from recsys_assets.core.io.codecs import save
     from recsys_assets.core.models import training
     from recsys_assets.core.models.training_data import training_data
-    from recsys_assets.jobs.contracts import TRAIN_CONTRACTS, TrainingInputs
-    from recsys_assets.jobs.train_model import save_model
+    from recsys_assets.defs.assets.leakage import LEAKAGE_CHECKS
+    from recsys_assets.pipes.contracts import TRAIN_CONTRACTS, TrainingInputs
+    from recsys_assets.pipes.train_model import save_model
 
     pipeline.require("popularity_model")
     resources = _copy(pipeline, tmp_path)

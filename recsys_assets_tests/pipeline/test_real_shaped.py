@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from recsys_assets.assets import catalogue, embeddings, graphs, models
 from recsys_assets.core.io import artifacts as artifact_catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, read_npz
 from recsys_assets.core.models import registry
+from recsys_assets.defs.assets import catalogue, embeddings, graphs, models
 from recsys_assets.devdata.synthetic import generate
 from recsys_assets_tests.conftest import make_resources, make_settings
 from recsys_assets_tests.pipeline.conftest import execute_graph

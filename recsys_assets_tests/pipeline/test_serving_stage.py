@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from recsys_assets.assets import models, monitoring, serving
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.io.codecs import read_json, read_parquet
@@ -23,6 +22,7 @@ from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.core.serving.bundle import Bundle, load_bundle
 from recsys_assets.core.serving.export import NO_INDEX
 from recsys_assets.core.warehouse.tables import LOG_TABLES
+from recsys_assets.defs.assets import models, monitoring, serving
 from recsys_assets_tests.conftest import make_resources
 from recsys_assets_tests.pipeline.conftest import Pipeline
 from serving.request_log import DuckDBSink

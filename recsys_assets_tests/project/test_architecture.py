@@ -82,10 +82,10 @@ def test_job_modules_need_only_dagster_pipes() -> None:
         """
         sys.meta_path.insert(0, Blocked({"dagster", "dagster_gcp"}))
         import importlib, pkgutil
-        import recsys_assets.jobs as jobs
+        import recsys_assets.pipes as jobs
         names = sorted(m.name for m in pkgutil.iter_modules(jobs.__path__))
         for name in names:
-            importlib.import_module(f"recsys_assets.jobs.{name}")
+            importlib.import_module(f"recsys_assets.pipes.{name}")
         print(" ".join(names))
         """
     )
@@ -109,8 +109,8 @@ def test_the_api_loads_no_dagster_and_no_training_code() -> None:
     )
     loaded = _run(script).split()
     assert "recsys_assets.core.serving.bundle" in loaded
-    for layer in ("recsys_assets.core.models.", "recsys_assets.core.embeddings.", "recsys_assets.jobs",
-                  "recsys_assets.assets", "recsys_assets.core.serving.export"):  # fmt: skip
+    for layer in ("recsys_assets.core.models.", "recsys_assets.core.embeddings.", "recsys_assets.pipes",
+                  "recsys_assets.defs.assets", "recsys_assets.core.serving.export"):  # fmt: skip
         assert not [m for m in loaded if m.startswith(layer)], layer
 
 
@@ -177,14 +177,13 @@ def test_no_import_cycle_between_modules_or_packages() -> None:
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        ("recsys_assets.core", ("recsys_assets.assets", "recsys_assets.jobs", "recsys_assets.definitions",
-                                "recsys_assets.environments", "recsys_assets.io_manager",
+        ("recsys_assets.core", ("recsys_assets.defs", "recsys_assets.pipes", "recsys_assets.definitions",
                                 "recsys_assets.devdata", "resources", "serving")),
-        ("recsys_assets.settings", ("recsys_assets.core", "recsys_assets.assets", "recsys_assets.jobs",
+        ("recsys_assets.settings", ("recsys_assets.core", "recsys_assets.defs.assets", "recsys_assets.pipes",
                                     "resources", "serving")),
-        ("recsys_assets.jobs", ("recsys_assets.assets", "recsys_assets.environments", "resources",
+        ("recsys_assets.pipes", ("recsys_assets.defs.assets", "recsys_assets.defs.environments", "resources",
                                 "serving")),
-        ("serving", ("recsys_assets.assets", "recsys_assets.jobs", "recsys_assets.core.models",
+        ("serving", ("recsys_assets.defs.assets", "recsys_assets.pipes", "recsys_assets.core.models",
                      "recsys_assets.core.embeddings", "resources")),
     ],
 )  # fmt: skip

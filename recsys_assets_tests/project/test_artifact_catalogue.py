@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from recsys_assets.assets.models import MODEL_ASSETS
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.definitions import defs
-from recsys_assets.io_manager import ARTIFACT_KEY
+from recsys_assets.defs.assets.models import MODEL_ASSETS
+from recsys_assets.defs.io_manager import ARTIFACT_KEY
 
 
 def _writers(artifact: catalogue.Artifact) -> set[str]:

@@ -13,8 +13,8 @@ import pytest
 
 from recsys_assets.core.models import registry
 from recsys_assets.definitions import defs
-from recsys_assets.jobs import contracts
-from recsys_assets.jobs.pipes_io import validate_params
+from recsys_assets.pipes import contracts
+from recsys_assets.pipes.pipes_io import validate_params
 from recsys_assets.settings.models import GATConfig
 
 

@@ -121,7 +121,7 @@ SLOW_DEFINITIONS = """
 import os, time
 from pathlib import Path
 from dagster import Definitions, asset
-from recsys_assets.environments import SettingsResource
+from recsys_assets.defs.environments import SettingsResource
 from recsys_assets.settings import Settings
 
 @asset

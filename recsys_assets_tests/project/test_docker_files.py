@@ -93,9 +93,9 @@ def test_the_jobs_image_holds_every_module_the_jobs_import(tmp_path: Path) -> No
         import sys, importlib, pkgutil
         editable = [f for f in sys.meta_path if "Editable" in getattr(f, "__name__", type(f).__name__)]
         sys.meta_path = [f for f in sys.meta_path if f not in editable]
-        import recsys_assets.jobs as jobs
+        import recsys_assets.pipes as jobs
         for module in pkgutil.iter_modules(jobs.__path__):
-            importlib.import_module("recsys_assets.jobs." + module.name)
+            importlib.import_module("recsys_assets.pipes." + module.name)
         assert "dagster" not in sys.modules, "dagster was imported"
         print(jobs.__file__)
         """

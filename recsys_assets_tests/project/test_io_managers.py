@@ -23,7 +23,7 @@ from upath import UPath
 from recsys_assets.core.io import codecs
 from recsys_assets.core.io.artifacts import Artifact
 from recsys_assets.core.io.storage import atomic_write
-from recsys_assets.io_manager import ArtifactIOManagerFactory, PerPartition, artifact_metadata
+from recsys_assets.defs.io_manager import ArtifactIOManagerFactory, PerPartition, artifact_metadata
 
 FRAME = pd.DataFrame({"item_id": ["a", "b", "c"], "price": [1.5, None, 3.0], "n": [1, 2, 3]})
 MATRIX = np.arange(12, dtype=np.float32).reshape(3, 4)

@@ -126,7 +126,7 @@ def test_nothing_else_reads_recsys_variables() -> None:
 
 
 def test_the_settings_resource_shows_the_tree_and_takes_run_overrides() -> None:
-    from recsys_assets.environments import SettingsResource, build_resources
+    from recsys_assets.defs.environments import SettingsResource, build_resources
 
     settings = Settings.from_env({"RECSYS_GAT_HEADS": "2", "RECSYS_ADMIN_API_KEY": "secret"})
     resource = SettingsResource.of(settings)

@@ -152,7 +152,7 @@ def _materialize(runner: JobRunner, params: dict[str, Any], machine: str = "t4-s
 
 def test_custom_job_requests_for_both_profiles() -> None:
     runner = _runner(FakeJobService())
-    image_job = runner.build_custom_job("recsys_assets.jobs.image_embeddings", "t4-spot", "0123456789abcdef")
+    image_job = runner.build_custom_job("recsys_assets.pipes.image_embeddings", "t4-spot", "0123456789abcdef")
     pool = image_job.job_spec.worker_pool_specs[0]
     assert pool.machine_spec == aiplatform_v1.MachineSpec(
         machine_type="n1-standard-4", accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1
@@ -160,7 +160,7 @@ def test_custom_job_requests_for_both_profiles() -> None:
     assert pool.replica_count == 1
     assert pool.container_spec == aiplatform_v1.ContainerSpec(
         image_uri="europe-west4-docker.pkg.dev/test-project/recsys/jobs:v1",
-        command=["python", "-m", "recsys_assets.jobs.image_embeddings"],
+        command=["python", "-m", "recsys_assets.pipes.image_embeddings"],
         env=[aiplatform_v1.EnvVar(name="HF_HUB_OFFLINE", value="1")],
     )
     assert pool.disk_spec == aiplatform_v1.DiskSpec(boot_disk_type="pd-ssd", boot_disk_size_gb=100)
@@ -173,7 +173,7 @@ def test_custom_job_requests_for_both_profiles() -> None:
     }
     assert image_job.display_name.startswith("recsys-image_embeddings-01234567-")
 
-    train_job = runner.build_custom_job("recsys_assets.jobs.gat_training", "l4", "r")
+    train_job = runner.build_custom_job("recsys_assets.pipes.gat_training", "l4", "r")
     spec = train_job.job_spec.worker_pool_specs[0].machine_spec
     assert (spec.machine_type, spec.accelerator_type, spec.accelerator_count) == (
         "g2-standard-8", aiplatform_v1.AcceleratorType.NVIDIA_L4, 1,

@@ -42,8 +42,8 @@ from recsys_assets.core.models.uncertainty import (
     compare_pairs,
     describe,
 )
-from recsys_assets.jobs.contracts import ColdStartParams
-from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
+from recsys_assets.pipes.contracts import ColdStartParams
+from recsys_assets.pipes.pipes_io import JobResult, json_value, run_job
 from recsys_assets.settings.models import EvaluationConfig
 
 #: What the report says of the fused vectors it used.

@@ -40,7 +40,7 @@ class JobParams(Section):
 
 
 class TextEmbeddingParams(JobParams):
-    module = "recsys_assets.jobs.text_embeddings"
+    module = "recsys_assets.pipes.text_embeddings"
     checks: ClassVar[dict[str, str]] = {
         "aligned": "One finite unit-length 384-d row per items row, in items order."
     }
@@ -53,7 +53,7 @@ class TextEmbeddingParams(JobParams):
 
 
 class ImageEmbeddingParams(JobParams):
-    module = "recsys_assets.jobs.image_embeddings"
+    module = "recsys_assets.pipes.image_embeddings"
     checks: ClassVar[dict[str, str]] = {
         "aligned": "One finite unit-length row per row of img_items.parquet.",
         "failure_rate": "The share of images that could not be fetched or decoded stays under the limit.",
@@ -77,7 +77,7 @@ class TrainingInputs(Section):
 
 
 class FusionParams(JobParams):
-    module = "recsys_assets.jobs.fused_embeddings"
+    module = "recsys_assets.pipes.fused_embeddings"
     checks: ClassVar[dict[str, str]] = {
         "aligned": "One finite unit-length 128-d row per items row, in items order.",
         "beat_text": "Fused neighbours agree with the split's validation co-review at least as often as "
@@ -129,7 +129,7 @@ class TrainParams(JobParams):
     """What the training job gets for any model; each registered model's params class
     (``TRAIN_CONTRACTS``) adds its name and its settings section's type."""
 
-    module = "recsys_assets.jobs.train_model"
+    module = "recsys_assets.pipes.train_model"
     checks: ClassVar[dict[str, str]] = {
         "vectors": "Finite user and item vectors, one per node, or finite neighbour lists over the items."
     }
@@ -174,7 +174,7 @@ TRAIN_PARAMS: TypeAdapter[TrainParams] = TypeAdapter(
 
 
 class EvaluateParams(JobParams):
-    module = "recsys_assets.jobs.evaluate"
+    module = "recsys_assets.pipes.evaluate"
     checks: ClassVar[dict[str, str]] = {
         "promotion_gate": "The model that serves (chosen on validation by significant gains, or pinned): its "
         "test NDCG@20 and Recall@20 are not below the blessed report's beyond the tolerance."
@@ -200,7 +200,7 @@ class EvaluateParams(JobParams):
 
 
 class SearchParams(JobParams):
-    module = "recsys_assets.jobs.search"
+    module = "recsys_assets.pipes.search"
 
     model: str
     data: TrainingInputs
@@ -223,7 +223,7 @@ class SearchParams(JobParams):
 
 
 class ColdStartParams(JobParams):
-    module = "recsys_assets.jobs.cold_start"
+    module = "recsys_assets.pipes.cold_start"
 
     data: TrainingInputs
     gat: GATConfig
@@ -244,7 +244,7 @@ class ColdStartParams(JobParams):
 
 
 class AblationParams(JobParams):
-    module = "recsys_assets.jobs.gat_ablation"
+    module = "recsys_assets.pipes.gat_ablation"
 
     data: TrainingInputs
     ui_edges_uri: str

@@ -21,16 +21,16 @@ from dagster import (
     multi_asset,
 )
 
-from recsys_assets.assets.check_results import check_result
 from recsys_assets.core.catalogue.bigquery_staging import stage_interactions_bigquery, stage_items_bigquery
 from recsys_assets.core.catalogue.checks import interactions_outcomes, items_outcomes
 from recsys_assets.core.catalogue.staging import month_index, month_label, stage_interactions, stage_items
 from recsys_assets.core.io.artifacts import INTERACTIONS, INTERACTIONS_QUARANTINE, ITEMS, ITEMS_QUARANTINE
 from recsys_assets.core.io.codecs import ParquetFile
 from recsys_assets.core.io.storage import scratch_dir
-from recsys_assets.environments import SettingsResource
-from recsys_assets.io_manager import PerPartition, artifact_metadata
-from recsys_assets.partitions import interaction_months
+from recsys_assets.defs.assets.check_results import check_result
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.defs.io_manager import PerPartition, artifact_metadata
+from recsys_assets.defs.partitions import interaction_months
 
 GROUP = "catalogue"
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetsDefinition, asset_check
 
-from recsys_assets.assets.check_results import check_result
-from recsys_assets.assets.embeddings import item_fused_embeddings
-from recsys_assets.assets.models import MODEL_ASSETS
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifact, Artifacts
 from recsys_assets.core.io.codecs import read_json, read_npy, read_parquet
 from recsys_assets.core.io.storage import exists
 from recsys_assets.core.leakage import ROW_COLUMNS, leak_outcome
 from recsys_assets.core.outcomes import CheckOutcome
-from recsys_assets.environments import SettingsResource
+from recsys_assets.defs.assets.check_results import check_result
+from recsys_assets.defs.assets.embeddings import item_fused_embeddings
+from recsys_assets.defs.assets.models import MODEL_ASSETS
+from recsys_assets.defs.environments import SettingsResource
 
 CHECK_SUFFIX = "fitted_on_train_only"
 

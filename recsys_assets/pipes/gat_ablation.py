@@ -10,8 +10,8 @@ from recsys_assets.core.models.gat.ablation import ablate, ablation_table, defau
 from recsys_assets.core.models.gat.graph import Graph
 from recsys_assets.core.models.gat.inputs import load_gat_inputs
 from recsys_assets.core.models.training_data import load_training_data
-from recsys_assets.jobs.contracts import AblationParams
-from recsys_assets.jobs.pipes_io import JobResult, run_job
+from recsys_assets.pipes.contracts import AblationParams
+from recsys_assets.pipes.pipes_io import JobResult, run_job
 
 
 def run(params: AblationParams, pipes: PipesContext) -> JobResult:

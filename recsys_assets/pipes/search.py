@@ -20,8 +20,8 @@ from recsys_assets.core.io.storage import exists, read_bytes, write_bytes
 from recsys_assets.core.markdown import Markdown, image
 from recsys_assets.core.models.search import current_params, history_plot, model_fit, run_search
 from recsys_assets.core.models.training_data import load_training_data
-from recsys_assets.jobs.contracts import SearchParams
-from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
+from recsys_assets.pipes.contracts import SearchParams
+from recsys_assets.pipes.pipes_io import JobResult, json_value, run_job
 
 
 def run(params: SearchParams, pipes: PipesContext) -> JobResult:

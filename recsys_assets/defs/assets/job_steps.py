@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult
 
-from recsys_assets.jobs.contracts import JobParams
+from recsys_assets.pipes.contracts import JobParams
 from resources.job_runners import JobRunner
 
 #: Steps that occupy an accelerator share this pool (limit in dagster.yaml).

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from recsys_assets.core.markdown import Markdown
 from recsys_assets.core.outcomes import CheckOutcome
 from recsys_assets.core.processes import die_with_parent
-from recsys_assets.jobs.contracts import JobParams
+from recsys_assets.pipes.contracts import JobParams
 from recsys_assets.settings.base import describe_errors
 
 P = TypeVar("P", bound=JobParams)

@@ -1,6 +1,6 @@
 """Materialize the whole graph into the Dagster instance under ``DAGSTER_HOME``.
 
-``python -m recsys_assets.materialize`` runs the ``all_assets`` job over every monthly
+``python -m recsys_assets.defs.materialize`` runs the ``all_assets`` job over every monthly
 partition in one run (the partitioned assets use single-run backfills), records it in the
 instance so the UI shows it, prints each asset and check, and exits non-zero when any
 asset or blocking check failed.
@@ -18,8 +18,8 @@ from dagster._core.storage.tags import (
 )
 
 from recsys_assets.definitions import defs
-from recsys_assets.partitions import interaction_months
-from recsys_assets.run_summary import print_summary
+from recsys_assets.defs.partitions import interaction_months
+from recsys_assets.defs.run_summary import print_summary
 
 #: Run config that keeps the steps' progress lines (INFO) and drops Dagster's per-event DEBUG chatter.
 INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

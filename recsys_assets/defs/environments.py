@@ -22,7 +22,7 @@ from recsys_assets.core.catalogue.bigquery_staging import BigQueryStaging
 from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.processes import die_with_parent
 from recsys_assets.core.warehouse.clients import Warehouse, bigquery_client, open_warehouse
-from recsys_assets.io_manager import ArtifactIOManagerFactory
+from recsys_assets.defs.io_manager import ArtifactIOManagerFactory
 from recsys_assets.settings import Settings, load_settings
 from recsys_assets.settings.base import merged
 from resources.job_runners import JobRunner, LocalJobRunner, VertexJobRunner

@@ -18,8 +18,8 @@ from recsys_assets.core.models import training
 from recsys_assets.core.models.evaluation import evaluate
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
-from recsys_assets.jobs.contracts import TRAIN_PARAMS, TrainParams
-from recsys_assets.jobs.pipes_io import JobResult, json_value, run_job
+from recsys_assets.pipes.contracts import TRAIN_PARAMS, TrainParams
+from recsys_assets.pipes.pipes_io import JobResult, json_value, run_job
 
 
 def step_logger(pipes: PipesContext, model: str, every_seconds: float = 30.0) -> Callable[[int, int], None]:

@@ -13,8 +13,8 @@ from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.core.outcomes import unit_rows
-from recsys_assets.jobs.contracts import FusionParams
-from recsys_assets.jobs.pipes_io import JobResult, run_job
+from recsys_assets.pipes.contracts import FusionParams
+from recsys_assets.pipes.pipes_io import JobResult, run_job
 
 
 def run(params: FusionParams, pipes: PipesContext) -> JobResult:

@@ -20,8 +20,8 @@ from recsys_assets.core.embeddings.images import (
 from recsys_assets.core.io.codecs import read_parquet, save
 from recsys_assets.core.io.storage import list_files
 from recsys_assets.core.outcomes import unit_rows
-from recsys_assets.jobs.contracts import ImageEmbeddingParams
-from recsys_assets.jobs.pipes_io import JobResult, progress_logger, run_job
+from recsys_assets.pipes.contracts import ImageEmbeddingParams
+from recsys_assets.pipes.pipes_io import JobResult, progress_logger, run_job
 
 
 def run(params: ImageEmbeddingParams, pipes: PipesContext) -> JobResult:

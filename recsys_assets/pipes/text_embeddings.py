@@ -7,8 +7,8 @@ from dagster_pipes import PipesContext
 from recsys_assets.core.embeddings.text import TEXT_MAX_TOKENS, TextEncoder, item_texts
 from recsys_assets.core.io.codecs import read_parquet, save
 from recsys_assets.core.outcomes import unit_rows
-from recsys_assets.jobs.contracts import TextEmbeddingParams
-from recsys_assets.jobs.pipes_io import JobResult, progress_logger, run_job
+from recsys_assets.pipes.contracts import TextEmbeddingParams
+from recsys_assets.pipes.pipes_io import JobResult, progress_logger, run_job
 
 TEXT_COLUMNS = ["item_id", "title", "description", "brand", "categories"]
 

@@ -16,7 +16,6 @@ from dagster import (
     asset,
 )
 
-from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
 from recsys_assets.core.catalogue.display import display_names
 from recsys_assets.core.graphs.edges import edge_problems
 from recsys_assets.core.graphs.edges import ui_edges as build_ui_edges
@@ -27,8 +26,9 @@ from recsys_assets.core.graphs.splits import SPLITS, split_interactions
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_npy
 from recsys_assets.core.markdown import image
-from recsys_assets.environments import SettingsResource
-from recsys_assets.io_manager import artifact_metadata
+from recsys_assets.defs.assets.embeddings import item_fused_embeddings, item_text_embeddings
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.defs.io_manager import artifact_metadata
 
 GROUP = "graphs"
 

@@ -8,10 +8,10 @@ modules read and write artifacts by URI, so the asset passes URIs, not data.
 
 from dagster import AssetExecutionContext, AssetKey, asset
 
-from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job
 from recsys_assets.core.io import artifacts as catalogue
-from recsys_assets.environments import SettingsResource
-from recsys_assets.jobs.contracts import (
+from recsys_assets.defs.assets.job_steps import GPU_POOL, Results, job_checks, run_job
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.pipes.contracts import (
     FusionParams,
     ImageEmbeddingParams,
     TextEmbeddingParams,

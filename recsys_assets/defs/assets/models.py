@@ -1,7 +1,7 @@
 """The models family: strong simple peers, the multi-modal GAT, the evaluation report that
 promotes the best of them, and its promotion gate.
 
-Every model is trained by one job module (``recsys_assets.jobs.train_model``) and stored under
+Every model is trained by one job module (``recsys_assets.pipes.train_model``) and stored under
 ``models/<name>/`` as user and item vectors or as item-item neighbour lists, with the use of
 order it chose on validation, so ``eval_report`` evaluates them all with one full-ranking
 procedure and promotes by significant validation gains (``core/models/promotion.py``). The GAT
@@ -11,7 +11,6 @@ GPU pool; the baselines use ``cpu``. Every fitted model has a blocking leakage c
 """
 
 import subprocess
-from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -20,25 +19,26 @@ from typing import TypeVar
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    Config,
-    OpExecutionContext,
     StaticPartitionsDefinition,
     asset,
-    job,
-    op,
 )
-from pydantic import Field
 
-from recsys_assets.assets.embeddings import item_fused_embeddings, item_text_embeddings
-from recsys_assets.assets.graphs import ii_edges_fused, ii_edges_txt, interaction_splits, node_maps, ui_edges
-from recsys_assets.assets.job_steps import GPU_POOL, Results, job_checks, run_job
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.artifacts import Artifacts
-from recsys_assets.core.io.codecs import read_json, save
+from recsys_assets.core.io.codecs import read_json
 from recsys_assets.core.io.storage import exists
 from recsys_assets.core.models import registry
-from recsys_assets.environments import SettingsResource
-from recsys_assets.jobs.contracts import (
+from recsys_assets.defs.assets.embeddings import item_fused_embeddings, item_text_embeddings
+from recsys_assets.defs.assets.graphs import (
+    ii_edges_fused,
+    ii_edges_txt,
+    interaction_splits,
+    node_maps,
+    ui_edges,
+)
+from recsys_assets.defs.assets.job_steps import GPU_POOL, Results, job_checks, run_job
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.pipes.contracts import (
     TRAIN_CONTRACTS,
     AblationParams,
     ColdStartParams,
@@ -277,41 +277,3 @@ def gat_ablation(
         output_uri=artifacts.uri(catalogue.ABLATION),
     )
     yield from run_job(context, job_runner, params, "l4")
-
-
-class BlessConfig(Config):
-    note: str = Field(default="", description="Why this report is blessed (kept in the blessed report).")
-    force: bool = Field(default=False, description="Bless even if the report's promotion gate failed.")
-
-
-@op
-def bless_current_report(
-    context: OpExecutionContext, config: BlessConfig, settings: SettingsResource
-) -> None:
-    """Copy eval/eval.json to eval/blessed.json: the bar later candidates are gated against."""
-    source = settings.artifacts.uri(catalogue.EVAL_REPORT)
-    target = settings.artifacts.uri(catalogue.BLESSED_REPORT)
-    if not exists(source):
-        raise FileNotFoundError(f"{source}: no evaluation report to bless; materialize eval_report first")
-    report = read_json(source)
-    if not report["promotion"]["passed"] and not config.force:
-        raise ValueError(
-            f"{source}: its promotion gate failed ({report['promotion']['description']}); "
-            "pass force: true to bless it anyway"
-        )
-    candidate = report["models"][report["candidate"]]["test"]
-    report["blessed"] = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_id": context.run_id,
-        "note": config.note,
-    }
-    save(target, report)
-    context.log.info(
-        f"blessed {source} (candidate {report['candidate']}: test NDCG@20 {candidate['ndcg@20']:.4f}, "
-        f"Recall@20 {candidate['recall@20']:.4f}) as {target}"
-    )
-
-
-@job(description="Bless the current eval/eval.json: later candidates must not regress below it.")
-def bless_eval_report() -> None:
-    bless_current_report()

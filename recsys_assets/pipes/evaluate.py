@@ -35,8 +35,8 @@ from recsys_assets.core.models.report import (
 from recsys_assets.core.models.scoring import load_scorable
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.core.models.uncertainty import SPLIT_SEEDS, Resampled, split_columns
-from recsys_assets.jobs.contracts import EvaluateParams, ModelFiles
-from recsys_assets.jobs.pipes_io import JobResult, run_job
+from recsys_assets.pipes.contracts import EvaluateParams, ModelFiles
+from recsys_assets.pipes.pipes_io import JobResult, run_job
 from recsys_assets.settings.models import EvaluationConfig
 
 

@@ -1,68 +1,77 @@
-"""Experiment automation: a daily schedule for the experiment report, a sensor that reads each
-report's decisions, and the job that ends an experiment.
+"""The automation: a daily schedule that computes yesterday's drift metrics and a sensor that
+retrains when they breach a threshold; a daily schedule for the experiment report and a sensor
+that reads each report's decisions (the jobs they run are in ``jobs.py``).
 
-A treatment significantly worse than the control is stopped by the sensor itself (the control
-serves everyone again). One significantly better is proposed for promotion: the sensor logs
-it and skips, unless ``monitoring.experiments.auto_promote`` lets it promote the treatment.
-Like the drift automation, on by default in ``gcp`` and off locally.
+A treatment significantly worse than the control is stopped by the experiment sensor itself (the
+control serves everyone again); one significantly better is proposed for promotion, or promoted
+when ``monitoring.experiments.auto_promote`` lets it.
+
+All are on by default in ``gcp`` and off locally (turn them on in the UI's Automation tab, or
+set ``RECSYS_DRIFT_AUTOMATION=on``); ``dagster dev`` runs the daemon that evaluates them.
 """
 
 import datetime as dt
-from typing import Literal
 
 from dagster import (
     AssetKey,
-    Config,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     EventLogEntry,
-    Failure,
-    OpExecutionContext,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     asset_sensor,
-    define_asset_job,
-    job,
-    op,
     schedule,
+    sensor,
 )
 
-from recsys_assets.assets import monitoring
+from recsys_assets.core.monitoring.retrain_policy import NEW_ROWS_SQL, Cursor, decide
 from recsys_assets.core.serving import rollout
-from recsys_assets.environments import SettingsResource
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.defs.jobs import (
+    EndExperimentConfig,
+    drift_job,
+    end_experiment,
+    experiment_report_job,
+    retrain_job,
+)
 from recsys_assets.settings import load_settings
 
 AUTOMATION_ON = load_settings().drift_automation_on()
-experiment_report_job = define_asset_job(
-    "experiment_report_daily",
-    selection=[monitoring.experiment_report],
-    description="Report one day of the online experiments.",
+
+
+@schedule(
+    job=drift_job,
+    cron_schedule="0 1 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING if AUTOMATION_ON else DefaultScheduleStatus.STOPPED,
 )
+def drift_metrics_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    """Yesterday's drift metrics, at 01:00 UTC (the API's last log rows of the day are written by then)."""
+    day = (context.scheduled_execution_time - dt.timedelta(days=1)).date()
+    return RunRequest(run_key=f"drift-metrics-{day}", partition_key=str(day))
 
 
-class EndExperimentConfig(Config):
-    experiment: str
-    action: Literal["stop", "promote"]
-    arm: str = rollout.TREATMENT
-
-
-@op
-def end_running_experiment(
-    context: OpExecutionContext, config: EndExperimentConfig, settings: SettingsResource
-) -> None:
-    """Stop the treatment or promote it, if the experiment named is still the one running."""
-    running = rollout.running_experiment(settings.artifacts)
-    if running != config.experiment:
-        raise Failure(f"experiment {config.experiment} is no longer running (running: {running or 'none'})")
-    manifest = rollout.end_experiment(settings.artifacts, config.action, config.arm)
-    context.log.info(f"{config.action} {config.arm} of {config.experiment}: serving {manifest['version']}")
-
-
-@job(description="End the running experiment: stop its treatment, or promote it (run config: action).")
-def end_experiment() -> None:
-    end_running_experiment()
+@sensor(
+    job=retrain_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING if AUTOMATION_ON else DefaultSensorStatus.STOPPED,
+)
+def drift_retrain_sensor(context: SensorEvaluationContext, settings: SettingsResource) -> SensorResult:
+    """Requests one retrain run when a drift metric breaches its threshold (at most one per interval)."""
+    cursor = Cursor.parse(context.cursor)
+    rows = settings.warehouse().query(NEW_ROWS_SQL, {"since": cursor.since})
+    interval = dt.timedelta(hours=settings.tree.monitoring.retrain_min_interval_h)
+    decision = decide(rows, cursor, dt.datetime.now(dt.UTC), interval)
+    if decision.run_key is None:
+        context.log.info(decision.skip_reason)
+        return SensorResult(skip_reason=decision.skip_reason, cursor=decision.cursor.dump())
+    context.log.info(f"requesting retrain {decision.run_key}: {decision.tags}")
+    return SensorResult(
+        run_requests=[RunRequest(run_key=decision.run_key, tags=decision.tags)], cursor=decision.cursor.dump()
+    )
 
 
 @schedule(

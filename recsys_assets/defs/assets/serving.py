@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from recsys_assets.assets.graphs import interaction_splits, node_maps
-from recsys_assets.assets.models import eval_report
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.serving.export import prepare_version, publish_pending
-from recsys_assets.environments import SettingsResource
+from recsys_assets.defs.assets.graphs import interaction_splits, node_maps
+from recsys_assets.defs.assets.models import eval_report
+from recsys_assets.defs.environments import SettingsResource
 
 GROUP = "serving"
 

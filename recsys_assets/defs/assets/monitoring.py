@@ -8,8 +8,6 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from recsys_assets.assets.embeddings import ITEMS, item_text_embeddings
-from recsys_assets.assets.serving import faiss_index
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.core.io.storage import write_bytes
@@ -18,8 +16,10 @@ from recsys_assets.core.monitoring import experiments
 from recsys_assets.core.monitoring.day import day_metrics, load_training_window
 from recsys_assets.core.monitoring.history import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
 from recsys_assets.core.warehouse.tables import DRIFT_METRICS, EXPERIMENT_METRICS
-from recsys_assets.environments import SettingsResource
-from recsys_assets.partitions import drift_metric_days
+from recsys_assets.defs.assets.embeddings import ITEMS, item_text_embeddings
+from recsys_assets.defs.assets.serving import faiss_index
+from recsys_assets.defs.environments import SettingsResource
+from recsys_assets.defs.partitions import drift_metric_days
 
 GROUP = "monitoring"
 
