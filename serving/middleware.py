@@ -21,15 +21,10 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             return
         start = time.perf_counter()
         status = [500]
+        counted = [False]
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_wrapper)
-        finally:
+        def count() -> None:
+            counted[0] = True
             route = scope.get("path_template", "unmatched")
             key = (route, cast("HTTPScope", scope)["method"], status[0])
             counter, timer = counters.get(key), timers.get(route)
@@ -39,5 +34,20 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
                 timer = timers[route] = metrics.latency.labels(route)
             counter.inc()
             timer.observe(time.perf_counter() - start)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last byte leaves: a client that has its answer finds it
+                # counted in /metrics (after the send, a scrape could race the worker).
+                count()
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            if not counted[0]:  # no complete response (an error, a client gone)
+                count()
 
     return middleware

@@ -32,6 +32,12 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     ``getppid()`` at the call.
     """
     handed = os.environ.pop(PARENT_PID_ENV, "")
+    # A blocked or ignored signal survives exec: a child started from a thread that blocks it
+    # (an event loop's signal receiver does) would never get its parent's death signal.
+    if sig in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    if signal.getsignal(sig) == signal.SIG_IGN:
+        signal.signal(sig, signal.SIG_DFL)
     current = os.getppid()
     parent = int(handed) if handed.isdigit() else current
     if sys.platform.startswith("linux"):

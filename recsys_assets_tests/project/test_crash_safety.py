@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from upath import UPath
 
 from recsys_assets.core.io.storage import atomic_write, scratch_dir
@@ -77,12 +78,18 @@ CHILD = (
 )
 
 
-def _parent(then: str) -> subprocess.Popen[str]:
+def _parent(then: str, blocked: bool = False) -> subprocess.Popen[str]:
     """A process that starts a child handed its pid (as ``LocalJobRunner`` does), prints the
-    child's pid, then runs ``then``."""
+    child's pid, then runs ``then``; ``blocked``: with SIGTERM blocked and ignored, which the
+    child inherits (as from a thread of an event loop that receives signals)."""
+    mask = (
+        "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    )
     code = textwrap.dedent(
         f"""
-        import os, subprocess, sys, time
+        import os, signal, subprocess, sys, time
+        {mask if blocked else ""}
         from recsys_assets.core.processes import PARENT_PID_ENV
         env = {{**os.environ, PARENT_PID_ENV: str(os.getpid())}}
         child = subprocess.Popen([sys.executable, "-c", {CHILD!r}], env=env)
@@ -93,8 +100,9 @@ def _parent(then: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
 
 
-def test_a_child_dies_with_its_parent() -> None:
-    parent = _parent("time.sleep(60)")
+@pytest.mark.parametrize("blocked", [False, True], ids=["plain", "sigterm-blocked"])
+def test_a_child_dies_with_its_parent(blocked: bool) -> None:
+    parent = _parent("time.sleep(60)", blocked)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     # The child's own word that it watches its parent (it shares the parent's stdout), however
