@@ -14,6 +14,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from recsys_assets.core.io.artifacts import CATALOGUE
 from recsys_assets.core.markdown import markdown_table
@@ -34,7 +35,7 @@ def assets_table() -> str:
     for check in graph.asset_check_keys:
         checks.setdefault(check.asset_key.to_user_string(), []).append(check.name)
     rows = []
-    order = _order()
+    order = _order(graph)
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: order[k.to_user_string()]):
         node = graph.get(key)
         if not node.is_materializable:
@@ -57,10 +58,7 @@ def assets_table() -> str:
 _GROUPS = ("catalogue", "embeddings", "graphs", "models", "serving", "monitoring")
 
 
-def _order() -> dict[str, int]:
-    from recsys_assets.definitions import defs
-
-    graph = defs.resolve_asset_graph()
+def _order(graph: Any) -> dict[str, int]:
     keys = [k.to_user_string() for k in graph.toposorted_asset_keys]
     groups = {k.to_user_string(): graph.get(k).group_name or "" for k in graph.toposorted_asset_keys}
     return {

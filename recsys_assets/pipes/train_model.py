@@ -35,9 +35,9 @@ def step_logger(pipes: PipesContext, model: str, every_seconds: float = 30.0) ->
     return report
 
 
-def fit(params: TrainParams, data: TrainingData, pipes: PipesContext) -> training.Trained:
-    """Train the model its registered ``fit``, then choose the use of order on validation
-    (item-item models choose it with their own settings)."""
+def fitting_for(params: TrainParams, data: TrainingData, pipes: PipesContext) -> training.Fitting:
+    """What every fit of this job gets: the uses of order, the logs, and the content inputs read
+    once (each further seed reuses them)."""
 
     def progress(record: dict[str, float]) -> None:
         pipes.log.info(f"{params.model} {training.progress_line(record)}")
@@ -45,14 +45,13 @@ def fit(params: TrainParams, data: TrainingData, pipes: PipesContext) -> trainin
     def log(text: str) -> None:
         pipes.log.info(f"{params.model}: {text}")
 
-    fitting = training.Fitting(
+    return training.Fitting(
         order=params.order,
         progress=progress,
         log=log,
         step_progress=step_logger(pipes, params.model),
         content=params.inputs.load(data) if params.inputs is not None else None,
     )
-    return training.train(params.model, data, params.config, fitting)
 
 
 def seed_metrics(
@@ -75,7 +74,11 @@ def seed_metrics(
 
 
 def seed_runs(
-    params: TrainParams, trained: training.Trained, data: TrainingData, pipes: PipesContext
+    params: TrainParams,
+    trained: training.Trained,
+    data: TrainingData,
+    fitting: training.Fitting,
+    pipes: PipesContext,
 ) -> list[dict[str, float]]:
     """With ``params.seeds`` > 1, the model refit with each further seed, every seed's metrics
     (the first is ``trained``, the model kept); empty otherwise."""
@@ -88,8 +91,8 @@ def seed_runs(
         pipes.log.info(
             f"{params.model}: seed {seed} ({k + 1} of {params.seeds}), for the spread across seeds"
         )
-        again = params.model_copy(update={"config": params.config.with_changes({"seed": seed}, "seeds")})
-        runs.append(seed_metrics(fit(again, data, pipes), data, params, seed))
+        config = params.config.with_changes({"seed": seed}, "seeds")
+        runs.append(seed_metrics(training.train(params.model, data, config, fitting), data, params, seed))
     pipes.log.info(f"{params.model}: test NDCG@20 across {len(runs)} seeds {_spread(runs, 'test_ndcg@20')}")
     return runs
 
@@ -130,12 +133,13 @@ def save_model(params: TrainParams, trained: training.Trained) -> None:
 def run(params: TrainParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     pipes.log.info(f"training {params.model} on {data.summary()}")
-    trained = fit(params, data, pipes)
+    fitting = fitting_for(params, data, pipes)
+    trained = training.train(params.model, data, params.config, fitting)
     trained_on = data.trained_on()
     meta = training.model_meta(params.model, trained, data, pipes.run_id) | {
         "tuned_from": params.tuned_from,
         "trained_on": trained_on.summary(params.output.trained_on_uri),
-        "seeds": seed_runs(params, trained, data, pipes),
+        "seeds": seed_runs(params, trained, data, fitting, pipes),
     }
     if params.inputs is not None:
         meta |= {"features": params.inputs.features}

@@ -91,12 +91,15 @@ class SASRec(nn.Module):
     def item_vectors(self) -> torch.Tensor:
         return self.items.weight[1:]
 
-    @torch.no_grad()
     def encode(self, history: Csr) -> np.ndarray:
         """Each user's vector: the state after the latest item of ``history``."""
+        return self.encode_sequences(torch.from_numpy(sequences(history, self.length)))
+
+    @torch.no_grad()
+    def encode_sequences(self, seqs: torch.Tensor) -> np.ndarray:
+        """``encode`` of ``sequences``' padded rows."""
         was = self.training
         self.eval()
-        seqs = torch.from_numpy(sequences(history, self.length))
         out = [self(seqs[lo : lo + ENCODE_BATCH])[:, -1] for lo in range(0, len(seqs), ENCODE_BATCH)]
         self.train(was)
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
@@ -134,6 +137,8 @@ def train_sasrec(
     # One training sequence per user with at least two items: each position predicts the next.
     seqs = torch.from_numpy(sequences(train, config.max_length + 1))
     seqs = seqs[(seqs != 0).sum(1) >= 2]
+    # Every user's train history as validation reads it, built once for all the epochs.
+    histories = torch.from_numpy(sequences(train, config.max_length))
     if len(seqs) == 0:
         raise ValueError("no user has two train interactions to fit SASRec on")
     model = SASRec(n_items, config)
@@ -151,7 +156,7 @@ def train_sasrec(
             total += float(loss.detach()) * len(batch)
         if epoch % config.eval_every:
             continue
-        users, items = model.encode(train), model.item_vectors().detach().numpy()
+        users, items = model.encode_sequences(histories), model.item_vectors().detach().numpy()
         stop = stopping.evaluate(epoch, total / len(seqs), users, items)
         if stopping.best.best_epoch == epoch:
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
