@@ -17,14 +17,14 @@ RUN useradd --create-home --uid 10001 api
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Only what the API runs: serving/, the settings tree, and the core's io, serving (the version
-# loader and the experiment arms) and warehouse packages; no Dagster, no training code.
+# loader), experiments (the arms) and warehouse packages; no Dagster, no training code.
 COPY --chown=api:api serving serving
 COPY --chown=api:api recsys_assets/__init__.py recsys_assets/__init__.py
 COPY --chown=api:api recsys_assets/settings recsys_assets/settings
 COPY --chown=api:api recsys_assets/core/__init__.py recsys_assets/core/__init__.py
 COPY --chown=api:api recsys_assets/core/io recsys_assets/core/io
 COPY --chown=api:api recsys_assets/core/serving/__init__.py recsys_assets/core/serving/bundle.py recsys_assets/core/serving/
-COPY --chown=api:api recsys_assets/core/serving/experiment.py recsys_assets/core/serving/experiment.py
+COPY --chown=api:api recsys_assets/core/experiments/__init__.py recsys_assets/core/experiments/assignment.py recsys_assets/core/experiments/
 
 COPY --chown=api:api recsys_assets/core/warehouse recsys_assets/core/warehouse
 USER 10001

@@ -30,6 +30,7 @@ import anyio.to_thread
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
+from recsys_assets.core.experiments.assignment import CONTROL, INTERLEAVED, Experiment, ExperimentError
 from recsys_assets.core.serving.bundle import (
     Bundle,
     BundleError,
@@ -39,7 +40,6 @@ from recsys_assets.core.serving.bundle import (
     verify_files,
     version_manifest_uri,
 )
-from recsys_assets.core.serving.experiment import CONTROL, INTERLEAVED, Experiment
 from serving.metrics import Metrics
 
 log = logging.getLogger("serving.index")
@@ -146,7 +146,7 @@ class IndexState:
                 return "rejected"
             try:
                 published = await anyio.to_thread.run_sync(self._load, manifest, key)
-            except BundleError as error:  # ExperimentError is one
+            except (BundleError, ExperimentError) as error:
                 return self._reject(key, "rejected serving version %s: %s", manifest["version"], error)
             self.published, self.rejected, self.intact = published, None, True
             _freeze_loaded()

@@ -16,6 +16,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from recsys_assets.core.experiments.assignment import TREATMENT
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_json, save
 from recsys_assets.core.io.storage import exists
@@ -73,7 +74,7 @@ experiment_report_job = define_asset_job(
 class EndExperimentConfig(Config):
     experiment: str
     action: Literal["stop", "promote"]
-    arm: str = rollout.TREATMENT
+    arm: str = TREATMENT
 
 
 @op

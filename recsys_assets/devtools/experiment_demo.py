@@ -145,7 +145,7 @@ def report_and_sense(instance: Any, today: dt.date) -> tuple[list[dict[str, Any]
 def aa_false_positives(runs: int = 400, looks: int = 30, per_look: int = 400, alpha: float = 0.05) -> float:
     """The share of A/A experiments (no difference) the always-valid test ever rejects when it
     is read after every batch."""
-    from recsys_assets.core.monitoring.sequential import Counts, always_valid
+    from recsys_assets.core.experiments.sequential import Counts, always_valid
 
     rng = np.random.default_rng(0)
     rejected = 0

@@ -83,7 +83,7 @@ METRICS: dict[str, Metric] = {
 
 class ExperimentConfig(Section):
     """Online experiments' statistics and what the experiment sensor does with them
-    (``core/monitoring/sequential.py``, the ``experiment_report`` asset)."""
+    (``core/experiments/sequential.py``, the ``experiment_report`` asset)."""
 
     alpha: float = setting(0.05, "Error rate of every test: A/B (always valid) and interleaving.", gt=0, lt=1)
     tau: float = setting(

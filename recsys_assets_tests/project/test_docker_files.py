@@ -120,9 +120,9 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
 
     tree = copied_tree("api.Dockerfile", tmp_path / "app")
     assert not (tree / "recsys_assets" / "core" / "models").exists()
-    assert sorted(p.name for p in (tree / "recsys_assets" / "core" / "serving").iterdir()) == [
-        "__init__.py", "bundle.py", "experiment.py"
-    ]  # fmt: skip
+    core = tree / "recsys_assets" / "core"
+    assert sorted(p.name for p in (core / "serving").iterdir()) == ["__init__.py", "bundle.py"]
+    assert sorted(p.name for p in (core / "experiments").iterdir()) == ["__init__.py", "assignment.py"]
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

@@ -12,8 +12,8 @@ from litestar import Controller, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from recsys_assets.core.experiments.assignment import INTERLEAVED, SHADOW, team_draft
 from recsys_assets.core.serving.bundle import Bundle
-from recsys_assets.core.serving.experiment import INTERLEAVED, SHADOW, team_draft
 from serving import recommender
 from serving.index_state import Published
 from serving.schemas.recommend import ItemsResponse, RecommendRequest, RecommendResponse, ScoredItem

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+from recsys_assets.core.experiments.assignment import CONTROL, TREATMENT, Arm, Experiment, new_salt
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, SERVING_VERSION_MANIFEST, Artifacts
 from recsys_assets.core.io.codecs import save
 from recsys_assets.core.io.storage import exists
 from recsys_assets.core.serving.bundle import VERSIONS_FOLDER, read_manifest
-from recsys_assets.core.serving.experiment import CONTROL, Arm, Experiment, new_salt
 from recsys_assets.settings.serving import Rollout
 
 ROLLOUTS: tuple[Rollout, ...] = get_args(Rollout)
-TREATMENT = "treatment"
 
 
 def relocated(manifest: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class Table:
         client.create_table(table, exists_ok=True)
 
 
-#: The online experiment a logged row belongs to (``core/serving/experiment.py``).
+#: The online experiment a logged row belongs to (``core/experiments/assignment.py``).
 EXPERIMENT_COLUMNS = (
     Column("experiment", "STRING", "NULLABLE", "The experiment running at the time (empty: none)."),
     Column(
@@ -171,7 +171,7 @@ EXPERIMENT_METRICS = Table(
             "metric_name", "STRING", "REQUIRED",
             "requests, ctr, latency_ms, coverage, ctr_difference, preference, shadow_agreement or "
             "replay_recall "
-            "(recsys_assets/core/monitoring/experiments.py).",
+            "(recsys_assets/core/experiments/report.py).",
         ),
         Column("value", "FLOAT64", "NULLABLE", "Empty when the arm had no data for it."),
         Column("ci_low", "FLOAT64", "NULLABLE", "The confidence interval (always valid for ctr_difference)."),

@@ -8,11 +8,11 @@ from typing import Any
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from recsys_assets.core.experiments import report
 from recsys_assets.core.io import artifacts as catalogue
 from recsys_assets.core.io.codecs import read_parquet
 from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import image, markdown_table
-from recsys_assets.core.monitoring import experiments
 from recsys_assets.core.monitoring.day import day_metrics, load_training_window
 from recsys_assets.core.monitoring.history import HISTORY_DAYS, HISTORY_SQL, history_plot, history_table
 from recsys_assets.core.warehouse.tables import DRIFT_METRICS, EXPERIMENT_METRICS
@@ -95,20 +95,20 @@ def experiment_report(context: AssetExecutionContext, settings: SettingsResource
     day = dt.date.fromisoformat(context.partition_key)
     catalogue_size = len(read_parquet(settings.artifacts.uri(catalogue.ITEMS), columns=["item_id"]))
     client = settings.warehouse()
-    rows = experiments.experiment_rows(client, day, catalogue_size, settings.tree.monitoring.experiments)
+    rows = report.experiment_rows(client, day, catalogue_size, settings.tree.monitoring.experiments)
     client.replace_day(EXPERIMENT_METRICS, day, rows)
     names = sorted(set(rows["experiment"]))
-    decided = experiments.decisions(rows)
+    decided = report.decisions(rows)
     context.log.info(f"{day}: experiments {names or 'none'}; decisions {decided or 'none'}")
     metadata: dict[str, Any] = {
         "day": str(day),
         "experiments": MetadataValue.json(names),
         "decisions": MetadataValue.json(decided),
         "report": MetadataValue.md(
-            experiments.report_table(rows) if len(rows) else "no experiment served that day"
+            report.report_table(rows) if len(rows) else "no experiment served that day"
         ),
     }
     for name in names:
-        history = client.query(experiments.HISTORY_SQL, {"experiment": name, "last": day})
-        metadata[f"plot_{name}"] = MetadataValue.md(image(name, experiments.history_plot(history, name)))
+        history = client.query(report.HISTORY_SQL, {"experiment": name, "last": day})
+        metadata[f"plot_{name}"] = MetadataValue.md(image(name, report.history_plot(history, name)))
     return MaterializeResult(metadata=metadata)

@@ -27,18 +27,17 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from recsys_assets.core.serving.bundle import BundleError
-
 T = TypeVar("T", bound=Hashable)
 Mode = Literal["ab", "interleave"]
 MODES: tuple[Mode, ...] = ("ab", "interleave")
 #: The arm name of requests answered outside any experiment, and of shadow rows.
-CONTROL, SHADOW, INTERLEAVED = "control", "shadow", "interleaved"
+CONTROL, TREATMENT, SHADOW, INTERLEAVED = "control", "treatment", "shadow", "interleaved"
 _SHARE_TOLERANCE = 1e-6
 
 
-class ExperimentError(BundleError):
-    """An experiment block that cannot be run as written (a bad published state, like any)."""
+class ExperimentError(ValueError):
+    """An experiment block that cannot be run as written (a bad published state, refused like a
+    bad bundle)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from recsys_assets.core.monitoring.experiments import (
+from recsys_assets.core.experiments.report import (
     HISTORY_SQL,
     decisions,
     experiment_rows,

@@ -41,11 +41,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_assets.core.experiments.assignment import CONTROL, INTERLEAVED, SHADOW, TREATMENT
+from recsys_assets.core.experiments.sequential import Counts, always_valid, sign_test, sign_test_sample_size
 from recsys_assets.core.markdown import markdown_table
-from recsys_assets.core.monitoring.sequential import Counts, always_valid, sign_test, sign_test_sample_size
 from recsys_assets.core.plots import png, pyplot
-from recsys_assets.core.serving.experiment import CONTROL, INTERLEAVED, SHADOW
-from recsys_assets.core.serving.rollout import TREATMENT
 from recsys_assets.core.warehouse.clients import Warehouse
 from recsys_assets.core.warehouse.tables import EXPERIMENT_METRICS
 from recsys_assets.settings.monitoring import ExperimentConfig

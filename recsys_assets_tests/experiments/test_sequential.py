@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from recsys_assets.core.monitoring.sequential import (
+from recsys_assets.core.experiments.sequential import (
     Counts,
     always_valid,
     msprt,

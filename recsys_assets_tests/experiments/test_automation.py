@@ -18,7 +18,7 @@ from recsys_assets.defs.automation import experiment_sensor
 from recsys_assets.defs.environments import SettingsResource
 from recsys_assets.defs.jobs import end_experiment
 from recsys_assets_tests.conftest import make_settings
-from recsys_assets_tests.monitoring.test_experiment_report import DAY, _arm
+from recsys_assets_tests.experiments.test_report import DAY, _arm
 from recsys_assets_tests.serving.versions import publish_version
 from serving.request_log import DuckDBSink
 

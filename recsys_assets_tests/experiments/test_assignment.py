@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from recsys_assets.core.serving.experiment import Experiment, ExperimentError, bucket, team_draft
+from recsys_assets.core.experiments.assignment import Experiment, ExperimentError, bucket, team_draft
 
 BLOCK = {
     "name": "e1",

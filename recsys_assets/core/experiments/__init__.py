@@ -1,0 +1,1 @@
+"""Online experiments: who sees which serving version (assignment), and the report that decides them."""
