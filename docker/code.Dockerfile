@@ -16,7 +16,13 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c requir
 
 FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DAGSTER_HOME=/opt/dagster/dagster_home
-RUN useradd --create-home --uid 10001 dagster
+# libgomp1: LightGBM's OpenMP runtime (its wheel links the system's), for the ranker's job when
+# it runs here as a subprocess. The base tag pins the Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 dagster
 COPY --from=build /opt/venv /opt/venv
 COPY docker/dagster_home /opt/dagster/dagster_home
 WORKDIR /opt/dagster

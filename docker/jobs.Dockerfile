@@ -19,9 +19,10 @@ RUN pip install -c requirements.lock -r jobs-requirements.in
 
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 ENV DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+# libgomp1: LightGBM's OpenMP runtime (its wheel links the system's).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.12 \
+    && apt-get install -y --no-install-recommends python3.12 libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 jobs
 COPY --from=build /opt/venv /opt/venv

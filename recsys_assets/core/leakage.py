@@ -92,10 +92,16 @@ class TrainedOn:
 
 
 def leak_outcome(
-    component: str, summary: dict[str, Any], keys: np.ndarray, splits: pd.DataFrame
+    component: str,
+    summary: dict[str, Any],
+    keys: np.ndarray,
+    splits: pd.DataFrame,
+    allowed: tuple[str, ...] = ("train",),
 ) -> CheckOutcome:
     """Whether ``component`` (its record: ``summary`` and the row hashes ``keys``) was fitted on
-    exactly the train rows of ``splits`` (``user_id, item_id, ts, split``)."""
+    exactly the rows of ``splits`` (``user_id, item_id, ts, split``) in the ``allowed`` splits:
+    train for every fitted component, train and validation for the ranker (it learns from
+    validation labels; test is what it is judged on)."""
     missing = [c for c in (*ROW_COLUMNS, "split") if c not in splits.columns]
     if missing:
         raise ValueError(f"interaction_splits: missing column(s) {missing}")
@@ -111,8 +117,10 @@ def leak_outcome(
     split_keys = row_keys(splits["user_id"], splits["item_id"], ts_ns)
     split = splits["split"].astype(str).to_numpy()
     seen = np.isin(split_keys, keys)
-    is_train = split == "train"
-    seen_val, seen_test = int((seen & (split == "val")).sum()), int((seen & (split == "test")).sum())
+    is_train = np.isin(split, allowed)
+    seen_val = int((seen & (split == "val")).sum()) if "val" not in allowed else 0
+    seen_test = int((seen & (split == "test")).sum())
+    rows = " and ".join({"train": "train", "val": "validation"}.get(a, a) for a in allowed)
     unseen_train = int((~seen & is_train).sum())
     foreign = int(np.isin(keys, split_keys, invert=True).sum())
     # The split's own record, from the hashes above (not hashed again).
@@ -140,18 +148,20 @@ def leak_outcome(
             f"LEAK: {component} was fitted on {seen_val:,} validation and {seen_test:,} test "
             f"interaction(s) of interaction_splits (e.g. user {example['user_id']!r}, item "
             f"{example['item_id']!r} at {example['ts']}, a {example['split']} row); it must fit on the "
-            f"{train.interactions:,} train rows only"
+            f"{train.interactions:,} {rows} rows only"
         )
     elif unseen_train or foreign:
         message = (
-            f"{component} was not fitted on this split's train rows: {unseen_train:,} of its "
-            f"{train.interactions:,} train rows unseen, {foreign:,} rows not in the split at all "
+            f"{component} was not fitted on this split's {rows} rows: {unseen_train:,} of its "
+            f"{train.interactions:,} {rows} rows unseen, {foreign:,} rows not in the split at all "
             "(fitted on another split?); rematerialize it"
         )
     else:
         message = (
-            f"{component} was fitted on exactly the split's {train.interactions:,} train interactions "
-            f"(fingerprint {train.fingerprint}); no validation or test interaction seen"
+            f"{component} was fitted on exactly the split's {train.interactions:,} {rows} interactions "
+            f"(fingerprint {train.fingerprint}); no "
+            + ("test" if "val" in allowed else "validation or test")
+            + " interaction seen"
         )
     return CheckOutcome(
         not (seen_val or seen_test or unseen_train or foreign),

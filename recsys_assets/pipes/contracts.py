@@ -106,8 +106,11 @@ class ModelFiles(Section):
     meta_uri: str
     #: The hashes of the train rows the model was fitted on (``core/leakage.py``).
     trained_on_uri: str
-    #: Its weights (a network the files alone cannot rebuild: the GAT, an encoder of histories).
+    #: Its weights (a network the files alone cannot rebuild: the GAT, an encoder of histories;
+    #: a ranker's LightGBM model).
     checkpoint_uri: str = ""
+    #: A ranker's scores of each split's candidates.
+    scores_uri: str = ""
 
 
 class ContentInputs(Section):
@@ -123,6 +126,20 @@ class ContentInputs(Section):
         from recsys_assets.core.models.gat.inputs import load_gat_inputs
 
         return load_gat_inputs(self.features_uri, self.ui_edges_uri, self.ii_edges_uri, data)
+
+
+class RankerSources(Section):
+    """What a ranker reads (``ModelSpec.kind == "ranker"``): the trained models' files and the
+    content vectors by space."""
+
+    models: dict[str, ModelFiles]
+    content_uris: dict[str, str]
+
+    def load(self, data: Any, splits_uri: str, node_maps_uri: str) -> Any:
+        """``RankerInputs``: each model with its chosen use of order, the content, the timeline."""
+        from recsys_assets.core.models.ranker.load import load_ranker_inputs
+
+        return load_ranker_inputs(self.models, self.content_uris, data, splits_uri, node_maps_uri)
 
 
 class TrainParams(JobParams):
@@ -141,6 +158,8 @@ class TrainParams(JobParams):
     output: ModelFiles
     #: The items' content and the graph, for a model that reads them.
     inputs: ContentInputs | None = None
+    #: The trained models and content a ranker reads.
+    sources: RankerSources | None = None
     #: The search result whose best settings the config holds ("": none).
     tuned_from: str = ""
     #: The uses of order tried on validation (``core/models/recency.py``).
@@ -161,6 +180,7 @@ def _train_contract(spec: registry.ModelSpec) -> type[TrainParams]:
     config = spec.config_class
     fields["config"] = (config, ...) if config is not None else (None, None)
     fields["inputs"] = (ContentInputs, ...) if spec.content else (None, None)
+    fields["sources"] = (RankerSources, ...) if spec.kind == "ranker" else (None, None)
     name = "".join(part.title() for part in spec.name.split("_")) + "Params"
     return create_model(name, __base__=TrainParams, __module__=__name__, **fields)
 

@@ -57,6 +57,12 @@ def evaluate_model(
     model = load_scorable(files.users_uri, files.items_uri, files.neighbours_uri, meta)
     model.check(data.n_users, data.n_items, files.meta_uri.rsplit("/", 1)[0])
     chosen, free = Order(**meta["order"]), Order(**meta["order_free"])
+    if model.kind == "ranker":
+        pipes.log.info(f"evaluating {name} (ranker: its candidates' scores, validation out of fold)")
+        return evaluate_per_user(
+            model.scoring(data.n_items), data, KS, partial(log_line, pipes, name), config.test_history,
+            model.split_scorers(),
+        )  # fmt: skip
     pipes.log.info(
         f"evaluating {name} ({model.kind}, {chosen.label()}; full ranking of {data.n_items:,} items)"
     )
@@ -101,7 +107,12 @@ def candidate_examples(params: EvaluateParams, name: str, data: TrainingData) ->
     model = load_scorable(files.users_uri, files.items_uri, files.neighbours_uri, meta)
     maps = NodeMaps.from_json(read_json(params.data.node_maps_uri))
     names = catalogue_cards(params.items_uri, maps.items).titles
-    score = model.scorer(data.history("test"), data.n_items, Order(**meta["order"]))
+    split_scores = model.split_scorers()
+    score = (
+        split_scores["test"]
+        if split_scores
+        else model.scorer(data.history("test"), data.n_items, Order(**meta["order"]))
+    )
     return examples_table(score, data, example_users(data), maps.users, names)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from dagster_pipes import PipesContext
@@ -16,6 +17,13 @@ from recsys_assets.core.io.storage import write_bytes
 from recsys_assets.core.markdown import Markdown, markdown_table
 from recsys_assets.core.models import training
 from recsys_assets.core.models.evaluation import evaluate
+from recsys_assets.core.models.ranker.report import (
+    importance_markdown,
+    importance_plot,
+    recall_markdown,
+    tried_markdown,
+)
+from recsys_assets.core.models.ranker.scores import scores_arrays
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.pipes.contracts import TRAIN_PARAMS, TrainParams
@@ -51,6 +59,11 @@ def fitting_for(params: TrainParams, data: TrainingData, pipes: PipesContext) ->
         log=log,
         step_progress=step_logger(pipes, params.model),
         content=params.inputs.load(data) if params.inputs is not None else None,
+        ranker=(
+            params.sources.load(data, params.data.splits_uri, params.data.node_maps_uri)
+            if params.sources is not None
+            else None
+        ),
     )
 
 
@@ -119,9 +132,11 @@ def seeds_table(runs: list[dict[str, float]]) -> Markdown:
 
 
 def save_model(params: TrainParams, trained: training.Trained) -> None:
-    """Vectors or neighbour lists, by the model's kind."""
+    """Vectors, neighbour lists or a ranker's scores, by the model's kind."""
     model = trained.model
-    if model.neighbours is not None:
+    if model.split_scores is not None:
+        save(params.output.scores_uri, scores_arrays(model.split_scores))
+    elif model.neighbours is not None:
         save(params.output.neighbours_uri, csr_arrays(model.neighbours))
     else:
         assert model.users is not None
@@ -130,12 +145,32 @@ def save_model(params: TrainParams, trained: training.Trained) -> None:
         save(params.output.items_uri, model.items.astype(np.float32))
 
 
+def ranker_metadata(params: TrainParams, meta: dict[str, Any]) -> dict[str, Any]:
+    """A ranker's candidates (recall per retriever), settings tried and feature importance; a
+    blend's pair and weights tried."""
+    if params.spec.kind != "ranker":
+        return {}
+    out: dict[str, Any] = {"sources": ", ".join(meta["sources"])}
+    if "recall" in meta:
+        out["candidates"] = recall_markdown(meta["recall"], params.config.per_source)
+        out["settings_tried"] = tried_markdown(meta["tried"])
+        out["importance"] = importance_markdown(meta["importance"], meta["features"])
+        out["importance_plot"] = importance_plot(meta["importance"])
+        out["union_recall"] = round(meta["recall"][-1]["recall"], 4)
+    else:
+        out["weights_tried"] = markdown_table(
+            ["weight", "val NDCG@20"],
+            [[f"{t['weight']:g}", f"{t['val_ndcg@20']:.4f}"] for t in meta["tried"]],
+        )
+    return out
+
+
 def run(params: TrainParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     pipes.log.info(f"training {params.model} on {data.summary()}")
     fitting = fitting_for(params, data, pipes)
     trained = training.train(params.model, data, params.config, fitting)
-    trained_on = data.trained_on()
+    trained_on = data.trained_on(with_val=params.spec.kind == "ranker")
     meta = training.model_meta(params.model, trained, data, pipes.run_id) | {
         "tuned_from": params.tuned_from,
         "trained_on": trained_on.summary(params.output.trained_on_uri),
@@ -146,6 +181,8 @@ def run(params: TrainParams, pipes: PipesContext) -> JobResult:
     if trained.checkpoint is not None:
         write_bytes(params.output.checkpoint_uri, trained.checkpoint)
         meta |= {"checkpoint_uri": params.output.checkpoint_uri}
+    if trained.model.split_scores is not None:
+        meta |= {"scores_uri": params.output.scores_uri}
     save_model(params, trained)
     save(params.output.trained_on_uri, trained_on.keys)
     save(params.output.meta_uri, meta)
@@ -171,6 +208,7 @@ def run(params: TrainParams, pipes: PipesContext) -> JobResult:
         "order_val_ndcg20": json_value(meta["order_val_ndcg@20"]) if meta["order_val_ndcg@20"] else None,
         "trained_on_interactions": trained_on.interactions,
         "seeds": seeds_table(meta["seeds"]) if meta["seeds"] else None,
+        **ranker_metadata(params, meta),
     }
     return JobResult(metadata, {"vectors": training.vectors_outcome(trained, data)})
 

@@ -78,6 +78,67 @@ class SASRecConfig(Section):
         return self
 
 
+class BlendConfig(Section):
+    """The blend peer: a per-user z-scored blend of the two models best on validation
+    (``core/models/ranker/blend.py``), the floor a learned ranker must clear."""
+
+    weights: tuple[float, ...] = setting(
+        tuple(round(0.1 * k, 1) for k in range(11)), "Weights of the better model tried on validation."
+    )
+    keep: int = setting(
+        100, "Items kept per user and split (a metric at K up to this reads nothing below).", ge=20
+    )
+    val_users: int = setting(10_000, "Validation users the choices are made on (0: all).", ge=0)
+    seed: int = setting(0, "Seed of that sample.")
+
+    @model_validator(mode="after")
+    def _tried(self) -> Self:
+        _grid(self.weights, "blend.weights")
+        if any(not 0 <= w <= 1 for w in self.weights):
+            raise ValueError(f"blend.weights: each weight must be within [0, 1], got {list(self.weights)}")
+        return self
+
+
+class RankerConfig(Section):
+    """The two-stage ranker: candidates from every trained model and from content, a LightGBM
+    LambdaRank learnt from validation (``core/models/ranker/``)."""
+
+    per_source: int = setting(50, "Candidates each retriever proposes per user (N).", ge=1)
+    sources: tuple[str, ...] = setting(
+        (), "Models whose candidates and scores the ranker reads; empty: every trained model."
+    )
+    content: tuple[Literal["txt", "fused"], ...] = setting(
+        ("fused", "txt"),
+        "Content spaces that propose candidates (kNN of the user's weighted mean vector) and give "
+        "similarity features; the first also proposes the items with few or no train interactions.",
+    )
+    content_decay: float = setting(
+        5.0, "Recency decay of the content retrievers' user vector (``recency.py``'s weights).", ge=0
+    )
+    recent_items: int = setting(20, "Latest history items the content similarities read.", ge=1)
+    recent_decay: float = setting(
+        0.2, "Weight exp(-decay * k) of the k-th latest item in the recency-weighted similarity.", ge=0
+    )
+    window_days: float = setting(30.0, "Window of the item's recent-interaction count.", gt=0)
+    folds: int = setting(5, "K of the K-fold over validation users that chooses the settings.", ge=2)
+    grid: tuple[dict[str, int | float | str], ...] = setting(
+        (
+            {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50},
+            {"learning_rate": 0.05, "num_leaves": 63, "min_data_in_leaf": 100},
+        ),
+        "LightGBM settings tried (each a dict of LightGBM parameters); the best mean fold NDCG@20 wins.",
+    )
+    max_rounds: int = setting(500, "Most boosting rounds.", ge=1)
+    patience: int = setting(30, "Rounds without a better fold NDCG@20 before a fold stops.", ge=1)
+    threads: int = setting(0, "LightGBM threads (0: every core).", ge=0)
+    seed: int = setting(0, "Seed of the folds and of LightGBM's sampling.")
+
+    @model_validator(mode="after")
+    def _tried(self) -> Self:
+        _grid(self.grid, "ranker.grid")
+        return self
+
+
 def _grid(values: tuple[Any, ...], name: str) -> None:
     if not values:
         raise ValueError(f"{name}: expected at least one value to try")
@@ -338,6 +399,8 @@ class ModelSettings(Section):
     cold_start: ColdStartConfig = section(ColdStartConfig, "The item-cold-start protocol.")
     lightgcn: LightGCNConfig = section(LightGCNConfig, "LightGCN, the graph baseline.")
     sasrec: SASRecConfig = section(SASRecConfig, "SASRec, the order-aware sequential peer.")
+    blend: BlendConfig = section(BlendConfig, "The score blend of the two best models (the ranker's floor).")
+    ranker: RankerConfig = section(RankerConfig, "The two-stage ranker over every model's candidates.")
     gat: GATConfig = section(
         GATConfig, "Any GAT hyperparameter, as a JSON object (e.g. `{\"temperature\": 0.1}`).",
         env="RECSYS_GAT_CONFIG",

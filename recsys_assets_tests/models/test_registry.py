@@ -25,12 +25,13 @@ SPECS = registry.MODELS
 
 def test_the_registry_lists_every_model_once() -> None:
     names = [spec.name for spec in SPECS]
-    assert names == ["popularity", "itemknn", "ease", "mf", "lightgcn", "gat", "sasrec"]
+    assert names == ["popularity", "itemknn", "ease", "mf", "lightgcn", "gat", "sasrec", "blend", "ranker"]
+    assert [spec.name for spec in registry.RETRIEVERS] == names[:-2]
     assert len(set(names)) == len(names)
     # Serving costs order the models strictly: a tie on validation always has a cheaper side.
     costs = [spec.serving_cost for spec in SPECS]
     assert len(set(costs)) == len(costs)
-    assert registry.SERVING_COST[0] == "popularity" and registry.SERVING_COST[-1] == "ease"
+    assert registry.SERVING_COST[0] == "popularity" and registry.SERVING_COST[-1] == "ranker"
     with pytest.raises(ValueError, match=r"unknown model 'svd'; registered: \['popularity', "):
         registry.spec("svd")
 
@@ -69,14 +70,23 @@ def test_everything_derived_from_an_entry_exists(spec: registry.ModelSpec) -> No
     assert node.description == f"{spec.description}: models/{spec.name}/."
     assert ("gpu" in node.kinds) == spec.gpu and ("pytorch" in node.kinds) == spec.epochs
     assert f"{spec.asset}_vectors" in {c.name for c in graph.asset_check_keys if c.asset_key == key}
-    leakage = {k.name for check in LEAKAGE_CHECKS for k in check.check_keys if k.asset_key == key}
-    assert leakage == {f"{spec.asset}_fitted_on_train_only"}
+    leakage = [check for check in LEAKAGE_CHECKS if any(k.asset_key == key for k in check.check_keys)]
+    assert [k.name for check in leakage for k in check.check_keys] == [f"{spec.asset}_fitted_on_train_only"]
+    # A ranker learns from validation labels: its check allows validation rows, never test.
+    description = next(iter(leakage[0].check_specs)).description or ""
+    ranker = spec.kind == "ranker"
+    assert ("train and validation rows only: no test" in description) == ranker, description
+    assert ("no validation or test" in description) == (not ranker), description
+    if ranker:
+        retrievers = {MODEL_ASSETS[r.name].key for r in registry.RETRIEVERS}
+        assert retrievers <= set(node.parent_keys)
     contract = TRAIN_CONTRACTS[spec.name]
     assert contract in CONTRACTS
     assert (spec.name in search_partitions.get_partition_keys()) == spec.tunable
     fields = contract.model_fields
     assert fields["config"].annotation is (spec.config_class or type(None))
     assert fields["inputs"].is_required() == spec.content
+    assert fields["sources"].is_required() == (spec.kind == "ranker")
 
 
 def test_the_training_params_union_tells_models_apart_by_name() -> None:

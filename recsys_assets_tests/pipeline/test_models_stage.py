@@ -21,6 +21,7 @@ from recsys_assets.core.models import registry
 from recsys_assets.core.models.gat.checkpoint import load_checkpoint
 from recsys_assets.core.models.gat.graph import build_graph
 from recsys_assets.core.models.gat.model import embed
+from recsys_assets.core.models.ranker.scores import scores_from_arrays
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.defs import jobs
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.xdist_group("pipeline")
 EMBEDDING = tuple(spec.name for spec in registry.MODELS if spec.kind == "embedding")
 ITEM_ITEM = tuple(spec.name for spec in registry.MODELS if spec.kind == "item_item")
 MODELS = (*EMBEDDING, *ITEM_ITEM)
+RANKERS = tuple(spec.name for spec in registry.MODELS if spec.kind == "ranker")
 
 
 def test_every_model_is_stored_as_vectors_or_neighbour_lists_with_its_order(pipeline: Pipeline) -> None:
@@ -110,6 +112,43 @@ def test_gat_checkpoint_reproduces_its_exported_vectors(pipeline: Pipeline) -> N
     np.testing.assert_allclose(users, read_npy(artifacts.uri(catalogue.MODEL_USERS, model="gat")), atol=1e-5)
 
 
+def test_the_ranker_learns_from_every_models_candidates_and_reports_them(pipeline: Pipeline) -> None:
+    pipeline.require("ranker_model", "blend_model", "eval_report")
+    artifacts = pipeline.artifacts
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="ranker"))
+    retrievers = [spec.name for spec in registry.RETRIEVERS]
+    assert meta["kind"] == "ranker" and meta["sources"] == [
+        *retrievers,
+        "fused_knn",
+        "txt_knn",
+        "cold_content",
+    ]
+    # Recall on validation per retriever and for the union (at least any one source's).
+    recall = {row["source"]: row["recall"] for row in meta["recall"]}
+    assert recall["union"] >= max(v for k, v in recall.items() if k != "union") > 0
+    assert {name for name, _ in meta["importance"]} == set(meta["features"])
+    booster = read_bytes(artifacts.uri(catalogue.RANKER_BOOSTER, model="ranker")).decode()
+    assert booster.startswith("tree") and "objective=lambdarank" in booster
+    scores = scores_from_arrays(read_npz(artifacts.uri(catalogue.MODEL_SCORES, model="ranker")), "scores")[
+        "test"
+    ]
+    data = load_training_data(artifacts.uri(catalogue.SPLITS), artifacts.uri(catalogue.NODE_MAPS))
+    test_users = np.flatnonzero(data.test.lengths() > 0)
+    assert set(np.unique(scores.nonzero()[0])) == set(test_users)
+    metadata = pipeline.metadata["ranker_model"]
+    assert "validation recall" in metadata["candidates"].value and "union" in metadata["candidates"].value
+    assert "share of gain" in metadata["importance"].value
+    assert metadata["importance_plot"].value.startswith("![feature importance](data:image/png;base64,")
+    # Its leakage check allows validation (it learns from it) and passed: no test row seen.
+    check = pipeline.checks["ranker_model_fitted_on_train_only"]
+    assert check.passed and "no test interaction seen" in check.description
+    blend = read_json(artifacts.uri(catalogue.MODEL_META, model="blend"))
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    best_two = sorted(blend["alone_val_ndcg@20"], key=lambda name: -blend["alone_val_ndcg@20"][name])[:2]
+    assert blend["sources"] == best_two and 0 <= blend["chosen"]["weight"] <= 1
+    assert {"ranker", "blend"} <= set(report["models"]) and report["candidate"] not in ("ranker", "blend")
+
+
 def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_report(
     pipeline: Pipeline,
 ) -> None:
@@ -120,7 +159,7 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     decision = report["decision"]
     # The validation-best model serves, or a model cheaper to serve that it does not beat
     # significantly; the report says which and why, with the gap's interval.
-    val = {name: m["val"]["ndcg@20"] for name, m in report["models"].items()}
+    val = {name: m["val"]["ndcg@20"] for name, m in report["models"].items() if m["kind"] != "ranker"}
     best = max(val, key=lambda name: val[name])
     assert (
         decision["validation_best"] == best and decision["served"] == candidate and report["ks"] == [10, 20]
@@ -132,7 +171,7 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     if candidate != best:
         assert f"the tie goes to {candidate}, cheaper to serve" in report["candidate_reason"]
     assert pipeline.metadata["eval_report"]["candidate_reason"].value == report["candidate_reason"]
-    assert set(report["models"]) == set(MODELS)
+    assert set(report["models"]) == {*MODELS, *RANKERS}
     splits = pd.read_parquet(artifacts.uri(catalogue.SPLITS))
     assert report["data"]["test"] == int((splits["split"] == "test").sum())
     for name, model in report["models"].items():
@@ -154,8 +193,13 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
             served = report["models"][candidate][split]["ndcg@20"]
             assert versus["relative"] == pytest.approx(model[split]["ndcg@20"] / served - 1)
             assert versus["p"] <= versus["p_holm"] <= 1 and versus["significant"] == (versus["p_holm"] < 0.05)
-        assert model["trained_on"]["interactions"] == report["data"]["train"]
         assert model["files"]["users_uri"] == artifacts.uri(catalogue.MODEL_USERS, model=name)
+        if name in RANKERS:
+            # A ranker learns from validation: its record is train and validation, never test.
+            assert model["kind"] == "ranker" and "order_free" not in model
+            assert model["trained_on"]["interactions"] == report["data"]["train"] + report["data"]["val"]
+            continue
+        assert model["trained_on"]["interactions"] == report["data"]["train"]
         assert model["kind"] == ("item_item" if name in ITEM_ITEM else "embedding")
         # With the order chosen, and without it when one was chosen.
         if model["order"]["decay"]:

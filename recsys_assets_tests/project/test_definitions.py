@@ -88,14 +88,32 @@ EXPECTED_ASSETS = {
         ["ii_edges_fused", "ii_edges_txt", "items", "node_maps", "ui_edges"],
         False,
     ),
-    # Every registered model: the split, and the content and graphs for a model that reads them.
+    # Every registered model: the split, and the content and graphs for a model that reads them;
+    # a ranker (and the blend) reads every other model and the content vectors.
     **{
         spec.asset: (
             "models",
             sorted(GAT_INPUTS) if spec.content else ["interaction_splits", "node_maps"],
             False,
         )
+        for spec in registry.RETRIEVERS
+    },
+    **{
+        spec.asset: (
+            "models",
+            sorted(
+                [
+                    "interaction_splits",
+                    "node_maps",
+                    "item_fused_embeddings",
+                    "item_text_embeddings",
+                    *(r.asset for r in registry.RETRIEVERS),
+                ]
+            ),
+            False,
+        )
         for spec in registry.MODELS
+        if spec.kind == "ranker"
     },
     "eval_report": ("models", sorted(spec.asset for spec in registry.MODELS), False),
     "gat_ablation": ("models", ["gat_model"], False),

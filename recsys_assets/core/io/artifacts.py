@@ -121,6 +121,14 @@ MODEL_META = Artifact("models/{model}/meta.json", "{model}_model", "Config, timi
 MODEL_TRAINED_ON = Artifact(
     "models/{model}/trained_on.npy", "{model}_model", "Hashes of the train rows the model fitted on."
 )
+MODEL_SCORES = Artifact(
+    "models/{model}/scores.npz",
+    "{model}_model",
+    "A ranker's scores of each split's candidates (validation out of fold).",
+)
+RANKER_BOOSTER = Artifact(
+    "models/{model}/lightgbm.txt", "{model}_model", "A ranker's LightGBM model, as text."
+)
 MODEL_CHECKPOINT = Artifact(
     "models/{model}.pt", "{model}_model", "Its weights, for a model that keeps them (the GAT)."
 )
@@ -167,6 +175,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     FUSED_EMBEDDINGS, FUSION_CONFIG, FUSION_WEIGHTS, FUSION_TRAINED_ON,
     SPLITS, NODE_MAPS, UI_EDGES, *II_EDGES.values(), GRAPH_QA,
     MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, MODEL_TRAINED_ON, MODEL_CHECKPOINT,
+    MODEL_SCORES, RANKER_BOOSTER,
     EVAL_REPORT, EVAL_TABLE, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,

@@ -11,7 +11,7 @@ Slices keep the ranking and restrict the held-out items: ``cold_start`` (items w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,13 +119,16 @@ def evaluate_per_user(
     ks: Sequence[int] = KS,
     progress: Callable[[str], None] | None = None,
     test_history: TestHistory = "train+val",
+    split_scores: Mapping[str, Score] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, SplitScores]]:
     """Validation and test metrics of a model, and the same user by user.
 
     ``score_for(history)``: every item's score for a batch of users, reading ``history``
     (``Scorable.scoring``). Validation reads the train history and excludes train items; test
     reads ``test_history`` (train and validation by default) and excludes train and validation
-    items. The whole catalogue is ranked, in user batches.
+    items. The whole catalogue is ranked, in user batches. ``split_scores``: a model whose
+    scores of each split were made by its fit (the ranker: out of fold on validation) gives
+    them here instead.
     """
     masks = slice_masks(data)
     out, scores = {}, {}
@@ -134,7 +137,7 @@ def evaluate_per_user(
         ("test", [data.train, data.val], data.test),
     ):
         history = data.history(name) if test_history == "train+val" else data.train
-        score = checked(score_for(history), data.n_items)
+        score = checked(split_scores[name] if split_scores else score_for(history), data.n_items)
         evaluated = np.flatnonzero(targets.lengths() > 0)
         top = top_k(score, evaluated, exclude, max(ks), batch=user_batch(data.n_items))
         out[name], scores[name] = _split_metrics(top, evaluated, targets, masks, data.n_items, ks)

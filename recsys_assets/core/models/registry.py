@@ -174,9 +174,32 @@ MODELS: tuple[ModelSpec, ...] = (
         serving_cost=4,
         encoder="recsys_assets.core.models.sasrec:load_encoder",
     ),
+    ModelSpec(
+        "blend",
+        "Per-user z-scored blend of the two models best on validation, its weight chosen on validation",
+        "recsys_assets.core.models.ranker.blend:fit",
+        kind="ranker",
+        settings="blend",
+        servable=False,
+        serving_cost=7,
+    ),
+    ModelSpec(
+        "ranker",
+        "Two-stage: candidates from every model and from content, ordered by a LightGBM LambdaRank "
+        "learnt from validation (settings by K-fold over users)",
+        "recsys_assets.core.models.ranker.fit:fit",
+        kind="ranker",
+        settings="ranker",
+        content=False,
+        # Served once the API generates candidates and features (issue 30, serving).
+        servable=False,
+        serving_cost=8,
+    ),
 )
 
 BY_NAME: dict[str, ModelSpec] = {spec.name: spec for spec in MODELS}
+#: The models a ranker (or the blend) takes candidates and scores from: every model that is not one.
+RETRIEVERS: tuple[ModelSpec, ...] = tuple(spec for spec in MODELS if spec.kind != "ranker")
 #: The models a search can tune: the search asset's partitions.
 TUNABLE: tuple[str, ...] = tuple(spec.name for spec in MODELS if spec.tunable)
 #: Model names from the cheapest to serve to the costliest (``models.evaluation.serving_cost``

@@ -5,7 +5,9 @@ for a batch of users, given the train histories and a use of order (``recency.py
   product of user and item vectors; the history readout adds to the user's vector; a sequence
   model's user vectors are its ``encoder``'s reading of the history it is given (SASRec);
 * ``item_item`` models (EASE, ItemKNN) score the weighted history times their sparse
-  neighbour lists (``item_item.py``).
+  neighbour lists (``item_item.py``);
+* a ``ranker`` (``ranker/``) orders other models' candidates: its fit scores each split's
+  candidates (validation out of fold), and the evaluation reads those scores.
 
 ``choose_order`` picks, per model, the use of order (and the model's own grid: EASE's lambda,
 ItemKNN's k and shrinkage) with the best validation NDCG@20.
@@ -26,6 +28,7 @@ from recsys_assets.core.io.storage import read_bytes
 from recsys_assets.core.models import registry
 from recsys_assets.core.models.item_item import item_item_scorer, scoring_matrix
 from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, sample_rows, validation_ndcg
+from recsys_assets.core.models.ranker.scores import scores_from_arrays, sparse_scorer
 from recsys_assets.core.models.recency import (
     ORDER_FREE,
     Choice,
@@ -38,7 +41,7 @@ from recsys_assets.core.models.recency import (
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import OrderConfig
 
-Kind = Literal["embedding", "item_item"]
+Kind = Literal["embedding", "item_item", "ranker"]
 
 
 @dataclass
@@ -57,14 +60,33 @@ class Scorable:
     #: A sequence model's encoder: the user vectors for a history (``users`` holds the train
     #: history's); the order is its own, so no readout applies.
     encoder: Callable[[Csr], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    #: A ranker's scores of each split's candidates (``"val"``, ``"test"``; users x items, every
+    #: candidate stored explicitly), made by its fit.
+    split_scores: dict[str, sp.csr_matrix] | None = field(default=None, repr=False, compare=False)
     _scoring: sp.csr_matrix | np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def kind(self) -> Kind:
+        if self.split_scores is not None:
+            return "ranker"
         return "item_item" if self.neighbours is not None else "embedding"
+
+    def split_scorers(self) -> dict[str, Score] | None:
+        """A ranker's scores of each split as scorers (``evaluation.evaluate_per_user``)."""
+        if self.split_scores is None:
+            return None
+        return {split: sparse_scorer(scores) for split, scores in self.split_scores.items()}
 
     def check(self, n_users: int, n_items: int, source: str) -> None:
         """Named error when the model does not fit the training data's nodes."""
+        if self.split_scores is not None:
+            for split, scores in self.split_scores.items():
+                if scores.shape != (n_users, n_items):
+                    raise ValueError(
+                        f"{source}: {split} scores of shape {list(scores.shape)} for {n_users} users x "
+                        f"{n_items} items; rematerialize the model"
+                    )
+            return
         if self.neighbours is not None:
             if self.neighbours.shape != (n_items, n_items):
                 raise ValueError(
@@ -96,6 +118,8 @@ class Scorable:
         return np.concatenate([read, self.users[:, -1:]], axis=1)
 
     def scorer(self, train: Csr, n_items: int, order: Order = ORDER_FREE) -> Score:
+        if self.split_scores is not None:
+            raise ValueError("a ranker scores the candidates of its own splits only (split_scorers)")
         if self.neighbours is not None:
             if self._scoring is None:  # made once: every use of order tried multiplies it
                 self._scoring = scoring_matrix(self.neighbours)
@@ -114,6 +138,8 @@ def load_scorable(users_uri: str, items_uri: str, neighbours_uri: str, meta: dic
     encoder from its checkpoint, by its registered loader)."""
     if meta.get("kind") == "item_item":
         return Scorable(neighbours=csr_from_arrays(read_npz(neighbours_uri), neighbours_uri))
+    if meta.get("kind") == "ranker":
+        return Scorable(split_scores=scores_from_arrays(read_npz(meta["scores_uri"]), meta["scores_uri"]))
     encoder = None
     if meta.get("encoder"):
         loader = registry.spec(meta["model"]).encoder_loader()

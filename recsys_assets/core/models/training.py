@@ -24,6 +24,7 @@ from recsys_assets.core.models.item_item import ItemItemFit, ease, itemknn
 from recsys_assets.core.models.lightgcn import train_lightgcn
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.popularity import popularity_vectors
+from recsys_assets.core.models.ranker.inputs import RankerInputs
 from recsys_assets.core.models.recency import ORDER_FREE, Choice, Order
 from recsys_assets.core.models.scoring import Scorable, choose_order
 from recsys_assets.core.models.training_data import TrainingData
@@ -59,7 +60,8 @@ class Trained:
     model: Scorable
     config: dict[str, Any]
     fit: FitResult | None = None
-    #: The GAT's checkpoint (``checkpoint.py``); None for the others.
+    #: Its weights, when the files alone cannot rebuild it (the GAT's and SASRec's networks, a
+    #: ranker's LightGBM model as text); None for the others.
     checkpoint: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     #: The use of order chosen on validation (``with_order``), and what was tried.
@@ -88,6 +90,8 @@ class Fitting:
     step_progress: Callable[[int, int], None] | None = None
     #: The items' features and the graph, for a model that reads content (``ModelSpec.content``).
     content: tuple[np.ndarray, Graph] | None = None
+    #: The trained retrievers and content vectors, for a ranker (``ModelSpec.kind``).
+    ranker: RankerInputs | None = None
 
 
 def fit_popularity(data: TrainingData, config: None = None, fitting: Fitting | None = None) -> Trained:
@@ -154,7 +158,7 @@ def train(name: str, data: TrainingData, config: Any, fitting: Fitting) -> Train
     validation (an item-item model chooses it with its own settings)."""
     spec = registry.spec(name)
     trained: Trained = spec.fit_function()(data, config, fitting)
-    if trained.choice is None:
+    if trained.choice is None and trained.model.kind != "ranker":
         trained = with_order(trained, data, fitting.order, fitting.log)
     return trained
 
@@ -207,7 +211,10 @@ def model_meta(model: str, trained: Trained, data: TrainingData, run_id: str) ->
 
 def vectors_outcome(trained: Trained, data: TrainingData) -> CheckOutcome:
     """One finite user vector per user node and item vector per item node, of one width; or
-    finite neighbour lists over the item nodes."""
+    finite neighbour lists over the item nodes; or a ranker's finite scores of each split's
+    candidates."""
+    if trained.model.split_scores is not None:
+        return _scores_outcome(trained.model.split_scores, data)
     weights = trained.model.neighbours
     if weights is not None:
         finite = bool(np.isfinite(weights.data).all())
@@ -234,6 +241,20 @@ def vectors_outcome(trained: Trained, data: TrainingData) -> CheckOutcome:
         0 if finite and shapes_ok else 1,
         0,
         metadata={"users": int(users.shape[0]), "items": int(items.shape[0]), "dim": int(items.shape[1])},
+    )
+
+
+def _scores_outcome(split_scores: dict[str, Any], data: TrainingData) -> CheckOutcome:
+    shapes_ok = all(m.shape == (data.n_users, data.n_items) for m in split_scores.values())
+    finite = all(bool(np.isfinite(m.data).all()) for m in split_scores.values())
+    counts = {split: int(m.nnz) for split, m in split_scores.items()}
+    return CheckOutcome(
+        shapes_ok and finite,
+        f"candidate scores {counts} over {data.n_users} users x {data.n_items} items, "
+        f"{'all finite' if finite else 'NON-FINITE values'}{'' if shapes_ok else ', WRONG SHAPE'}",
+        0 if shapes_ok and finite else 1,
+        0,
+        metadata={f"{split}_candidates": n for split, n in counts.items()},
     )
 
 

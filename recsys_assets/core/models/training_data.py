@@ -27,7 +27,8 @@ class TrainingData:
     and validation items together, positioned in time over both: the history a model reads
     when it is tested, as a deployed model would know it (the models stay fitted on train).
     ``train_rows``: the train rows as read (user, item, ts), from which ``trained_on`` records
-    what a component fitted on (``core/leakage.py``).
+    what a component fitted on (``core/leakage.py``); ``val_rows`` likewise, for the ranker
+    (it learns from validation).
     """
 
     train: Csr
@@ -36,6 +37,7 @@ class TrainingData:
     n_items: int
     test_history: Csr | None = None
     train_rows: pd.DataFrame | None = field(default=None, repr=False)
+    val_rows: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n_users(self) -> int:
@@ -50,11 +52,13 @@ class TrainingData:
         """Train interactions per item."""
         return np.bincount(self.train.indices, minlength=self.n_items)
 
-    def trained_on(self) -> TrainedOn:
-        """The record of this data's train rows, for a component fitted on them."""
-        if self.train_rows is None:
+    def trained_on(self, with_val: bool = False) -> TrainedOn:
+        """The record of this data's train rows (and validation rows: ``with_val``), for a
+        component fitted on them."""
+        if self.train_rows is None or (with_val and self.val_rows is None):
             raise ValueError("this training data was not read from interaction_splits: no rows to record")
-        return TrainedOn.of_frame(self.train_rows)
+        rows = pd.concat([self.train_rows, self.val_rows]) if with_val else self.train_rows
+        return TrainedOn.of_frame(rows)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -99,8 +103,15 @@ def training_data(splits: pd.DataFrame, maps: NodeMaps, source: str = "interacti
     test_history = Csr.from_pairs(
         users[seen], items[seen], n_users, history_positions(users[seen], None if ts is None else ts[seen])
     )
-    rows = splits.loc[train, ["user_id", "item_id", "ts"]].reset_index(drop=True) if ts is not None else None
-    return TrainingData(parts["train"], parts["val"], parts["test"], n_items, test_history, train_rows=rows)
+    rows = {
+        name: splits.loc[split == name, ["user_id", "item_id", "ts"]].reset_index(drop=True)
+        if ts is not None
+        else None
+        for name in ("train", "val")
+    }
+    return TrainingData(
+        parts["train"], parts["val"], parts["test"], n_items, test_history, rows["train"], rows["val"]
+    )
 
 
 def load_training_data(splits_uri: str, node_maps_uri: str) -> TrainingData:

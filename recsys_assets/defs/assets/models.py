@@ -45,6 +45,7 @@ from recsys_assets.pipes.contracts import (
     ContentInputs,
     EvaluateParams,
     ModelFiles,
+    RankerSources,
     SearchParams,
     TrainingInputs,
     TrainParams,
@@ -92,13 +93,28 @@ def training_inputs(artifacts: Artifacts) -> TrainingInputs:
 
 
 def model_files(artifacts: Artifacts, model: str) -> ModelFiles:
+    ranker = registry.spec(model).kind == "ranker"
     return ModelFiles(
         users_uri=artifacts.uri(catalogue.MODEL_USERS, model=model),
         items_uri=artifacts.uri(catalogue.MODEL_ITEMS, model=model),
         neighbours_uri=artifacts.uri(catalogue.MODEL_NEIGHBOURS, model=model),
         meta_uri=artifacts.uri(catalogue.MODEL_META, model=model),
         trained_on_uri=artifacts.uri(catalogue.MODEL_TRAINED_ON, model=model),
-        checkpoint_uri=artifacts.uri(catalogue.MODEL_CHECKPOINT, model=model),
+        checkpoint_uri=artifacts.uri(
+            catalogue.RANKER_BOOSTER if ranker else catalogue.MODEL_CHECKPOINT, model=model
+        ),
+        scores_uri=artifacts.uri(catalogue.MODEL_SCORES, model=model) if ranker else "",
+    )
+
+
+def ranker_sources(artifacts: Artifacts, models: ModelSettings) -> RankerSources:
+    """Every trained retriever's files (the ranker's ``sources`` setting picks among them) and
+    the content vectors its settings name."""
+    return RankerSources(
+        models={spec.name: model_files(artifacts, spec.name) for spec in registry.RETRIEVERS},
+        content_uris={
+            space: artifacts.uri(catalogue.ITEM_FEATURES[space]) for space in models.ranker.content
+        },
     )
 
 
@@ -126,6 +142,7 @@ def train_params(spec: registry.ModelSpec, artifacts: Artifacts, models: ModelSe
         config=config,
         tuned_from=tuned_from,
         inputs=content_inputs(artifacts, models) if spec.content else None,
+        sources=ranker_sources(artifacts, models) if spec.kind == "ranker" else None,
         data=training_inputs(artifacts),
         output=model_files(artifacts, spec.name),
         order=models.order,
@@ -144,15 +161,20 @@ def content_inputs(artifacts: Artifacts, models: ModelSettings) -> ContentInputs
     )
 
 
-def model_asset(spec: registry.ModelSpec) -> AssetsDefinition:
+def model_asset(spec: registry.ModelSpec, retrievers: list[AssetsDefinition]) -> AssetsDefinition:
     """``<name>_model``: trains the registered model in its job (the GPU profile and pool for a
-    model that asks for them), its checks declared from the training contract."""
-    kinds = {"pytorch"} if spec.epochs else {"python"}
+    model that asks for them), its checks declared from the training contract; a ranker reads
+    every retriever (``retrievers``) and the content vectors."""
+    kinds = {"pytorch"} if spec.epochs else {"lightgbm"} if spec.kind == "ranker" else {"python"}
+    if spec.kind == "ranker":
+        deps = [*TRAINING_INPUTS, item_fused_embeddings, item_text_embeddings, *retrievers]
+    else:
+        deps = CONTENT_INPUTS if spec.content else TRAINING_INPUTS
 
     @asset(
         name=spec.asset,
         group_name=GROUP,
-        deps=CONTENT_INPUTS if spec.content else TRAINING_INPUTS,
+        deps=deps,
         kinds=kinds | {"gpu"} if spec.gpu else kinds,
         pool=GPU_POOL if spec.gpu else None,
         check_specs=job_checks(spec.asset, TrainParams),
@@ -168,7 +190,15 @@ def model_asset(spec: registry.ModelSpec) -> AssetsDefinition:
 
 
 #: Every registered model's asset, by model name.
-MODEL_ASSETS: dict[str, AssetsDefinition] = {spec.name: model_asset(spec) for spec in registry.MODELS}
+RETRIEVER_ASSETS: dict[str, AssetsDefinition] = {
+    spec.name: model_asset(spec, []) for spec in registry.RETRIEVERS
+}
+MODEL_ASSETS: dict[str, AssetsDefinition] = {
+    spec.name: RETRIEVER_ASSETS[spec.name]
+    if spec.kind != "ranker"
+    else model_asset(spec, list(RETRIEVER_ASSETS.values()))
+    for spec in registry.MODELS
+}
 
 
 @asset(

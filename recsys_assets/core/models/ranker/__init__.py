@@ -1,0 +1,1 @@
+"""The two-stage ranker: candidates from every retriever, features, a LightGBM LambdaRank."""
