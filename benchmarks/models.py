@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def materialize(
-    workdir: Path, env: dict[str, str], jobs: tuple[str, ...], fresh: bool = True
+    workdir: Path, env: dict[str, str], jobs: tuple[str, ...], fresh: bool = True, select: str = ""
 ) -> dict[str, float]:
     """Run ``jobs`` one after the other in a fresh instance (``fresh``: in ``workdir``'s own, over
-    its artifacts); seconds of each."""
+    its artifacts; ``select``: only those assets); seconds of each."""
     home = workdir / "dagster_home"
     if fresh:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -57,7 +57,14 @@ def materialize(
     for job in jobs:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "recsys_assets.defs.materialize", "--job", job],
+            [
+                sys.executable,
+                "-m",
+                "recsys_assets.defs.materialize",
+                "--job",
+                job,
+                *(["--select", select] if select else []),
+            ],
             env=full_env,
             cwd=ROOT,
             check=True,
@@ -127,6 +134,7 @@ def protocol_lines(report: dict[str, Any], before: dict[str, Any]) -> list[str]:
          f"{m['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}",
          f"{before['models'][name]['test']['ndcg@20'] / max(m['val']['ndcg@20'], 1e-12):.2f}"]
         for name, m in report["models"].items()
+        if m["kind"] != "ranker"  # its test scores are made by its fit, with the train+val history
     ]  # fmt: skip
     return [
         "Both test protocols (same models, same split): the history read at test time with the "
@@ -282,11 +290,60 @@ def cold_start_lines(cold: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Issue 30's targets: the ranker against the best single model of the same run.
+RANKER_TARGET = {"movielens": 1.08, "synthetic": 1.10}
+
+
+def ranker_lines(report: dict[str, Any], name: str) -> list[str]:
+    """The two-stage ranker against the best single model and the blend, its head and tail, its
+    candidates' recall and its cost."""
+    models = report["models"]
+    if "ranker" not in models:
+        return []
+    test = {m: r["test"]["ndcg@20"] for m, r in models.items()}
+    singles = [m for m, r in models.items() if r["kind"] != "ranker"]
+    best = max(singles, key=lambda m: test[m])
+    val_best = max(singles, key=lambda m: models[m]["val"]["ndcg@20"])
+    ranker, target = test["ranker"], RANKER_TARGET[name]
+    part = {m: {s: models[m]["test"]["slices"][s].get("ndcg@20", 0.0) for s in ("head", "tail")}
+            for m in ("ranker", "ease", "gat")}  # fmt: skip
+    head_ok = part["ranker"]["head"] >= part["ease"]["head"]
+    tail_ok = part["ranker"]["tail"] >= part["gat"]["tail"]
+    meta = json.loads(Path(models["ranker"]["files"]["meta_uri"]).read_text())
+    recall = {r["source"]: r["recall"] for r in meta["recall"]}
+    lines = [
+        "The two-stage ranker (`ranker_model`: candidates from every model and content, LightGBM "
+        "LambdaRank learnt from validation, settings by K-fold over users) against the best single "
+        "model and the blend of the two best (`blend_model`):",
+        "",
+        *comparison_lines(report, "ranker", best),
+        *([] if val_best == best else comparison_lines(report, "ranker", val_best)),
+        *comparison_lines(report, "ranker", "blend"),
+        "",
+        f"Target, at least {target}x the best single model ({best}, test {test[best]:.4f}): "
+        f"{verdict(ranker >= target * test[best])} ({ranker:.4f} = {ranker / max(test[best], 1e-12):.3f}x); "
+        f"above the blend ({test['blend']:.4f}, {models['blend']['order_settings_chosen']}): "
+        f"{verdict(ranker > test['blend'])}.",
+        f"Head NDCG@20: ranker {part['ranker']['head']:.4f}, EASE {part['ease']['head']:.4f} (no worse: "
+        f"{verdict(head_ok)}); tail: ranker {part['ranker']['tail']:.4f}, the GAT {part['gat']['tail']:.4f} "
+        f"(no worse: {verdict(tail_ok)}).",
+        f"Candidates: {meta['config']['per_source']} per source; validation recall of the union "
+        f"{recall['union']:.4f} (the ranker's ceiling), best single source "
+        f"{max(v for k, v in recall.items() if k != 'union'):.4f}. Time on this machine: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in meta["seconds"].items())
+        + f" (blend {models['blend']['train']['train_seconds']:.1f} s).",
+        "",
+    ]
+    return lines
+
+
 def beats_baselines(ndcg: float, test: dict[str, float]) -> bool:
     return all(ndcg > test[m] for m in ("lightgcn", "mf", "popularity"))
 
 
-def run(name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, ...] = ()) -> None:
+def run(
+    name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, ...] = (), select: str = ""
+) -> None:
     workdir = ROOT / "data" / "bench" / name
     env: dict[str, str] = {}
     if name == "movielens":
@@ -298,7 +355,10 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, .
     if report_only or rerun:
         seconds = json.loads(timings.read_text()) if timings.is_file() else {}
         if rerun:
-            seconds |= materialize(workdir, env, rerun, fresh=False)
+            seconds |= {
+                f"{job} ({select})" if select else job: s
+                for job, s in materialize(workdir, env, rerun, fresh=False, select=select).items()
+            }
             timings.write_text(json.dumps(seconds))
     else:
         seconds = materialize(workdir, env, jobs)
@@ -344,6 +404,7 @@ def run(name: str, report_only: bool, jobs: tuple[str, ...], rerun: tuple[str, .
         *comparison_lines(report, "sasrec", "ease"),
         *comparison_lines(report, "sasrec", "gat"),
         "",
+        *ranker_lines(report, name),
         *protocol_lines(
             report, evaluate_in_process(artifacts, "eval_train_history.json", test_history="train")
         ),
@@ -393,9 +454,12 @@ def main() -> None:
     parser.add_argument(
         "--rerun", nargs="*", default=[], help="run these jobs again over the last run's artifacts"
     )
+    parser.add_argument(
+        "--select", default="", help="with --rerun: only these assets (comma-separated), e.g. ranker_model"
+    )
     args = parser.parse_args()
     jobs = ("all_assets", "cold_start") + (("ablation",) if args.ablation else ())
-    run(args.data, args.report_only, jobs, tuple(args.rerun))
+    run(args.data, args.report_only, jobs, tuple(args.rerun), args.select)
 
 
 if __name__ == "__main__":

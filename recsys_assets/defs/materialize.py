@@ -3,7 +3,8 @@
 ``python -m recsys_assets.defs.materialize`` runs the ``all_assets`` job over every monthly
 partition in one run (the partitioned assets use single-run backfills), records it in the
 instance so the UI shows it, prints each asset and check, and exits non-zero when any
-asset or blocking check failed.
+asset or blocking check failed. ``--select`` runs only some of the job's assets over the files
+the others left (retraining the ranker and re-evaluating, say).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -50,12 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--partition", help="the partition of a job over static partitions (search: the model)"
     )
+    parser.add_argument(
+        "--select",
+        help="only these assets of the job, comma-separated (e.g. ranker_model,eval_report); the "
+        "others' files are read as they are",
+    )
     args = parser.parse_args(argv)
 
     job = defs.resolve_job_def(args.job)
     if job.partitions_def is not None and not args.partition and args.job != "all_assets":
         keys = job.partitions_def.get_partition_keys()
         parser.error(f"job {args.job} needs --partition, one of {keys}")
+    selection = [AssetKey(key.strip()) for key in args.select.split(",")] if args.select else None
+    if selection:
+        known = job.asset_layer.executable_asset_keys
+        unknown = sorted(k.to_user_string() for k in selection if k not in known)
+        if unknown:
+            parser.error(f"--select: {unknown} not in job {args.job}")
+        job = job.get_subset(asset_selection=set(selection))
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
