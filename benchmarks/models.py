@@ -287,6 +287,12 @@ def cold_start_lines(cold: dict[str, Any]) -> list[str]:
         f"{verdict(test[gat] >= COLD_TARGET * test[peer])} ({test[gat]:.4f} = "
         f"{test[gat] / max(test[peer], 1e-12):.2f}x {test[peer]:.4f}); popularity {test['popularity']:.4f}.",
     ]
+    if "ranker" in test:
+        lines.append(
+            f"Target, the two-stage ranker at least {COLD_TARGET}x the content-only peer: "
+            f"{verdict(test['ranker'] >= COLD_TARGET * test[peer])} ({test['ranker']:.4f} = "
+            f"{test['ranker'] / max(test[peer], 1e-12):.2f}x {test[peer]:.4f})."
+        )
     return lines
 
 
@@ -334,6 +340,31 @@ def ranker_lines(report: dict[str, Any], name: str) -> list[str]:
         + f" (blend {models['blend']['train']['train_seconds']:.1f} s).",
         "",
     ]
+    return lines
+
+
+#: Issue 30: without the GAT's candidates and score the ranker loses at least this much, significantly.
+GNN_LOSS = 0.02
+
+
+def ranker_ablation_lines(ablation: dict[str, Any]) -> list[str]:
+    """The ``ranker_ablation`` asset's table and whether removing the GNN costs anything."""
+    from recsys_assets.core.models.ranker.ablation import ablation_table
+
+    lines = [
+        "Ranker ablation (`ranker_ablation` asset in the `ablation` job; each variant refit and compared "
+        "with the full ranker, paired over users, Holm across the variants):",
+        "",
+        ablation_table(ablation["variants"], ablation["comparisons_ndcg@20"]),
+        "",
+    ]
+    gnn = ablation["comparisons_ndcg@20"]["test"].get("without the GAT")
+    if gnn is not None:
+        costs = gnn["relative"] <= -GNN_LOSS and gnn["significant"]
+        lines.append(
+            f"Target, without the GAT's candidates and score the ranker loses at least {GNN_LOSS:.0%}, "
+            f"significant: {verdict(costs)} ({gnn['relative']:+.1%}, p_holm {gnn['p_holm']:.3f})."
+        )
     return lines
 
 
@@ -405,6 +436,11 @@ def run(
         *comparison_lines(report, "sasrec", "gat"),
         "",
         *ranker_lines(report, name),
+        *(
+            ranker_ablation_lines(json.loads((artifacts / "eval" / "ranker_ablation.json").read_text()))
+            if (artifacts / "eval" / "ranker_ablation.json").is_file()
+            else []
+        ),
         *protocol_lines(
             report, evaluate_in_process(artifacts, "eval_train_history.json", test_history="train")
         ),

@@ -30,14 +30,15 @@ all_assets_job = define_asset_job(
     # daily drift metrics have their own schedule (and partitions unlike the monthly ones).
     # A search trains a model many times: it runs when someone asks for it (``search``).
     selection=AssetSelection.all()
-    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search, models.cold_start_report)
+    - AssetSelection.assets(*models.ON_REQUEST)
     - AssetSelection.groups(monitoring.GROUP),
     description="Materialize the whole graph (run with a partition range for partitioned assets).",
 )
 gat_ablation_job = define_asset_job(
     "ablation",
-    selection=AssetSelection.assets(models.gat_ablation),
-    description="Train GAT variants (features, loss, heads, layers) and record their table.",
+    selection=AssetSelection.assets(models.gat_ablation, models.ranker_ablation),
+    description="Train GAT variants (features, loss, heads, layers) and ranker variants (without the "
+    "GAT, EASE and ItemKNN, content) and record their tables.",
 )
 
 cold_start_job = define_asset_job(
@@ -59,7 +60,7 @@ retrain_job = define_asset_job(
     "retrain",
     # Embeddings -> graphs -> models -> eval -> index; the promotion gate still guards serving.
     selection=AssetSelection.groups(embeddings.GROUP, graphs.GROUP, models.GROUP, serving.GROUP)
-    - AssetSelection.assets(models.gat_ablation, models.hyperparameter_search, models.cold_start_report),
+    - AssetSelection.assets(*models.ON_REQUEST),
     description="Rematerialize embeddings, graphs, models, eval and the serving index (drift retrain).",
 )
 

@@ -1,6 +1,6 @@
 """Job: the item-cold-start protocol -> ``eval/cold_start.json``: popularity, the content-only
-peers (text and fused) and the GAT, each trained without any interaction of the held-out
-items, ranking every item for the users who later chose one of them.
+peers (text and fused), the GAT and the two-stage ranker, each trained without any interaction
+of the held-out items, ranking every item for the users who later chose one of them.
 
 Nothing fitted here sees a held-out item's interactions: the fusion MLP (whose fused vectors
 are a content peer, the GAT's input and its item-item edges) is refit on the warm train rows,
@@ -30,10 +30,13 @@ from recsys_assets.core.models.cold_start import (
 )
 from recsys_assets.core.models.gat.graph import RATES, without_items
 from recsys_assets.core.models.gat.inputs import gat_graph
-from recsys_assets.core.models.metrics import Score
-from recsys_assets.core.models.recency import Order
+from recsys_assets.core.models.metrics import Csr, Score
+from recsys_assets.core.models.ranker.fit import fit as fit_ranker
+from recsys_assets.core.models.ranker.inputs import RankerInputs
+from recsys_assets.core.models.recency import ORDER_FREE, Order
 from recsys_assets.core.models.report import with_ci
-from recsys_assets.core.models.training_data import load_training_data
+from recsys_assets.core.models.scoring import Scorable
+from recsys_assets.core.models.training_data import TrainingData, load_training_data
 from recsys_assets.core.models.uncertainty import (
     SPLIT_SEEDS,
     Column,
@@ -44,7 +47,7 @@ from recsys_assets.core.models.uncertainty import (
 )
 from recsys_assets.pipes.contracts import ColdStartParams
 from recsys_assets.pipes.pipes_io import JobResult, json_value, run_job
-from recsys_assets.settings.models import EvaluationConfig
+from recsys_assets.settings.models import EvaluationConfig, RankerConfig
 
 #: What the report says of the fused vectors it used.
 REFIT_NOTE = (
@@ -71,12 +74,13 @@ def with_intervals(
     rows: list[dict[str, Any]], per_user: dict[str, dict[str, np.ndarray]], config: EvaluationConfig
 ) -> dict[str, dict[str, Any]]:
     """Each row's cold NDCG@20 with its interval (users resampled once per split, shared by every
-    model), and the comparisons the table invites, paired and Holm-corrected: the GAT against
-    each content peer, and fused content against text."""
+    model), and the comparisons the table invites, paired and Holm-corrected: the GAT and the
+    ranker against each content peer, and fused content against text."""
     names = [r["model"] for r in rows]
     content = [n for n in names if n.startswith("content")]
-    gat = next(n for n in names if n.startswith("gat"))
-    pairs = [(gat, peer) for peer in content] + ([(content[1], content[0])] if len(content) == 2 else [])
+    learned = [n for n in names if n.startswith(("gat", "ranker"))]
+    pairs = [(model, peer) for model in learned for peer in content]
+    pairs += [(content[1], content[0])] if len(content) == 2 else []
     found: dict[str, dict[str, Any]] = {}
     for split, offset in SPLIT_SEEDS.items():
         columns = {
@@ -88,6 +92,46 @@ def with_intervals(
         compared = compare_pairs(resampled, [(column(a, "ndcg@20"), column(b, "ndcg@20")) for a, b in pairs])
         found[split] = {f"{a} vs {b}": c for (a, b), c in zip(pairs, compared, strict=True)}
     return found
+
+
+def cold_ranker(
+    protocol: ColdStart,
+    retrievers: dict[str, tuple[Scorable, Order]],
+    content: dict[str, np.ndarray],
+    config: RankerConfig,
+    pipes: PipesContext,
+    per_user: dict[str, dict[str, np.ndarray]],
+) -> dict[str, Any]:
+    """The two-stage ranker on the protocol: its retrievers fitted on the warm rows (popularity,
+    EASE, the GAT above) and the content never fitted on a held-out item's interactions; it learns
+    from the warm and the cold validation targets (the cold ones are for choices), and ranks
+    every item (the warm train items excluded) for the cold test users from the train history.
+    Its cold validation score is out of fold, like the main ranker's."""
+    warm = protocol.warm
+    rows = np.repeat(np.arange(warm.n_users), warm.val.lengths())
+    cold_rows = np.repeat(np.arange(warm.n_users), protocol.cold_val.lengths())
+    labels = Csr.from_pairs(
+        np.concatenate([rows, cold_rows]), np.concatenate([warm.val.indices, protocol.cold_val.indices]),
+        warm.n_users,
+    )  # fmt: skip
+    data = TrainingData(warm.train, labels, protocol.cold_test, warm.n_items, test_history=warm.train)
+    pipes.log.info(f"training the ranker on the warm retrievers {sorted(retrievers)} and content")
+    inputs = RankerInputs(retrievers, content)
+    trained = fit_ranker(data, config, training.Fitting(ranker=inputs, log=pipes.log.info))
+    scores = trained.model.split_scorers()
+    assert scores is not None
+    val, per_val = cold_scores(scores["val"], protocol)
+    test, per_test = cold_scores(scores["test"], protocol)
+    per_user["ranker"] = {"val": per_val["val"], "test": per_test["test"]}
+    pipes.log.info(
+        f"ranker: cold val NDCG@20 {val['val']['ndcg@20']:.4f}, cold test {test['test']['ndcg@20']:.4f}"
+    )
+    return {
+        "model": "ranker",
+        "settings": ", ".join(trained.extra["sources"]),
+        "val": val["val"],
+        "test": test["test"],
+    }
 
 
 def refit_fusion(
@@ -130,6 +174,14 @@ def run(params: ColdStartParams, pipes: PipesContext) -> JobResult:
     order = Order(**trained.extra["training_order"])
     gat_score = trained.model.scorer(warm.train, warm.n_items, order)
     rows.append(_entry(f"gat ({inputs.features})", gat_score, protocol, order.label(), pipes, per_user))
+    if params.ranker is not None:
+        retrievers = {
+            "popularity": (training.fit_popularity(warm).model, ORDER_FREE),
+            "gat": (trained.model, order),
+        }
+        ease = training.fit_ease(warm, params.ease, training.Fitting(order=params.order))
+        retrievers["ease"] = (ease.model, ease.order)
+        rows.append(cold_ranker(protocol, retrievers, content, params.ranker, pipes, per_user))
     comparisons = with_intervals(rows, per_user, params.evaluation)
     described: dict[str, Any] = {**params.protocol.to_dict(), **protocol.summary(), "fused": REFIT_NOTE}
     report = {"protocol": described, "models": rows, "comparisons_ndcg@20": comparisons}

@@ -20,9 +20,11 @@ from recsys_assets.settings.embeddings import FusionConfig, ImageConfig, TextEnc
 from recsys_assets.settings.graphs import KnnConfig
 from recsys_assets.settings.models import (
     ColdStartConfig,
+    EASEConfig,
     EvaluationConfig,
     GATConfig,
     OrderConfig,
+    RankerConfig,
     SearchConfig,
 )
 
@@ -260,6 +262,9 @@ class ColdStartParams(JobParams):
     #: The intervals and paired comparisons of the cold table.
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     protocol: ColdStartConfig
+    #: The two-stage ranker's settings, and EASE's (one of its retrievers); None: no ranker row.
+    ranker: RankerConfig | None = None
+    ease: EASEConfig = Field(default_factory=EASEConfig)
     output_uri: str
 
 
@@ -278,8 +283,21 @@ class AblationParams(JobParams):
     output_uri: str
 
 
+class RankerAblationParams(JobParams):
+    module = "recsys_assets.pipes.ranker_ablation"
+
+    data: TrainingInputs
+    sources: RankerSources
+    base: RankerConfig
+    #: Variant name -> overrides of ``base``; empty: ``core/models/ranker/ablation.default_variants``
+    #: (the full ranker, without the GAT, without EASE and ItemKNN, without content).
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    output_uri: str
+
+
 #: Every contract a job module runs, for the asset side and the tests.
 CONTRACTS: tuple[type[JobParams], ...] = (
     TextEmbeddingParams, ImageEmbeddingParams, FusionParams, *TRAIN_CONTRACTS.values(), EvaluateParams,
-    SearchParams, ColdStartParams, AblationParams,
+    SearchParams, ColdStartParams, AblationParams, RankerAblationParams,
 )  # fmt: skip

@@ -20,7 +20,7 @@ from recsys_assets.core.models.ranker.timeline import Known, timeline
 from recsys_assets.core.models.recency import ORDER_FREE
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import TrainingData
-from recsys_assets.settings.models import BlendConfig, RankerConfig
+from recsys_assets.settings.models import BlendConfig, EvaluationConfig, RankerConfig
 
 
 def fixed_source(name: str, scores: np.ndarray, only: np.ndarray | None = None) -> Source:
@@ -250,3 +250,30 @@ def test_the_blend_mixes_the_two_models_best_on_validation() -> None:
             config,
             training.Fitting(ranker=RankerInputs({"taste": inputs.models["taste"]}, {})),
         )
+
+
+def test_the_ablation_finds_the_retriever_the_ranker_cannot_do_without() -> None:
+    from recsys_assets.core.models.ranker.ablation import FULL, ablate, ablation_table, default_variants
+
+    assert default_variants(["popularity", "ease", "itemknn", "gat"]) == {
+        FULL: {},
+        "without the GAT": {"sources": ["popularity", "ease", "itemknn"]},
+        "without EASE and ItemKNN": {"sources": ["popularity", "gat"]},
+        "without content": {"content": []},
+    }
+    assert list(default_variants(["popularity"])) == [FULL, "without content"]
+    data = taste_data(0)
+    base = RankerConfig(per_source=10, folds=3, max_rounds=40, patience=10, threads=1, content=("fused",),
+                        grid=({"learning_rate": 0.1, "num_leaves": 4, "min_data_in_leaf": 5},))  # fmt: skip
+    variants = {FULL: {}, "without taste": {"sources": ["noise"], "content": []}}
+    evaluation = EvaluationConfig(resamples=200)
+    rows, comparisons = ablate(data, base, ranker_inputs(data), variants, evaluation)
+    assert [r["variant"] for r in rows] == [FULL, "without taste"]
+    assert rows[1]["sources"] == ["noise"] and rows[0]["test"]["ndcg@20"] > rows[1]["test"]["ndcg@20"]
+    lost = comparisons["test"]["without taste"]
+    assert lost["relative"] < -0.3 and lost["significant"] and lost["relative_ci"][1] < 0
+    assert "without taste" in ablation_table(rows, comparisons) and "significant" in ablation_table(
+        rows, comparisons
+    )
+    with pytest.raises(ValueError, match=r"lack 'full', the reference"):
+        ablate(data, base, ranker_inputs(data), {"x": {}}, evaluation)

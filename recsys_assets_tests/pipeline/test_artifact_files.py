@@ -15,7 +15,7 @@ pytestmark = pytest.mark.xdist_group("pipeline")
 #: Entries written outside the main job: the bless, ablation, search and cold-start jobs, the daily
 #: drift asset.
 ELSEWHERE = {
-    catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.DRIFT_PLOT,
+    catalogue.BLESSED_REPORT, catalogue.ABLATION, catalogue.RANKER_ABLATION, catalogue.DRIFT_PLOT,
     catalogue.SEARCH_JOURNAL, catalogue.SEARCH_BEST, catalogue.COLD_START_REPORT,
 }  # fmt: skip
 

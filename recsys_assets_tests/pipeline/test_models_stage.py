@@ -310,6 +310,34 @@ def test_blessing_then_a_regression_stops_downstream_assets(pipeline: Pipeline, 
     assert "its promotion gate failed (REGRESSION in ndcg@20" in str(refused.all_events)
 
 
+def test_the_ranker_ablation_compares_each_variant_with_the_full_ranker(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.require("ranker_model")
+    resources = _copy(pipeline, tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.ranker_ablation], resources=resources, instance=instance)
+    ablation = read_json(resources["settings"].artifacts.uri(catalogue.RANKER_ABLATION))
+    rows = {row["variant"]: row for row in ablation["variants"]}
+    assert list(rows) == ["full", "without the GAT", "without EASE and ItemKNN", "without content"]
+    assert "gat" not in rows["without the GAT"]["sources"] and "gat" in rows["full"]["sources"]
+    assert not {"ease", "itemknn"} & set(rows["without EASE and ItemKNN"]["sources"])
+    assert not any(s.endswith("_knn") or s == "cold_content" for s in rows["without content"]["sources"])
+    # The full ranker as ranker_model trained it (same settings, same data).
+    report = read_json(resources["settings"].artifacts.uri(catalogue.EVAL_REPORT))
+    assert rows["full"]["test"]["ndcg@20"] == pytest.approx(report["models"]["ranker"]["test"]["ndcg@20"])
+    for split in ("val", "test"):
+        compared = ablation["comparisons_ndcg@20"][split]
+        assert set(compared) == set(rows) - {"full"}
+        for name, comparison in compared.items():
+            relative = rows[name][split]["ndcg@20"] / rows["full"][split]["ndcg@20"] - 1
+            assert comparison["relative"] == pytest.approx(relative)
+            assert comparison["p"] <= comparison["p_holm"] <= 1
+    (event,) = result.asset_materializations_for_node("ranker_ablation")
+    assert all(f"| {name} |" in event.metadata["ablation"].value for name in rows)
+    assert "without the GAT vs full" in event.metadata["comparisons"].value
+
+
 def test_ablation_job_records_one_row_per_variant(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.require("gat_model")
     resources = _copy(pipeline, tmp_path)
@@ -395,7 +423,7 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
         result = materialize([models.cold_start_report], resources=resources, instance=instance)
     report = read_json(resources["settings"].artifacts.uri(catalogue.COLD_START_REPORT))
     names = [row["model"] for row in report["models"]]
-    assert names == ["popularity", "content (txt)", "content (fused)", "gat (fused)"]
+    assert names == ["popularity", "content (txt)", "content (fused)", "gat (fused)", "ranker"]
     protocol = report["protocol"]
     assert protocol["share"] == 0.1 and protocol["held_out_items"] >= 2
     assert protocol["cold_test_interactions"] > 0 and protocol["cold_val_interactions"] > 0
@@ -410,7 +438,12 @@ def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp
     # The comparisons the table invites, paired over the same users and Holm-corrected.
     compared = report["comparisons_ndcg@20"]["test"]
     assert set(compared) == {
-        "gat (fused) vs content (txt)", "gat (fused) vs content (fused)", "content (fused) vs content (txt)"
+        "gat (fused) vs content (txt)", "gat (fused) vs content (fused)", "ranker vs content (txt)",
+        "ranker vs content (fused)", "content (fused) vs content (txt)",
+    }  # fmt: skip
+    # The ranker's retrievers were fitted on the warm rows; content proposes the cold items.
+    assert set(by_name["ranker"]["settings"].split(", ")) == {
+        "popularity", "gat", "ease", "fused_knn", "txt_knn", "cold_content"
     }  # fmt: skip
     assert all(c["p"] <= c["p_holm"] <= 1 for c in compared.values())
     (event,) = result.asset_materializations_for_node("cold_start_report")

@@ -91,7 +91,7 @@ def test_job_modules_need_only_dagster_pipes() -> None:
     )
     assert _run(script).split() == [
         "cold_start", "contracts", "evaluate", "fused_embeddings", "gat_ablation", "image_embeddings",
-        "pipes_io", "search", "text_embeddings", "train_model",
+        "pipes_io", "ranker_ablation", "search", "text_embeddings", "train_model",
     ]  # fmt: skip
 
 

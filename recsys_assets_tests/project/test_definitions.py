@@ -117,6 +117,20 @@ EXPECTED_ASSETS = {
     },
     "eval_report": ("models", sorted(spec.asset for spec in registry.MODELS), False),
     "gat_ablation": ("models", ["gat_model"], False),
+    "ranker_ablation": (
+        "models",
+        sorted(
+            [
+                "interaction_splits",
+                "node_maps",
+                "item_fused_embeddings",
+                "item_text_embeddings",
+                *(r.asset for r in registry.RETRIEVERS),
+                "ranker_model",
+            ]
+        ),
+        False,
+    ),
     "hyperparameter_search": ("models", sorted(GAT_INPUTS), True),
     "cold_start_report": ("models", sorted(GAT_INPUTS), False),
     "item_embeddings_export": ("serving", ["eval_report", "interaction_splits", "items", "node_maps"], False),
@@ -178,7 +192,7 @@ def test_definitions_load(env: str) -> None:
         k
         for k, v in EXPECTED_ASSETS.items()
         if v[0] in ("embeddings", "graphs", "models", "serving")
-        and k not in ("gat_ablation", "hyperparameter_search", "cold_start_report")
+        and k not in ("gat_ablation", "ranker_ablation", "hyperparameter_search", "cold_start_report")
     )
     # Only the accelerator steps occupy the GPU pool.
     gpu = {"item_image_embeddings", "gat_model", "hyperparameter_search", "cold_start_report"}

@@ -149,6 +149,9 @@ COLD_START_REPORT = Artifact(
     "eval/cold_start.json", "cold_start_report", "Models on items held out entirely, side by side."
 )
 ABLATION = Artifact("eval/ablation.json", "gat_ablation", "GAT variants side by side.")
+RANKER_ABLATION = Artifact(
+    "eval/ranker_ablation.json", "ranker_ablation", "The ranker without each group of retrievers, paired."
+)
 
 # serving: a version is complete once the manifest, written last, names it
 SERVING_MANIFEST = Artifact("serving/manifest.json", "faiss_index", "The published version and its files.")
@@ -177,6 +180,7 @@ CATALOGUE: tuple[Artifact, ...] = (
     MODEL_USERS, MODEL_ITEMS, MODEL_NEIGHBOURS, MODEL_META, MODEL_TRAINED_ON, MODEL_CHECKPOINT,
     MODEL_SCORES, RANKER_BOOSTER,
     EVAL_REPORT, EVAL_TABLE, BLESSED_REPORT, SEARCH_JOURNAL, SEARCH_BEST, COLD_START_REPORT, ABLATION,
+    RANKER_ABLATION,
     SERVING_MANIFEST, SERVING_PENDING, SERVING_VERSION_MANIFEST, *SERVING_FILES.values(),
     DRIFT_PLOT,
 )  # fmt: skip

@@ -45,6 +45,7 @@ from recsys_assets.pipes.contracts import (
     ContentInputs,
     EvaluateParams,
     ModelFiles,
+    RankerAblationParams,
     RankerSources,
     SearchParams,
     TrainingInputs,
@@ -193,6 +194,8 @@ def model_asset(spec: registry.ModelSpec, retrievers: list[AssetsDefinition]) ->
 RETRIEVER_ASSETS: dict[str, AssetsDefinition] = {
     spec.name: model_asset(spec, []) for spec in registry.RETRIEVERS
 }
+#: What a ranker reads: the split, the content vectors and every retriever.
+RANKER_INPUTS = [*TRAINING_INPUTS, item_fused_embeddings, item_text_embeddings, *RETRIEVER_ASSETS.values()]
 MODEL_ASSETS: dict[str, AssetsDefinition] = {
     spec.name: RETRIEVER_ASSETS[spec.name]
     if spec.kind != "ranker"
@@ -266,7 +269,7 @@ def hyperparameter_search(
 def cold_start_report(
     context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
 ) -> Results:
-    """Item cold start: popularity, content peers and the GAT on items held out: eval/cold_start.json.
+    """Cold start: popularity, content peers, the GAT and the ranker on held-out items: eval/cold_start.json.
 
     Nothing fitted sees the held-out items' interactions: the fused content is refit without them.
     """
@@ -285,9 +288,29 @@ def cold_start_report(
         order=models.order,
         evaluation=models.evaluation,
         protocol=models.cold_start,
+        ranker=models.ranker,
+        ease=models.ease,
         output_uri=artifacts.uri(catalogue.COLD_START_REPORT),
     )
     yield from run_job(context, job_runner, params, "l4")
+
+
+@asset(group_name=GROUP, deps=[*RANKER_INPUTS, MODEL_ASSETS["ranker"]], kinds={"lightgbm"})
+def ranker_ablation(
+    context: AssetExecutionContext, settings: SettingsResource, job_runner: JobRunner
+) -> Results:
+    """The two-stage ranker without the GAT, without EASE and ItemKNN, without content, each against
+    the full one, paired over users: eval/ranker_ablation.json."""
+    artifacts, models = settings.artifacts, settings.tree.models
+    params = RankerAblationParams(
+        asset="ranker_ablation",
+        data=training_inputs(artifacts),
+        sources=ranker_sources(artifacts, models),
+        base=models.ranker,
+        evaluation=models.evaluation,
+        output_uri=artifacts.uri(catalogue.RANKER_ABLATION),
+    )
+    yield from run_job(context, job_runner, params, "cpu")
 
 
 @asset(group_name=GROUP, deps=[MODEL_ASSETS["gat"]], kinds={"pytorch"})
@@ -307,3 +330,7 @@ def gat_ablation(
         output_uri=artifacts.uri(catalogue.ABLATION),
     )
     yield from run_job(context, job_runner, params, "l4")
+
+
+#: Assets run when someone asks for them (each trains many models): outside ``all_assets``.
+ON_REQUEST = (gat_ablation, ranker_ablation, hyperparameter_search, cold_start_report)
