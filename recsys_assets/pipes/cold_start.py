@@ -104,34 +104,28 @@ def cold_ranker(
 ) -> dict[str, Any]:
     """The two-stage ranker on the protocol: its retrievers fitted on the warm rows (popularity,
     EASE, the GAT above) and the content never fitted on a held-out item's interactions; it learns
-    from the warm and the cold validation targets (the cold ones are for choices), and ranks
-    every item (the warm train items excluded) for the cold test users from the train history.
-    Its cold validation score is out of fold, like the main ranker's."""
+    from the warm validation targets only, so the cold validation targets stay as unseen as the cold
+    test ones (folds over users would not hold the few held-out items apart: a ranker taught on some
+    users' cold validation items scores those same items for the others), and ranks every item (the
+    warm train items excluded) for the cold users from the train history."""
     warm = protocol.warm
-    rows = np.repeat(np.arange(warm.n_users), warm.val.lengths())
-    cold_rows = np.repeat(np.arange(warm.n_users), protocol.cold_val.lengths())
-    labels = Csr.from_pairs(
-        np.concatenate([rows, cold_rows]), np.concatenate([warm.val.indices, protocol.cold_val.indices]),
+    # "test" here is every cold user (validation and test): the final model scores them alike.
+    rows = [np.repeat(np.arange(warm.n_users), t.lengths()) for t in (protocol.cold_val, protocol.cold_test)]
+    cold = Csr.from_pairs(
+        np.concatenate(rows),
+        np.concatenate([protocol.cold_val.indices, protocol.cold_test.indices]),
         warm.n_users,
-    )  # fmt: skip
-    data = TrainingData(warm.train, labels, protocol.cold_test, warm.n_items, test_history=warm.train)
+    )
+    data = TrainingData(warm.train, warm.val, cold, warm.n_items, test_history=warm.train)
     pipes.log.info(f"training the ranker on the warm retrievers {sorted(retrievers)} and content")
     inputs = RankerInputs(retrievers, content)
     trained = fit_ranker(data, config, training.Fitting(ranker=inputs, log=pipes.log.info))
     scores = trained.model.split_scorers()
     assert scores is not None
-    val, per_val = cold_scores(scores["val"], protocol)
-    test, per_test = cold_scores(scores["test"], protocol)
-    per_user["ranker"] = {"val": per_val["val"], "test": per_test["test"]}
-    pipes.log.info(
-        f"ranker: cold val NDCG@20 {val['val']['ndcg@20']:.4f}, cold test {test['test']['ndcg@20']:.4f}"
-    )
-    return {
-        "model": "ranker",
-        "settings": ", ".join(trained.extra["sources"]),
-        "val": val["val"],
-        "test": test["test"],
-    }
+    metrics, per_user["ranker"] = cold_scores(scores["test"], protocol)
+    val, test = metrics["val"]["ndcg@20"], metrics["test"]["ndcg@20"]
+    pipes.log.info(f"ranker: cold val NDCG@20 {val:.4f}, cold test {test:.4f}")
+    return {"model": "ranker", "settings": ", ".join(trained.extra["sources"]), **metrics}
 
 
 def refit_fusion(
