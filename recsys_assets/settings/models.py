@@ -130,6 +130,13 @@ class RankerConfig(Section):
     )
     max_rounds: int = setting(500, "Most boosting rounds.", ge=1)
     patience: int = setting(30, "Rounds without a better fold NDCG@20 before a fold stops.", ge=1)
+    cold_dropout: float = setting(
+        0.0,
+        "Share of training rows whose interaction features (scores of the models that read no content, "
+        "the item's counts) are dropped so the ranker learns to rank by content; when above 0, an item "
+        "with at most 2 train interactions always has them dropped (DropoutNet).",
+        ge=0, lt=1,
+    )  # fmt: skip
     threads: int = setting(0, "LightGBM threads (0: every core).", ge=0)
     seed: int = setting(0, "Seed of the folds and of LightGBM's sampling.")
 
@@ -400,7 +407,10 @@ class ModelSettings(Section):
     lightgcn: LightGCNConfig = section(LightGCNConfig, "LightGCN, the graph baseline.")
     sasrec: SASRecConfig = section(SASRecConfig, "SASRec, the order-aware sequential peer.")
     blend: BlendConfig = section(BlendConfig, "The score blend of the two best models (the ranker's floor).")
-    ranker: RankerConfig = section(RankerConfig, "The two-stage ranker over every model's candidates.")
+    ranker: RankerConfig = section(
+        RankerConfig, "Any ranker setting, as a JSON object (e.g. `{\"per_source\": 100}`).",
+        env="RECSYS_RANKER_CONFIG",
+    )  # fmt: skip
     gat: GATConfig = section(
         GATConfig, "Any GAT hyperparameter, as a JSON object (e.g. `{\"temperature\": 0.1}`).",
         env="RECSYS_GAT_CONFIG",

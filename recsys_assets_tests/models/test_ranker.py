@@ -277,3 +277,32 @@ def test_the_ablation_finds_the_retriever_the_ranker_cannot_do_without() -> None
     )
     with pytest.raises(ValueError, match=r"lack 'full', the reference"):
         ablate(data, base, ranker_inputs(data), {"x": {}}, evaluation)
+
+
+def test_cold_dropout_hides_what_interactions_make_and_keeps_content() -> None:
+    from recsys_assets.core.models.ranker.features import mask_rows
+
+    space = FeatureSpace(("ease", "gat", "fused_knn"), {"fused": np.zeros((2, 2))}, times=True,
+                         interaction_sources=("ease",), mask_cold=True)  # fmt: skip
+    dropped = [space.names[k] for k in space.interaction_columns()]
+    assert dropped == ["ease_score", "ease_z", "ease_rank", "item_count", "sources", "item_recent_count",
+                       "item_age_days"]  # fmt: skip
+    x = np.ones((3, len(space.names)), dtype=np.float32)
+    mask_rows(x, space.interaction_columns(), np.array([1]))
+    assert np.isnan(x[1, space.interaction_columns()]).all() and not np.isnan(x[[0, 2]]).any()
+    assert not np.isnan(np.delete(x[1], space.interaction_columns())).any()
+
+
+def test_with_cold_dropout_the_ranker_still_learns_and_its_out_of_fold_rows_are_whole() -> None:
+    data = taste_data(0)
+    grid = ({"learning_rate": 0.1, "num_leaves": 4, "min_data_in_leaf": 5},)
+    config = RankerConfig(per_source=10, folds=3, max_rounds=40, patience=10, threads=1, content=("fused",),
+                          cold_dropout=0.3, grid=grid)  # fmt: skip
+    trained = training.train("ranker", data, config, training.Fitting(ranker=ranker_inputs(data)))
+    metrics, _ = evaluate_per_user(
+        trained.model.scoring(40), data, split_scores=trained.model.split_scorers()
+    )
+    assert metrics["val"]["ndcg@20"] > 0.3 and metrics["test"]["ndcg@20"] > 0.3
+    plain = training.train("ranker", data, config.with_changes({"cold_dropout": 0.0}),
+                           training.Fitting(ranker=ranker_inputs(data)))  # fmt: skip
+    assert plain.checkpoint != trained.checkpoint  # the dropout changed what it learnt from

@@ -20,6 +20,7 @@ import numpy as np
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.ranker.candidates import CandidateBatch
 from recsys_assets.core.models.ranker.timeline import Known
+from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN
 
 #: Per content space, per candidate.
 CONTENT = {
@@ -58,6 +59,11 @@ class FeatureSpace:
     recent_decay: float = 0.2
     window_days: float = 30.0
     times: bool = True
+    #: Retrievers whose scores come from interactions alone (not content): for an item with at
+    #: most ``COLD_START_MAX_TRAIN`` known interactions their features are missing, as the item's
+    #: counts are, when ``mask_cold`` (``interaction_columns``).
+    interaction_sources: tuple[str, ...] = ()
+    mask_cold: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -66,6 +72,16 @@ class FeatureSpace:
         out += list(ACTIVITY)
         out += list(TIMES) if self.times else []
         return out
+
+    def interaction_columns(self) -> np.ndarray:
+        """The columns an item's interactions make (masked for cold items and by dropout)."""
+        names = self.names
+        masked = {f"{s}_{f}" for s in self.interaction_sources for f in SOURCE}
+        # How many retrievers proposed it counts the interaction ones too.
+        masked |= {"item_count", "sources"} | (
+            {"item_recent_count", "item_age_days"} if self.times else set()
+        )
+        return np.array([k for k, name in enumerate(names) if name in masked], dtype=np.int64)
 
     def descriptions(self) -> dict[str, str]:
         out = {f"{s}_{f}": text.format(source=s) for s in self.sources for f, text in SOURCE.items()}
@@ -151,7 +167,18 @@ def features(
         columns.append(np.log1p(known.item_count_between(batch.items, now - space.window_days, now)))
         columns.append(now - known.item_first(batch.items))
         columns.append(now - known.user_last[user_nodes])
-    return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
+    x = np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
+    if space.mask_cold:
+        cold = item_counts[batch.items] <= COLD_START_MAX_TRAIN
+        mask_rows(x, space.interaction_columns(), np.flatnonzero(cold))
+    return x
+
+
+def mask_rows(x: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> None:
+    """Set ``columns`` of ``rows`` missing, in place: what the ranker knows of an item nobody (or
+    hardly anybody) has interacted with is its content (DropoutNet, Volkovs et al. 2017)."""
+    if len(rows) and len(columns):
+        x[np.ix_(rows, columns)] = np.nan
 
 
 def feature_names(sources: Sequence[str], content: Sequence[str], times: bool) -> list[str]:

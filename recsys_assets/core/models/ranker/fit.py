@@ -10,6 +10,7 @@ import numpy as np
 from recsys_assets.core.models.ranker.features import FeatureSpace, unit_rows
 from recsys_assets.core.models.ranker.two_stage import cold_items, content_source, fit_two_stage, model_source
 from recsys_assets.core.models.recency import Order
+from recsys_assets.core.models.registry import BY_NAME
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training import Fitting, Trained
 from recsys_assets.core.models.training_data import TrainingData
@@ -38,13 +39,17 @@ def fit(data: TrainingData, config: RankerConfig, fitting: Fitting) -> Trained:
     sources += [content_source(f"{space}_knn", unit[space], order) for space in config.content]
     if config.content:
         sources.append(content_source(COLD_SOURCE, unit[config.content[0]], order, cold_items(data)))
+    # The models that read content (the GAT) give cold items a score from it; the others cannot.
+    from_interactions = tuple(name for name in names if name not in BY_NAME or not BY_NAME[name].content)
     space = FeatureSpace(
         tuple(source.name for source in sources), unit, config.recent_items, config.recent_decay,
-        config.window_days, times=inputs.timeline is not None,
+        config.window_days, times=inputs.timeline is not None, interaction_sources=from_interactions,
+        mask_cold=config.cold_dropout > 0,
     )  # fmt: skip
     two = fit_two_stage(
         data, sources, space, inputs.timeline, config.per_source, config.grid, config.folds,
         config.max_rounds, config.patience, config.threads or os.cpu_count() or 1, config.seed, fitting.log,
+        config.cold_dropout,
     )  # fmt: skip
     extra = {
         "train_seconds": sum(two.seconds.values()),

@@ -77,9 +77,12 @@ def cross_validate(
     threads: int,
     seed: int,
     log: Callable[[str], None] | None = None,
+    x_predict: np.ndarray | None = None,
 ) -> CrossValidated:
     """K-fold over users (``groups``: each row's user, rows user-contiguous) for each setting of
-    ``grid``; the final booster on every user with the chosen setting."""
+    ``grid``; the final booster on every user with the chosen setting. ``x_predict``: the rows
+    the out-of-fold scores are for, when training reads altered ones (cold dropout)."""
+    predict_x = x if x_predict is None else x_predict
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     learning = _learning_users(y, groups, n_groups)
     if learning.sum() < folds:
@@ -111,7 +114,7 @@ def cross_validate(
             )
             scores.append(float(booster.best_score["valid_0"]["ndcg@20"]))
             rounds.append(int(booster.best_iteration))
-            oof[held] = booster.predict(x[held], num_iteration=booster.best_iteration)
+            oof[held] = booster.predict(predict_x[held], num_iteration=booster.best_iteration)
         mean = float(np.mean(scores))
         entry = {**setting, "fold_ndcg@20": round(mean, 5), "rounds": round(float(np.mean(rounds)))}
         tried.append(entry)

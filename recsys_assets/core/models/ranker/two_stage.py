@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from recsys_assets.core.models.cold_start import content_scorer
 from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.ranker.candidates import CandidateBatch, Source, candidates
-from recsys_assets.core.models.ranker.features import FeatureSpace, features
+from recsys_assets.core.models.ranker.features import FeatureSpace, features, mask_rows
 from recsys_assets.core.models.ranker.lambdarank import CrossValidated, cross_validate
 from recsys_assets.core.models.ranker.timeline import Timeline
 from recsys_assets.core.models.recency import Order
@@ -165,8 +165,11 @@ def fit_two_stage(
     threads: int,
     seed: int,
     log: Callable[[str], None] | None = None,
+    cold_dropout: float = 0.0,
 ) -> TwoStageFit:
-    """The ranker learnt from validation; its out-of-fold validation and its test scores."""
+    """The ranker learnt from validation; its out-of-fold validation and its test scores.
+    ``cold_dropout``: the share of training rows whose interaction features are dropped, so the
+    ranker learns to rank an item by its content (the cold items' are always dropped)."""
     names = space.names
     seconds = {}
     started = time.perf_counter()
@@ -175,7 +178,14 @@ def fit_two_stage(
     labels = val.labels(data.val, data.n_items)
     _, groups = np.unique(val.users, return_inverse=True)
     started = time.perf_counter()
-    cv = cross_validate(val.x, labels, groups, names, grid, folds, max_rounds, patience, threads, seed, log)
+    x_fit = val.x
+    if cold_dropout:
+        x_fit = val.x.copy()
+        dropped = np.flatnonzero(np.random.default_rng(seed).random(len(x_fit)) < cold_dropout)
+        mask_rows(x_fit, space.interaction_columns(), dropped)
+    cv = cross_validate(
+        x_fit, labels, groups, names, grid, folds, max_rounds, patience, threads, seed, log, x_predict=val.x
+    )
     seconds["ranker"] = time.perf_counter() - started
     started = time.perf_counter()
     test = split_candidates(sources, space, data, "test", per_source, timeline, log)
