@@ -119,14 +119,15 @@ def test_lambdarank_learns_the_informative_feature_and_its_folds_hold_users_out(
     labels = (signal + 0.3 * rng.normal(size=len(users)) > 1.0).astype(np.float32)
     x = np.column_stack([noise, signal]).astype(np.float32)
     grid = [{"learning_rate": 0.1, "num_leaves": 4, "min_data_in_leaf": 5}]
-    cv = cross_validate(x, labels, users, ["noise", "signal"], grid, 3, 50, 10, 1, 0)
+    config = RankerConfig(grid=grid, folds=3, max_rounds=50, patience=10, threads=1, seed=0)
+    cv = cross_validate(x, labels, users, ["noise", "signal"], config)
     assert cv.booster is not None and cv.tried[0]["fold_ndcg@20"] > 0.8
     gains = dict(zip(["noise", "signal"], cv.booster.feature_importance("gain"), strict=True))
     assert gains["signal"] > 5 * gains["noise"]
     # Out of fold: every row scored, by a model that did not see it (scores differ from the final model's).
     assert np.isfinite(cv.out_of_fold).all() and not np.allclose(cv.out_of_fold, cv.booster.predict(x))
     with pytest.raises(ValueError, match=r"ranker: 0 users have a validation item among their candidates"):
-        cross_validate(x, np.zeros_like(labels), users, ["noise", "signal"], grid, 3, 50, 10, 1, 0)
+        cross_validate(x, np.zeros_like(labels), users, ["noise", "signal"], config)
 
 
 def test_split_scores_round_trip_and_non_candidates_rank_below_candidates() -> None:

@@ -63,6 +63,11 @@ def _describe(env: dict[str, str]) -> dict:  # type: ignore[type-arg]
 
 GAT_INPUTS = {"ii_edges_fused", "ii_edges_txt", "interaction_splits", "item_fused_embeddings"}
 GAT_INPUTS |= {"item_text_embeddings", "node_maps", "ui_edges"}
+#: What a ranker (and its ablation) reads: the split, the content vectors and every other model.
+RANKER_INPUTS = [
+    "interaction_splits", "node_maps", "item_fused_embeddings", "item_text_embeddings",
+    *(spec.asset for spec in registry.RETRIEVERS),
+]  # fmt: skip
 EXPECTED_ASSETS = {
     "raw_metadata": ("raw", [], False),
     "raw_reviews": ("raw", [], False),
@@ -101,15 +106,7 @@ EXPECTED_ASSETS = {
     **{
         spec.asset: (
             "models",
-            sorted(
-                [
-                    "interaction_splits",
-                    "node_maps",
-                    "item_fused_embeddings",
-                    "item_text_embeddings",
-                    *(r.asset for r in registry.RETRIEVERS),
-                ]
-            ),
+            sorted(RANKER_INPUTS),
             False,
         )
         for spec in registry.MODELS
@@ -119,16 +116,7 @@ EXPECTED_ASSETS = {
     "gat_ablation": ("models", ["gat_model"], False),
     "ranker_ablation": (
         "models",
-        sorted(
-            [
-                "interaction_splits",
-                "node_maps",
-                "item_fused_embeddings",
-                "item_text_embeddings",
-                *(r.asset for r in registry.RETRIEVERS),
-                "ranker_model",
-            ]
-        ),
+        sorted([*RANKER_INPUTS, "ranker_model"]),
         False,
     ),
     "hyperparameter_search": ("models", sorted(GAT_INPUTS), True),

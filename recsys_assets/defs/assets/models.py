@@ -162,15 +162,12 @@ def content_inputs(artifacts: Artifacts, models: ModelSettings) -> ContentInputs
     )
 
 
-def model_asset(spec: registry.ModelSpec, retrievers: list[AssetsDefinition]) -> AssetsDefinition:
+def model_asset(spec: registry.ModelSpec, ranker_inputs: list[AssetsDefinition]) -> AssetsDefinition:
     """``<name>_model``: trains the registered model in its job (the GPU profile and pool for a
     model that asks for them), its checks declared from the training contract; a ranker reads
-    every retriever (``retrievers``) and the content vectors."""
+    every retriever and the content vectors (``ranker_inputs``)."""
     kinds = {"pytorch"} if spec.epochs else {"lightgbm"} if spec.kind == "ranker" else {"python"}
-    if spec.kind == "ranker":
-        deps = [*TRAINING_INPUTS, item_fused_embeddings, item_text_embeddings, *retrievers]
-    else:
-        deps = CONTENT_INPUTS if spec.content else TRAINING_INPUTS
+    deps = ranker_inputs if spec.kind == "ranker" else CONTENT_INPUTS if spec.content else TRAINING_INPUTS
 
     @asset(
         name=spec.asset,
@@ -190,16 +187,15 @@ def model_asset(spec: registry.ModelSpec, retrievers: list[AssetsDefinition]) ->
     return train
 
 
-#: Every registered model's asset, by model name.
+#: The assets of the models a ranker reads, by model name.
 RETRIEVER_ASSETS: dict[str, AssetsDefinition] = {
     spec.name: model_asset(spec, []) for spec in registry.RETRIEVERS
 }
 #: What a ranker reads: the split, the content vectors and every retriever.
 RANKER_INPUTS = [*TRAINING_INPUTS, item_fused_embeddings, item_text_embeddings, *RETRIEVER_ASSETS.values()]
+#: Every registered model's asset, by model name.
 MODEL_ASSETS: dict[str, AssetsDefinition] = {
-    spec.name: RETRIEVER_ASSETS[spec.name]
-    if spec.kind != "ranker"
-    else model_asset(spec, list(RETRIEVER_ASSETS.values()))
+    spec.name: RETRIEVER_ASSETS[spec.name] if spec.kind != "ranker" else model_asset(spec, RANKER_INPUTS)
     for spec in registry.MODELS
 }
 

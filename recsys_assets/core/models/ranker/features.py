@@ -12,7 +12,7 @@ and, when the interactions carry times, how recent they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,8 +179,3 @@ def mask_rows(x: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> None:
     hardly anybody) has interacted with is its content (DropoutNet, Volkovs et al. 2017)."""
     if len(rows) and len(columns):
         x[np.ix_(rows, columns)] = np.nan
-
-
-def feature_names(sources: Sequence[str], content: Sequence[str], times: bool) -> list[str]:
-    """The names ``features`` returns, for sources and content spaces by name alone."""
-    return FeatureSpace(tuple(sources), {c: np.zeros((0, 0)) for c in content}, times=times).names

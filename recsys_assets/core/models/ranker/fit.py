@@ -3,8 +3,6 @@ trained retrievers and the content from ``fitting.ranker``."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from recsys_assets.core.models.ranker.features import FeatureSpace, unit_rows
@@ -46,11 +44,7 @@ def fit(data: TrainingData, config: RankerConfig, fitting: Fitting) -> Trained:
         config.window_days, times=inputs.timeline is not None, interaction_sources=from_interactions,
         mask_cold=config.cold_dropout > 0,
     )  # fmt: skip
-    two = fit_two_stage(
-        data, sources, space, inputs.timeline, config.per_source, config.grid, config.folds,
-        config.max_rounds, config.patience, config.threads or os.cpu_count() or 1, config.seed, fitting.log,
-        config.cold_dropout,
-    )  # fmt: skip
+    two = fit_two_stage(data, sources, space, inputs.timeline, config, fitting.log)
     extra = {
         "train_seconds": sum(two.seconds.values()),
         "seconds": {k: round(v, 2) for k, v in two.seconds.items()},

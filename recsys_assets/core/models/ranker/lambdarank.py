@@ -11,12 +11,15 @@ rounds. Test is never read here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+
+from recsys_assets.settings.models import RankerConfig
 
 #: Users without a positive among their candidates teach LambdaRank nothing (no pair to order).
 MIN_POSITIVES = 1
@@ -70,19 +73,15 @@ def cross_validate(
     y: np.ndarray,
     groups: np.ndarray,
     names: Sequence[str],
-    grid: Sequence[dict[str, Any]],
-    folds: int,
-    max_rounds: int,
-    patience: int,
-    threads: int,
-    seed: int,
+    config: RankerConfig,
     log: Callable[[str], None] | None = None,
     x_predict: np.ndarray | None = None,
 ) -> CrossValidated:
     """K-fold over users (``groups``: each row's user, rows user-contiguous) for each setting of
-    ``grid``; the final booster on every user with the chosen setting. ``x_predict``: the rows
-    the out-of-fold scores are for, when training reads altered ones (cold dropout)."""
+    ``config.grid``; the final booster on every user with the chosen setting. ``x_predict``: the
+    rows the out-of-fold scores are for, when training reads altered ones (cold dropout)."""
     predict_x = x if x_predict is None else x_predict
+    folds, seed, max_rounds, patience = config.folds, config.seed, config.max_rounds, config.patience
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     learning = _learning_users(y, groups, n_groups)
     if learning.sum() < folds:
@@ -93,10 +92,10 @@ def cross_validate(
     fold_of = np.random.default_rng(seed).permutation(n_groups) % folds
     row_fold = fold_of[groups]
     row_learning = learning[groups]
-    base = base_params(threads, seed)
+    base = base_params(config.threads or os.cpu_count() or 1, seed)
     tried: list[dict[str, Any]] = []
     best: tuple[float, dict[str, Any], int, np.ndarray] | None = None
-    for setting in grid:
+    for setting in config.grid:
         params = {**base, **setting}
         scores, rounds = [], []
         oof = np.zeros(len(y), dtype=np.float64)
@@ -115,13 +114,12 @@ def cross_validate(
             scores.append(float(booster.best_score["valid_0"]["ndcg@20"]))
             rounds.append(int(booster.best_iteration))
             oof[held] = booster.predict(predict_x[held], num_iteration=booster.best_iteration)
-        mean = float(np.mean(scores))
-        entry = {**setting, "fold_ndcg@20": round(mean, 5), "rounds": round(float(np.mean(rounds)))}
-        tried.append(entry)
+        mean, mean_rounds = float(np.mean(scores)), round(float(np.mean(rounds)))
+        tried.append({**setting, "fold_ndcg@20": round(mean, 5), "rounds": mean_rounds})
         if log:
-            log(f"ranker {setting}: fold NDCG@20 over candidates {mean:.4f}, {entry['rounds']} rounds")
+            log(f"ranker {setting}: fold NDCG@20 over candidates {mean:.4f}, {mean_rounds} rounds")
         if best is None or mean > best[0]:
-            best = (mean, setting, entry["rounds"], oof)
+            best = (mean, setting, mean_rounds, oof)
     assert best is not None
     _, setting, rounds_chosen, oof = best
     final = lgb.train(

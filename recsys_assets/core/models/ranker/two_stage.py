@@ -27,6 +27,7 @@ from recsys_assets.core.models.ranker.timeline import Timeline
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
+from recsys_assets.settings.models import RankerConfig
 
 
 def model_source(name: str, model: Scorable, order: Order, n_items: int) -> Source:
@@ -157,19 +158,13 @@ def fit_two_stage(
     sources: Sequence[Source],
     space: FeatureSpace,
     timeline: Timeline | None,
-    per_source: int,
-    grid: Sequence[dict[str, Any]],
-    folds: int,
-    max_rounds: int,
-    patience: int,
-    threads: int,
-    seed: int,
+    config: RankerConfig,
     log: Callable[[str], None] | None = None,
-    cold_dropout: float = 0.0,
 ) -> TwoStageFit:
     """The ranker learnt from validation; its out-of-fold validation and its test scores.
-    ``cold_dropout``: the share of training rows whose interaction features are dropped, so the
-    ranker learns to rank an item by its content (the cold items' are always dropped)."""
+    ``config.cold_dropout``: the share of training rows whose interaction features are dropped,
+    so the ranker learns to rank an item by its content (the cold items' are always dropped)."""
+    per_source = config.per_source
     names = space.names
     seconds = {}
     started = time.perf_counter()
@@ -179,13 +174,11 @@ def fit_two_stage(
     _, groups = np.unique(val.users, return_inverse=True)
     started = time.perf_counter()
     x_fit = val.x
-    if cold_dropout:
+    if config.cold_dropout:
         x_fit = val.x.copy()
-        dropped = np.flatnonzero(np.random.default_rng(seed).random(len(x_fit)) < cold_dropout)
-        mask_rows(x_fit, space.interaction_columns(), dropped)
-    cv = cross_validate(
-        x_fit, labels, groups, names, grid, folds, max_rounds, patience, threads, seed, log, x_predict=val.x
-    )
+        dropped = np.random.default_rng(config.seed).random(len(x_fit)) < config.cold_dropout
+        mask_rows(x_fit, space.interaction_columns(), np.flatnonzero(dropped))
+    cv = cross_validate(x_fit, labels, groups, names, config, log, x_predict=val.x)
     seconds["ranker"] = time.perf_counter() - started
     started = time.perf_counter()
     test = split_candidates(sources, space, data, "test", per_source, timeline, log)
