@@ -25,9 +25,10 @@ import pandas as pd
 from benchmarks.results import machine, now, verdict, write_section
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.graphs.splits import split_interactions
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models.lightgcn import train_lightgcn
-from recsys_assets.core.models.metrics import Csr, dot_scorer, ranking_metrics, top_k
+from recsys_assets.core.models.metrics import dot_scorer, ranking_metrics, top_k
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.popularity import popularity_scores
 from recsys_assets.core.models.training_data import TrainingData, training_data

@@ -47,7 +47,7 @@ TARGET_RPS_RATIO, TARGET_P99_RATIO = 1.5, 2 / 3
 
 def build_version(root: Path) -> dict[str, Any]:
     """The published version the servers load (built once, reused)."""
-    from recsys_assets.core.models.metrics import Csr
+    from recsys_assets.core.io.sparse import Csr
     from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
     from recsys_assets.core.serving.index import build_index, index_bytes, measure
     from recsys_assets.settings.serving import IndexConfig

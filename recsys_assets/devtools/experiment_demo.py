@@ -51,7 +51,7 @@ def _configure() -> None:
 def publish_planted(version: str, rollout: str) -> None:
     """A version whose item vectors are the cluster centres blurred by ``NOISE[version]``."""
     from recsys_assets.core.io.artifacts import Artifacts
-    from recsys_assets.core.models.metrics import Csr
+    from recsys_assets.core.io.sparse import Csr
     from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
     from recsys_assets.core.serving.index import build_index, index_bytes
     from recsys_assets.settings.serving import IndexConfig

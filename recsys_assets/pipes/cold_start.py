@@ -18,6 +18,7 @@ from dagster_pipes import PipesContext
 from recsys_assets.core.embeddings import fusion
 from recsys_assets.core.graphs.knn import knn_graph
 from recsys_assets.core.io.codecs import read_npy, read_npz, read_parquet, save
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models import training
 from recsys_assets.core.models.cold_start import (
@@ -30,7 +31,7 @@ from recsys_assets.core.models.cold_start import (
 )
 from recsys_assets.core.models.gat.graph import RATES, without_items
 from recsys_assets.core.models.gat.inputs import gat_graph
-from recsys_assets.core.models.metrics import Csr, Score
+from recsys_assets.core.models.metrics import Score
 from recsys_assets.core.models.ranker.fit import fit as fit_ranker
 from recsys_assets.core.models.ranker.inputs import RankerInputs
 from recsys_assets.core.models.recency import ORDER_FREE, Order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 
 
 def dense(csr: Csr, n_rows: int, n_cols: int) -> np.ndarray:

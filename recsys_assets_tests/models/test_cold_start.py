@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.cold_start import cold_metrics, cold_scores, content_scorer, item_cold_start
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.popularity import popularity_scores
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets_tests.models.taste import taste_groups

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import EarlyStopping
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.training import progress_line
 
 

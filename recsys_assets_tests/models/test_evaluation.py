@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.evaluation import evaluate, evaluate_per_user, fixed, slice_masks
-from recsys_assets.core.models.metrics import Csr, dot_scorer
+from recsys_assets.core.models.metrics import dot_scorer
 from recsys_assets.core.models.promotion import Decision, promotion_verdict
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.report import build_report, gate_outcome, model_entry, report_table

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import step_batches, validation_ndcg20
 from recsys_assets.core.models.gat.checkpoint import checkpoint_bytes, load_checkpoint
 from recsys_assets.core.models.gat.graph import RATED_BY, RATES, SIMILAR, build_graph, csr_edges
 from recsys_assets.core.models.gat.model import GATRecommender, embed, recent_item_mean, with_readout
 from recsys_assets.core.models.gat.sampling import in_edges, sample_subgraph
 from recsys_assets.core.models.gat.train import fanouts_for, train_gat, validation_schedule
-from recsys_assets.core.models.metrics import Csr, sample_rows
+from recsys_assets.core.models.metrics import sample_rows
 from recsys_assets.settings.models import GATConfig
 from recsys_assets_tests.models.taste import taste_groups
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.core.io.sparse import csr_arrays, csr_from_arrays
+from recsys_assets.core.io.sparse import Csr, csr_arrays, csr_from_arrays
 from recsys_assets.core.models.item_item import ease, item_item_scorer, itemknn
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.recency import ORDER_FREE, history_matrix
 from recsys_assets_tests.models.taste import dense
 

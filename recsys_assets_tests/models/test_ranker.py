@@ -8,18 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models import training
 from recsys_assets.core.models.evaluation import evaluate_per_user
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.ranker.candidates import Source, candidates
-from recsys_assets.core.models.ranker.features import FeatureSpace, content_features, latest_items, unit_rows
 from recsys_assets.core.models.ranker.inputs import RankerInputs
 from recsys_assets.core.models.ranker.lambdarank import cross_validate
 from recsys_assets.core.models.ranker.scores import NOT_A_CANDIDATE, scores_arrays, scores_from_arrays
-from recsys_assets.core.models.ranker.timeline import Known, timeline
+from recsys_assets.core.models.ranker.timeline import timeline
 from recsys_assets.core.models.recency import ORDER_FREE
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.core.ranking.features import FeatureSpace, content_features, latest_items, unit_rows
+from recsys_assets.core.ranking.known import Known
 from recsys_assets.settings.models import BlendConfig, EvaluationConfig, RankerConfig
 
 
@@ -281,10 +282,10 @@ def test_the_ablation_finds_the_retriever_the_ranker_cannot_do_without() -> None
 
 
 def test_cold_dropout_hides_what_interactions_make_and_keeps_content() -> None:
-    from recsys_assets.core.models.ranker.features import mask_rows
+    from recsys_assets.core.ranking.features import mask_rows
 
     space = FeatureSpace(("ease", "gat", "fused_knn"), {"fused": np.zeros((2, 2))}, times=True,
-                         interaction_sources=("ease",), mask_cold=True)  # fmt: skip
+                         interaction_sources=("ease",), mask_cold=2)  # fmt: skip
     dropped = [space.names[k] for k in space.interaction_columns()]
     assert dropped == ["ease_score", "ease_z", "ease_rank", "item_count", "sources", "item_recent_count",
                        "item_age_days"]  # fmt: skip

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from recsys_assets.core.graphs.node_maps import NodeMaps
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models import training
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.recency import ORDER_FREE, Order, choose, history_matrix, order_grid, readout
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import TrainingData, history_positions, training_data

@@ -7,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.examples import example_users, examples_table
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.report import learning_curves_plot, summary_table
 from recsys_assets.core.models.training_data import TrainingData
 

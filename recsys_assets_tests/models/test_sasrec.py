@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models import sasrec, training
 from recsys_assets.core.models.evaluation import evaluate
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.mf import train_mf_bpr
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.settings.models import MFConfig, SASRecConfig

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.serving.bundle import BundleError, ManifestMissingError, load_bundle
 from recsys_assets.core.serving.export import common_files, popular_items, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes

@@ -10,7 +10,7 @@ import numpy as np
 
 from recsys_assets.core.catalogue.display import ItemCards
 from recsys_assets.core.io.artifacts import SERVING_MANIFEST, Artifacts
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.serving.export import common_files, publish, vector_files, write_files
 from recsys_assets.core.serving.index import build_index, index_bytes
 from recsys_assets.settings import Settings

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.outcomes import CheckOutcome
 from recsys_assets.settings.embeddings import FusionConfig

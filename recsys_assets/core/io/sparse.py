@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -37,3 +39,37 @@ def csr_from_arrays(arrays: dict[str, np.ndarray], source: str) -> sp.csr_matrix
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_columns))
+
+
+@dataclass(frozen=True)
+class Csr:
+    """Per-row item lists: the items of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``,
+    with ``values`` (when given) one per item, in the same order."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray | None = None
+
+    @classmethod
+    def from_pairs(
+        cls, rows: np.ndarray, items: np.ndarray, n_rows: int, values: np.ndarray | None = None
+    ) -> Csr:
+        order = np.lexsort((items, rows))
+        rows, items = rows[order], items[order]
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(np.cumsum(indptr), items.astype(np.int64), None if values is None else values[order])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def row(self, r: int) -> np.ndarray:
+        return self.indices[self.indptr[r] : self.indptr[r + 1]]
+
+    def pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position in ``rows``, item) for every item of the given rows."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        counts = ends - starts
+        position = np.repeat(np.arange(len(rows)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return position, self.indices[np.repeat(starts, counts) + offsets]

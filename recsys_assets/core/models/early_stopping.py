@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from recsys_assets.core.models.metrics import Csr, dot_scorer, validation_ndcg
+from recsys_assets.core.io.sparse import Csr
+from recsys_assets.core.models.metrics import dot_scorer, validation_ndcg
 
 
 @contextmanager

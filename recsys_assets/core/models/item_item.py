@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_assets.core.models.metrics import Csr, Score
+from recsys_assets.core.io.sparse import Csr
+from recsys_assets.core.models.metrics import Score
 
 if TYPE_CHECKING:
     import optuna

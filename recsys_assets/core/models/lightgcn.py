@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import (
     EarlyStopping,
     FitResult,
@@ -25,7 +26,6 @@ from recsys_assets.core.models.early_stopping import (
     seeded_pairs,
     step_batches,
 )
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.settings.models import LightGCNConfig
 
 if TYPE_CHECKING:

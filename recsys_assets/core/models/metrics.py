@@ -22,47 +22,14 @@ ties in their scores.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from recsys_assets.core.io.sparse import Csr
+
 #: A model's scores of every item for a batch of users: ``score(users)`` -> ``(len(users), n_items)``.
 Score = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Csr:
-    """Per-row item lists: the items of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``,
-    with ``values`` (when given) one per item, in the same order."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray | None = None
-
-    @classmethod
-    def from_pairs(
-        cls, rows: np.ndarray, items: np.ndarray, n_rows: int, values: np.ndarray | None = None
-    ) -> Csr:
-        order = np.lexsort((items, rows))
-        rows, items = rows[order], items[order]
-        indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        np.add.at(indptr, rows + 1, 1)
-        return cls(np.cumsum(indptr), items.astype(np.int64), None if values is None else values[order])
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-    def row(self, r: int) -> np.ndarray:
-        return self.indices[self.indptr[r] : self.indptr[r + 1]]
-
-    def pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position in ``rows``, item) for every item of the given rows."""
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        counts = ends - starts
-        position = np.repeat(np.arange(len(rows)), counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return position, self.indices[np.repeat(starts, counts) + offsets]
 
 
 def top_k(

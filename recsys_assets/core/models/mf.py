@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import (
     EarlyStopping,
     FitResult,
     deterministic_torch,
     seeded_pairs,
 )
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.settings.models import MFConfig
 
 if TYPE_CHECKING:

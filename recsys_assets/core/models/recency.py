@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 
 
 @dataclass(frozen=True)

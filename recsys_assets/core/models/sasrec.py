@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import EarlyStopping, FitResult, deterministic_torch
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training import Fitting, Trained
 from recsys_assets.core.models.training_data import TrainingData

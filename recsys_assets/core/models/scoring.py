@@ -23,11 +23,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.core.io.codecs import read_npy, read_npz
-from recsys_assets.core.io.sparse import csr_from_arrays
+from recsys_assets.core.io.sparse import Csr, csr_from_arrays
 from recsys_assets.core.io.storage import read_bytes
 from recsys_assets.core.models import registry
 from recsys_assets.core.models.item_item import item_item_scorer, scoring_matrix
-from recsys_assets.core.models.metrics import Csr, Score, dot_scorer, sample_rows, validation_ndcg
+from recsys_assets.core.models.metrics import Score, dot_scorer, sample_rows, validation_ndcg
 from recsys_assets.core.models.ranker.scores import scores_from_arrays, sparse_scorer
 from recsys_assets.core.models.recency import (
     ORDER_FREE,

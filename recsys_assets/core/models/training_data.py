@@ -11,8 +11,8 @@ import pandas as pd
 from recsys_assets.core.graphs.node_maps import NodeMaps
 from recsys_assets.core.graphs.splits import history_positions
 from recsys_assets.core.io.codecs import read_json, read_parquet
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.leakage import TrainedOn, timestamps_ns
-from recsys_assets.core.models.metrics import Csr
 
 #: Cold-start slice: held-out interactions whose item had at most this many train interactions.
 COLD_START_MAX_TRAIN = 2

@@ -23,9 +23,8 @@ from recsys_assets.core.io.artifacts import (
     Artifacts,
 )
 from recsys_assets.core.io.codecs import npy_bytes, npz_bytes, read_json, read_npy, save
-from recsys_assets.core.io.sparse import csr_arrays
+from recsys_assets.core.io.sparse import Csr, csr_arrays
 from recsys_assets.core.io.storage import read_bytes, write_bytes
-from recsys_assets.core.models.metrics import Csr
 from recsys_assets.core.models.popularity import popularity_scores
 from recsys_assets.core.models.recency import ORDER_FREE, Order, history_weights
 from recsys_assets.core.models.scoring import Scorable, load_scorable

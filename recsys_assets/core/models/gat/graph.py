@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 
 Relation = tuple[str, str, str]
 RATES: Relation = ("user", "rates", "item")

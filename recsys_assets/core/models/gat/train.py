@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.early_stopping import (
     EarlyStopping,
     FitResult,
@@ -28,7 +29,7 @@ from recsys_assets.core.models.gat.model import (
 )
 from recsys_assets.core.models.gat.sampling import InEdges, Relation, in_edges, sample_subgraph
 from recsys_assets.core.models.gat.sequence import SequenceContext, sequence_context, with_context
-from recsys_assets.core.models.metrics import Csr, sample_rows
+from recsys_assets.core.models.metrics import sample_rows
 from recsys_assets.settings.models import GATConfig
 
 if TYPE_CHECKING:

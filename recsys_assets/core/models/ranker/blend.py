@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys_assets.core.models.metrics import Csr, Score, sample_rows, top_k, user_batch, validation_ndcg
+from recsys_assets.core.io.sparse import Csr
+from recsys_assets.core.models.metrics import Score, sample_rows, top_k, user_batch, validation_ndcg
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training import Fitting, Trained
 from recsys_assets.core.models.training_data import TrainingData

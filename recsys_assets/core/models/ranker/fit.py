@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from recsys_assets.core.models.ranker.features import FeatureSpace, unit_rows
 from recsys_assets.core.models.ranker.two_stage import cold_items, content_source, fit_two_stage, model_source
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.registry import BY_NAME
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training import Fitting, Trained
-from recsys_assets.core.models.training_data import TrainingData
+from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
+from recsys_assets.core.ranking.features import FeatureSpace, unit_rows
 from recsys_assets.settings.models import RankerConfig
 
 #: The retriever that proposes the items with few or no train interactions, by content.
@@ -42,7 +42,7 @@ def fit(data: TrainingData, config: RankerConfig, fitting: Fitting) -> Trained:
     space = FeatureSpace(
         tuple(source.name for source in sources), unit, config.recent_items, config.recent_decay,
         config.window_days, times=inputs.timeline is not None, interaction_sources=from_interactions,
-        mask_cold=config.cold_dropout > 0,
+        mask_cold=COLD_START_MAX_TRAIN if config.cold_dropout > 0 else None,
     )  # fmt: skip
     two = fit_two_stage(data, sources, space, inputs.timeline, config, fitting.log)
     extra = {

@@ -18,15 +18,16 @@ import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.cold_start import content_scorer
-from recsys_assets.core.models.metrics import Csr
-from recsys_assets.core.models.ranker.candidates import CandidateBatch, Source, candidates
-from recsys_assets.core.models.ranker.features import FeatureSpace, features, mask_rows
+from recsys_assets.core.models.ranker.candidates import Source, candidates
 from recsys_assets.core.models.ranker.lambdarank import CrossValidated, cross_validate
 from recsys_assets.core.models.ranker.timeline import Timeline
 from recsys_assets.core.models.recency import Order
 from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
+from recsys_assets.core.ranking.candidates import CandidateBatch
+from recsys_assets.core.ranking.features import FeatureSpace, features, mask_rows
 from recsys_assets.settings.models import RankerConfig
 
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys_assets.core.models.metrics import Csr
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.ranker.candidates import CandidateBatch
 from recsys_assets.core.models.ranker.timeline import Known
-from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN
 
 #: Per content space, per candidate.
 CONTENT = {
@@ -60,10 +59,10 @@ class FeatureSpace:
     window_days: float = 30.0
     times: bool = True
     #: Retrievers whose scores come from interactions alone (not content): for an item with at
-    #: most ``COLD_START_MAX_TRAIN`` known interactions their features are missing, as the item's
-    #: counts are, when ``mask_cold`` (``interaction_columns``).
+    #: most ``mask_cold`` known interactions their features are missing, as the item's counts
+    #: are (``interaction_columns``); None: never masked.
     interaction_sources: tuple[str, ...] = ()
-    mask_cold: bool = False
+    mask_cold: int | None = None
 
     @property
     def names(self) -> list[str]:
@@ -168,8 +167,8 @@ def features(
         columns.append(now - known.item_first(batch.items))
         columns.append(now - known.user_last[user_nodes])
     x = np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
-    if space.mask_cold:
-        cold = item_counts[batch.items] <= COLD_START_MAX_TRAIN
+    if space.mask_cold is not None:
+        cold = item_counts[batch.items] <= space.mask_cold
         mask_rows(x, space.interaction_columns(), np.flatnonzero(cold))
     return x
 
