@@ -11,6 +11,11 @@ A request is planned (``plan``: strategy, query vector or scored candidates, exc
 ``serving.search_batcher``) and filters their hits (``take``). Item-item models need no
 search: their candidates are every item some history item votes for, scored in the plan;
 when fewer than ``k`` of them have a positive score, popular items fill the list (score 0).
+
+A ranker version (two stages) ranks a known user's candidates in the plan
+(``core/ranking/online.py``: every retriever's candidates, their features, LightGBM) and says
+which retrievers proposed each item; everything else is answered by its fallback retriever's
+files as above.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Final, Literal
 
 import numpy as np
 
+from recsys_assets.core.ranking.online import TwoStage
 from recsys_assets.core.serving.bundle import Bundle
 
 Strategy = Literal["user", "recent_items", "popular"]
@@ -42,6 +48,8 @@ class Plan:
     unknown_items: list[str] = field(default_factory=list)
     #: Item-item models: every candidate's score, best first (no search needed).
     candidates: Hits | None = None
+    #: A ranker version's ranked candidates (no search needed).
+    two_stage: TwoStage | None = None
 
     def first_fetch(self) -> int:
         return self.k + len(self.excluded)
@@ -53,6 +61,8 @@ class Ranked:
     scores: list[float]
     strategy: Strategy
     unknown_items: list[str] = field(default_factory=list)
+    #: Two stages: the retrievers that proposed each item (popular fill-ins: none).
+    sources: list[list[str]] | None = None
 
 
 def _known(bundle: Bundle, ids: Iterable[str]) -> tuple[list[int], list[str]]:
@@ -88,15 +98,30 @@ def plan(bundle: Bundle, user_id: str, k: int, recent_items: list[str], exclude_
     excluded = set(recent) | set(exclude)
     unknown = unknown_recent + unknown_exclude
     user = bundle.user_index.get(user_id)
+    if bundle.ranker is not None and user is not None:
+        excluded.update(bundle.history(user).tolist())
+        return Plan(USER, None, excluded, k, unknown, two_stage=bundle.ranker.rank(user, excluded))
     if bundle.neighbours is not None:
-        if user is not None:
-            rows, weights = bundle.weighted_history(user)
-            excluded.update(rows.tolist())
-            return Plan(USER, None, excluded, k, unknown, neighbour_hits(bundle, rows, weights))
-        if recent:
-            rows = np.array(recent, dtype=np.int64)
-            return Plan(RECENT, None, excluded, k, unknown, neighbour_hits(bundle, rows, np.ones(len(rows))))
-        return Plan(POPULAR, None, excluded, k, unknown)
+        return _neighbour_plan(bundle, user, recent, excluded, k, unknown)
+    return _vector_plan(bundle, user, recent, excluded, k, unknown)
+
+
+def _neighbour_plan(
+    bundle: Bundle, user: int | None, recent: list[int], excluded: set[int], k: int, unknown: list[str]
+) -> Plan:
+    if user is not None:
+        rows, weights = bundle.weighted_history(user)
+        excluded.update(rows.tolist())
+        return Plan(USER, None, excluded, k, unknown, neighbour_hits(bundle, rows, weights))
+    if recent:
+        rows = np.array(recent, dtype=np.int64)
+        return Plan(RECENT, None, excluded, k, unknown, neighbour_hits(bundle, rows, np.ones(len(rows))))
+    return Plan(POPULAR, None, excluded, k, unknown)
+
+
+def _vector_plan(
+    bundle: Bundle, user: int | None, recent: list[int], excluded: set[int], k: int, unknown: list[str]
+) -> Plan:
     assert bundle.users is not None
     assert bundle.items is not None
     if user is not None:
@@ -150,6 +175,19 @@ def scored_candidates(bundle: Bundle, planned: Plan) -> tuple[list[int], list[fl
     return items, kept
 
 
+def two_stage_ranked(bundle: Bundle, planned: Plan, ranked: TwoStage) -> Ranked:
+    """The ranker's first ``k`` candidates (its order; they exclude what the plan excludes), then
+    popular items when there are fewer candidates than ``k`` (score 0, no source)."""
+    n = min(planned.k, len(ranked.items))
+    items = ranked.items[:n].tolist()
+    scores = ranked.scores[:n].astype(np.float64).round(6).tolist()
+    sources = ranked.sources[:n]
+    if n < planned.k:
+        fill, _ = popular(bundle, planned.k - n, planned.excluded | set(items))
+        items, scores, sources = items + fill, scores + [0.0] * len(fill), sources + [[] for _ in fill]
+    return Ranked(items, scores, planned.strategy, planned.unknown_items, sources)
+
+
 #: ``ranking`` yields (query, n) searches and is sent their hits; it returns the result.
 Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
 
@@ -157,6 +195,8 @@ Ranking = Generator[tuple[np.ndarray, int], Hits, Ranked]
 def ranking(bundle: Bundle, planned: Plan) -> Ranking:
     """Search until ``k`` items survive the exclusions (or the catalogue is exhausted); the
     caller runs each search it yields, in whatever way suits it (the API batches them)."""
+    if planned.two_stage is not None:
+        return two_stage_ranked(bundle, planned, planned.two_stage)
     if planned.candidates is not None:
         return Ranked(*scored_candidates(bundle, planned), planned.strategy, planned.unknown_items)
     if planned.query is None:

@@ -141,7 +141,8 @@ class RankerSources(Section):
         """``RankerInputs``: each model with its chosen use of order, the content, the timeline."""
         from recsys_assets.core.models.ranker.load import load_ranker_inputs
 
-        return load_ranker_inputs(self.models, self.content_uris, data, splits_uri, node_maps_uri)
+        models = {name: files.to_dict() for name, files in self.models.items()}
+        return load_ranker_inputs(models, self.content_uris, data, splits_uri, node_maps_uri)
 
 
 class TrainParams(JobParams):

@@ -178,6 +178,8 @@ def run(params: TrainParams, pipes: PipesContext) -> JobResult:
     }
     if params.inputs is not None:
         meta |= {"features": params.inputs.features}
+    if params.sources is not None:  # what a serving version rebuilds the ranker's retrievers from
+        meta |= {"inputs": params.sources.to_dict()}
     if trained.checkpoint is not None:
         write_bytes(params.output.checkpoint_uri, trained.checkpoint)
         meta |= {"checkpoint_uri": params.output.checkpoint_uri}

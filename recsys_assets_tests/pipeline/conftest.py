@@ -9,6 +9,7 @@ each naming the step's own error, while the rest of the graph's tests still pass
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from recsys_assets.core.io.artifacts import Artifacts
@@ -154,6 +155,28 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
             run_id=result.run_id,
             partitions=partitions,
         )
+
+
+def pinned_export(pipeline: Pipeline, root: Path, pinned: str) -> Artifacts:
+    """The pipeline's artifacts copied to ``root``, evaluated again with ``pinned`` as the
+    candidate, and exported and published from there."""
+
+    pipeline.require("faiss_index")
+    shutil.copytree(pipeline.root, root)
+    settings = pipeline.settings.with_changes(
+        {"artifacts": {"root": str(root)}, "models": {"candidate": pinned}}
+    )
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.eval_report, serving.item_embeddings_export, serving.faiss_index],
+                             resources=make_resources(settings), instance=instance)  # fmt: skip
+    assert result.success
+    return Artifacts(str(root))
+
+
+@pytest.fixture(scope="session")
+def ranker_version(pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    """The pipeline's artifacts with the two-stage ranker pinned, exported and published."""
+    return pinned_export(pipeline, tmp_path_factory.mktemp("ranker") / "artifacts", "ranker")
 
 
 @pytest.fixture(scope="session", autouse=True)

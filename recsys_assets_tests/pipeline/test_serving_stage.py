@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,9 +23,10 @@ from recsys_assets.core.models.training_data import load_training_data
 from recsys_assets.core.serving.bundle import Bundle, load_bundle
 from recsys_assets.core.serving.export import NO_INDEX
 from recsys_assets.core.warehouse.tables import LOG_TABLES
-from recsys_assets.defs.assets import models, monitoring, serving
+from recsys_assets.defs.assets import monitoring
+from recsys_assets.devtools.local_api import local_api, wait_for
 from recsys_assets_tests.conftest import make_resources
-from recsys_assets_tests.pipeline.conftest import Pipeline
+from recsys_assets_tests.pipeline.conftest import Pipeline, pinned_export
 from serving.request_log import DuckDBSink
 
 pytestmark = pytest.mark.xdist_group("pipeline")
@@ -103,18 +105,8 @@ def test_serving_bundle_holds_the_promoted_model_and_loads(pipeline: Pipeline) -
 def test_a_pinned_candidate_of_either_kind_is_exported_and_served(
     pipeline: Pipeline, tmp_path: Path, kind: str
 ) -> None:
-    pipeline.require("faiss_index")
     pinned = "gat" if kind == "embedding" else "itemknn"
-    shutil.copytree(pipeline.root, tmp_path / "artifacts")
-    settings = pipeline.settings.with_changes(
-        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"candidate": pinned}}
-    )
-    resources = make_resources(settings)
-    with DagsterInstance.ephemeral() as instance:
-        result = materialize([models.eval_report, serving.item_embeddings_export, serving.faiss_index],
-                             resources=resources, instance=instance)  # fmt: skip
-    assert result.success
-    artifacts = resources["settings"].artifacts
+    artifacts = pinned_export(pipeline, tmp_path / "artifacts", pinned)
     report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
     assert (
         report["candidate"] == pinned
@@ -126,6 +118,48 @@ def test_a_pinned_candidate_of_either_kind_is_exported_and_served(
         kind == "item_item"
     )
     _served_scores_match_the_evaluation(bundle, artifacts, pinned)
+
+
+def test_a_promoted_ranker_serves_known_users_in_two_stages_and_the_rest_by_its_fallback(
+    pipeline: Pipeline, ranker_version: Artifacts, tmp_path: Path
+) -> None:
+    artifacts = ranker_version
+    report = read_json(artifacts.uri(catalogue.EVAL_REPORT))
+    bundle = load_bundle(artifacts.uri(catalogue.SERVING_MANIFEST))
+    model = bundle.manifest["model"]
+    assert model["name"] == "ranker" and model["kind"] == "ranker" and bundle.ranker is not None
+    # The fallback is the retriever best on validation, served (and scoring) exactly as evaluated.
+    retrievers = {n: m["val"]["ndcg@20"] for n, m in report["models"].items() if m["kind"] != "ranker"}
+    fallback = model["fallback"]["name"]
+    assert fallback == max(retrievers, key=lambda n: retrievers[n])
+    assert model["fallback"]["kind"] == report["models"][fallback]["kind"]
+    _served_scores_match_the_evaluation(bundle, artifacts, fallback)
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="ranker"))
+    assert [s.name for s in bundle.ranker.sources] == meta["sources"]
+    assert set(bundle.manifest["files"]) >= {"ranker.json", "ranker.npz", "ranker.txt"}
+
+    with local_api(Path(artifacts.uri(catalogue.SERVING_MANIFEST)), str(tmp_path / "w.duckdb")) as api:
+        wait_for(api, lambda body: body.get("status") == "ready", "load the ranker version")
+        user = bundle.user_ids[3]
+        served = httpx.post(f"{api}/recommend", json={"user_id": user, "k": 10}).json()
+        assert served["strategy"] == "user" and len(served["items"]) == 10
+        expected = bundle.ranker.rank(3, set(bundle.history(3).tolist()))
+        assert [i["item_id"] for i in served["items"]] == [bundle.item_ids[i] for i in expected.items[:10]]
+        assert all(i["sources"] and set(i["sources"]) <= set(meta["sources"]) for i in served["items"])
+        assert not {i["item_id"] for i in served["items"]} & {bundle.item_ids[i] for i in bundle.history(3)}
+        ids = [i["item_id"] for i in served["items"][:3]]
+        why = httpx.get(f"{api}/explorer/users/{user}/why", params={"ids": ids}).json()
+        assert why["model"] == "ranker" and why["stages"] == "two stages"
+        assert [w["item_id"] for w in why["items"]] == ids
+        assert [w["sources"] for w in why["items"]] == [i["sources"] for i in served["items"][:3]]
+        assert all(w["features"] and w["features"][0]["contribution"] > 0 for w in why["items"])
+        assert all(f["description"] for w in why["items"] for f in w["features"])
+        # A user the version does not know: their recent items, by the fallback, with no sources.
+        recent = [bundle.item_ids[0], bundle.item_ids[1]]
+        cold = httpx.post(f"{api}/recommend", json={"user_id": "someone-new", "recent_items": recent}).json()
+        assert cold["strategy"] == "recent_items" and "sources" not in cold["items"][0]
+        similar = httpx.get(f"{api}/items/{bundle.item_ids[0]}/similar", params={"k": 5}).json()
+        assert len(similar["items"]) == 5 and "sources" not in similar["items"][0]
 
 
 def test_drift_metrics_materialize_a_day_of_logs_idempotently(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -30,7 +30,16 @@ from litestar.static_files import create_static_files_router
 from recsys_assets.core.io.storage import read_bytes
 from recsys_assets.core.serving.bundle import Bundle
 from serving.schemas.common import MAX_ITEMS_IN_REQUEST
-from serving.schemas.explorer import CardsResponse, ItemCard, UsersResponse, UserSummary, UserView
+from serving.schemas.explorer import (
+    CardsResponse,
+    Contribution,
+    ItemCard,
+    ItemWhy,
+    UsersResponse,
+    UserSummary,
+    UserView,
+    WhyResponse,
+)
 from serving.services import AppServices
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -114,6 +123,28 @@ class ExplorerController(Controller):
             history=[card(bundle, int(i)) for i in history[:limit]], history_total=len(history),
         )  # fmt: skip
 
+    @get("/users/{user_id:str}/why")
+    async def why(
+        self,
+        user_id: FromPath[str],
+        services: AppServices,
+        ids: Annotated[list[str], QueryParameter(max_items=MAX_ITEMS_IN_REQUEST, description="Item ids.")],
+    ) -> WhyResponse:
+        """Why items were recommended to a user: with a two-stage version, the retrievers that
+        proposed each and the features that raised its score most."""
+        published = services.index.current()
+        _, bundle = published.assign(user_id)
+        rows = [bundle.item_index.get(i) for i in ids]
+        unknown = [i for i, row in zip(ids, rows, strict=True) if row is None]
+        model = str(bundle.manifest.get("model", {}).get("name", "unknown"))
+        user = bundle.user_index.get(user_id)
+        if bundle.ranker is None or user is None:
+            items = [ItemWhy(bundle.item_ids[r], [], []) for r in rows if r is not None]
+            stages = "single stage" if bundle.ranker is None else "fallback (a user the ranker does not know)"
+            return WhyResponse(bundle.version, model, stages, items, unknown)
+        explained = await anyio.to_thread.run_sync(_explain, bundle, user, [r for r in rows if r is not None])
+        return WhyResponse(bundle.version, model, "two stages", explained, unknown)
+
     @get("/items")
     async def items(
         self,
@@ -144,6 +175,25 @@ class ExplorerController(Controller):
             ) from error
         media_type = mimetypes.guess_type(url)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+
+def _explain(bundle: Bundle, user: int, rows: list[int]) -> list[ItemWhy]:
+    """The user's ranking, and each asked item's sources and top contributions in it."""
+    assert bundle.ranker is not None
+    ranked = bundle.ranker.rank(user)
+    place = {int(item): k for k, item in enumerate(ranked.items)}
+    found = [place[r] for r in rows if r in place]
+    reasons = dict(zip(found, bundle.ranker.explain(ranked.x[found]), strict=True))
+    described = bundle.ranker.settings.get("features", {})
+    out = []
+    for row in rows:
+        k = place.get(row)
+        if k is None:  # not among the user's candidates
+            out.append(ItemWhy(bundle.item_ids[row], [], []))
+            continue
+        features = [Contribution(name, value, described.get(name, "")) for name, value in reasons[k]]
+        out.append(ItemWhy(bundle.item_ids[row], ranked.sources[k], features))
+    return out
 
 
 def explorer_router() -> Router:

@@ -71,8 +71,17 @@ class RecommendController(Controller):
         return ItemsResponse(bundle.version, _scored(bundle, items, scores))
 
 
-def _scored(bundle: Bundle, items: list[int], scores: list[float]) -> list[ScoredItem]:
-    return [ScoredItem(bundle.item_ids[i], s, bundle.titles[i]) for i, s in zip(items, scores, strict=True)]
+def _scored(
+    bundle: Bundle, items: list[int], scores: list[float], sources: list[list[str]] | None = None
+) -> list[ScoredItem]:
+    if sources is None:
+        return [
+            ScoredItem(bundle.item_ids[i], s, bundle.titles[i]) for i, s in zip(items, scores, strict=True)
+        ]
+    return [
+        ScoredItem(bundle.item_ids[i], s, bundle.titles[i], found)
+        for i, s, found in zip(items, scores, sources, strict=True)
+    ]
 
 
 async def _rank(services: AppServices, bundle: Bundle, planned: recommender.Plan) -> recommender.Ranked:
@@ -92,7 +101,7 @@ async def _recommend(
 ) -> tuple[recommender.Ranked, list[ScoredItem]]:
     planned = recommender.plan(bundle, data.user_id, data.k, data.recent_items, data.exclude_items)
     ranked = await _rank(services, bundle, planned)
-    return ranked, _scored(bundle, ranked.items, ranked.scores)
+    return ranked, _scored(bundle, ranked.items, ranked.scores, ranked.sources)
 
 
 async def _interleaved(

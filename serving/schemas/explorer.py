@@ -44,3 +44,28 @@ class CardsResponse(msgspec.Struct):
     model_version: str
     items: list[ItemCard]
     unknown_items: list[str]
+
+
+class Contribution(msgspec.Struct):
+    feature: str
+    #: How much it raised the item's score (its SHAP value in the ranker's score).
+    contribution: float
+    description: str
+
+
+class ItemWhy(msgspec.Struct):
+    item_id: str
+    #: The retrievers that proposed it (empty: not among the user's candidates).
+    sources: list[str]
+    #: The features that raised its score most.
+    features: list[Contribution]
+
+
+class WhyResponse(msgspec.Struct):
+    model_version: str
+    #: The served model, and what the explanations are of: ``two stages`` (candidates and a
+    #: ranker) or ``single stage`` (the model's own scores: nothing more to say).
+    model: str
+    stages: str
+    items: list[ItemWhy]
+    unknown_items: list[str]

@@ -24,10 +24,13 @@ class RecommendRequest(msgspec.Struct, forbid_unknown_fields=True):
     )
 
 
-class ScoredItem(msgspec.Struct):
+class ScoredItem(msgspec.Struct, omit_defaults=True):
     item_id: str
     score: float
     title: str
+    #: A two-stage version: the retrievers that proposed the item (empty: a popular fill-in);
+    #: left out by single-stage versions.
+    sources: list[str] | None = None
 
 
 class RecommendResponse(msgspec.Struct, kw_only=True):

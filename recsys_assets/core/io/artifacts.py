@@ -160,7 +160,8 @@ SERVING_VERSION_MANIFEST = Artifact(
     "serving/versions/{version}/manifest.json", "faiss_index",
     "A published version's own manifest (experiments load treatments and shadows by it).",
 )  # fmt: skip
-_EXPORTED = ("items.npy", "users.npy", "neighbours.npz", "ids.json", "history.npz", "popular.npy")
+_EXPORTED = ("items.npy", "users.npy", "neighbours.npz", "ids.json", "history.npz", "popular.npy",
+             "ranker.json", "ranker.npz", "ranker.txt")  # fmt: skip
 SERVING_FILES = {
     name: Artifact(
         f"serving/versions/{{version}}/{name}",

@@ -134,9 +134,14 @@ def content_scorer(features: np.ndarray, train: Csr, order: Order = ORDER_FREE) 
     """The content-only peer: a user is the weighted mean of their train items' (unit) content
     vectors, every item ranked by cosine to it."""
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    history = history_matrix(train, len(features), order)
+    return dot_scorer(content_user_vectors(unit, train, order), unit.astype(np.float32))
+
+
+def content_user_vectors(unit: np.ndarray, train: Csr, order: Order) -> np.ndarray:
+    """Each user's weighted mean of their history's unit content vectors, normalised."""
+    history = history_matrix(train, len(unit), order)
     users = readout(np.zeros((history.shape[0], unit.shape[1]), dtype=np.float32), unit, history, 1.0, True)
-    return dot_scorer(users.astype(np.float32), unit.astype(np.float32))
+    return users.astype(np.float32)
 
 
 def popularity_scorer(protocol: ColdStart) -> Score:

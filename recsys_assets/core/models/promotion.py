@@ -24,7 +24,8 @@ import numpy as np
 
 from recsys_assets.core.models.uncertainty import Resampled, column, compare_pairs, describe
 
-#: Model kinds the serving export can publish (``core/serving/export.py``).
+#: Model kinds the serving export can publish (``core/serving/export.py``) when a report does
+#: not say which models serve (``servable``, from the registry).
 SERVABLE_KINDS = ("embedding", "item_item")
 #: The metric that chooses, and the metrics the gate compares.
 CHOOSING = "ndcg@20"
@@ -67,7 +68,9 @@ def _val(models: dict[str, dict[str, Any]], name: str) -> float:
 
 
 def servable_models(models: dict[str, dict[str, Any]]) -> list[str]:
-    return [name for name, m in models.items() if m.get("kind", "embedding") in SERVABLE_KINDS]
+    return [
+        name for name, m in models.items() if m.get("servable", m.get("kind", "embedding") in SERVABLE_KINDS)
+    ]
 
 
 def _pinned(models: dict[str, dict[str, Any]], pinned: str) -> Decision:

@@ -48,7 +48,7 @@ class ModelSpec:
     #: ``module:function`` of its search space (``space(trial) -> overrides of its section``);
     #: None: not tunable.
     search: str | None = None
-    #: Whether it may serve (a ranker of other models' candidates needs them served too).
+    #: Whether it may serve (the blend, a peer for the ranker, is evaluated only).
     servable: bool = True
     #: Reads the items' content and the graph (the item features, user-item and item-item edges).
     content: bool = False
@@ -191,8 +191,6 @@ MODELS: tuple[ModelSpec, ...] = (
         kind="ranker",
         settings="ranker",
         content=False,
-        # Served once the API generates candidates and features (issue 30, serving).
-        servable=False,
         serving_cost=8,
     ),
 )

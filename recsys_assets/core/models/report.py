@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from recsys_assets.core.markdown import markdown_table
+from recsys_assets.core.models import registry
 from recsys_assets.core.models.evaluation import TERTILES
 from recsys_assets.core.models.promotion import Decision, Verdict, promotion_verdict
 from recsys_assets.core.models.recency import ORDER_FREE, Order
@@ -37,6 +38,10 @@ def model_entry(metrics: dict[str, Any], meta: dict[str, Any], files: dict[str, 
     it was evaluated from."""
     return {
         "kind": meta.get("kind", "embedding"),
+        # Whether the serving export can publish it (the registry's word; promotion reads it).
+        "servable": registry.BY_NAME[meta["model"]].servable
+        if meta.get("model") in registry.BY_NAME
+        else meta.get("kind", "embedding") in ("embedding", "item_item"),
         "order": meta.get("order"),
         "order_settings_chosen": meta.get("chosen"),
         **metrics,

@@ -12,8 +12,10 @@ and, when the interactions carry times, how recent they are.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +65,21 @@ class FeatureSpace:
     #: are (``interaction_columns``); None: never masked.
     interaction_sources: tuple[str, ...] = ()
     mask_cold: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """Everything but the content vectors, as JSON (a serving version's ``ranker.json``)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "content"}
+        return {**fields, "sources": list(self.sources), "content": list(self.content),
+                "interaction_sources": list(self.interaction_sources)}  # fmt: skip
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], content: Mapping[str, np.ndarray]) -> FeatureSpace:
+        """``settings()`` read back, with each named content space's vectors from ``content``."""
+        return cls(**{
+            **settings, "sources": tuple(settings["sources"]),
+            "content": {space: content[space] for space in settings["content"]},
+            "interaction_sources": tuple(settings["interaction_sources"]),
+        })  # fmt: skip
 
     @property
     def names(self) -> list[str]:

@@ -12,7 +12,11 @@ and holds:
   versions that carry them, its most specific category and image URL, for the explorer);
 * ``history.npz``: each user's train items (CSR), never recommended back to them, with the
   weights the model's use of order gives them (item-item models score with them);
-* ``popular.npy``: item indices by train popularity, for the fallback.
+* ``popular.npy``: item indices by train popularity, for the fallback;
+* for a ``ranker`` (two stages): ``ranker.json``, ``ranker.npz`` and ``ranker.txt``, what the API
+  ranks a known user's candidates with (``core/ranking/online.py``), beside the files of its
+  ``fallback``, the retriever best on validation, which answers everything else (unknown users
+  from their recent items, similar items).
 
 The manifest (``serving/manifest.json``) is written last and names the version, its files
 with their sizes and SHA-256, the model and its evaluation summary (``export.publish``). A
@@ -38,8 +42,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.core.io.artifacts import SERVING_FILES
-from recsys_assets.core.io.sparse import csr_from_arrays
+from recsys_assets.core.io.sparse import Csr, csr_from_arrays
 from recsys_assets.core.io.storage import join, read_bytes
+from recsys_assets.core.ranking.online import RANKER_FILES, OnlineRanker, load_online_ranker
 
 COMMON_FILES = ("ids.json", "history.npz", "popular.npy")
 #: The files of a version, by the kind of model it serves.
@@ -47,12 +52,28 @@ FILES = {
     "embedding": ("items.npy", "users.npy", "index.faiss", *COMMON_FILES),
     "item_item": ("neighbours.npz", *COMMON_FILES),
 }
-assert {f for files in FILES.values() for f in files} == set(SERVING_FILES)
+assert {f for files in FILES.values() for f in files} | set(RANKER_FILES) == set(SERVING_FILES)
+RANKER = "ranker"
 
 
 def kind_of(manifest: dict[str, Any]) -> str:
     """The kind of model a version serves (versions from before item-item models: embedding)."""
     return str(manifest.get("model", {}).get("kind", "embedding"))
+
+
+def retriever_kind(manifest: dict[str, Any]) -> str:
+    """The kind of the model whose files answer requests by vectors or neighbour lists: the
+    served model's own, or a ranker's fallback's."""
+    model = manifest.get("model", {})
+    if kind_of(manifest) == RANKER:
+        return str(model.get("fallback", {}).get("kind", ""))
+    return kind_of(manifest)
+
+
+def files_of(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The files of the version (none for a kind this code does not know)."""
+    files = FILES.get(retriever_kind(manifest), ())
+    return (*files, *RANKER_FILES) if files and kind_of(manifest) == RANKER else files
 
 
 def sha256(data: bytes) -> str:
@@ -91,6 +112,8 @@ class Bundle:
     #: Each item's most specific category and image URL ("" and None in versions without them).
     categories: list[str] = field(default_factory=list)
     images: list[str | None] = field(default_factory=list)
+    #: A ranker version's second stage (known users' candidates, features, LightGBM).
+    ranker: OnlineRanker | None = None
 
     def __post_init__(self) -> None:
         self.user_index = {u: i for i, u in enumerate(self.user_ids)}
@@ -187,7 +210,7 @@ def read_version_file(manifest: dict[str, Any], name: str, manifest_uri: str) ->
 def verify_files(manifest: dict[str, Any], manifest_uri: str) -> None:
     """Re-read every file of the manifest's version against its checksum (``BundleError`` on
     the first that fails)."""
-    for name in FILES.get(kind_of(manifest), ()):
+    for name in files_of(manifest):
         read_version_file(manifest, name, manifest_uri)
 
 
@@ -226,10 +249,13 @@ def load_bundle(manifest_uri: str) -> Bundle:
     and the problem when anything is missing, corrupt or inconsistent."""
     manifest = read_manifest(manifest_uri)
     version = str(manifest["version"])
-    kind = kind_of(manifest)
+    kind = retriever_kind(manifest)
     if kind not in FILES:
-        raise BundleError(f"{manifest_uri}: version {version} serves an unknown kind of model {kind!r}")
-    data = {name: read_version_file(manifest, name, manifest_uri) for name in FILES[kind]}
+        served = kind_of(manifest) + (" with a fallback" if kind_of(manifest) == RANKER else "")
+        raise BundleError(
+            f"{manifest_uri}: version {version} serves an unknown kind of model {served} {kind!r}"
+        )
+    data = {name: read_version_file(manifest, name, manifest_uri) for name in files_of(manifest)}
     problems: list[str] = []
     try:
         ids = json.loads(data["ids.json"])
@@ -244,6 +270,10 @@ def load_bundle(manifest_uri: str) -> Bundle:
             model, problems = _vectors(data, len(item_ids), len(user_ids))
         else:
             model, problems = _neighbour_lists(data, len(item_ids), f"{manifest_uri}: neighbours.npz")
+        if kind_of(manifest) == RANKER:
+            model["ranker"] = load_online_ranker(
+                data, Csr(indptr, history_items), len(user_ids), f"{manifest_uri}: version {version}"
+            )
     except Exception as error:  # any parse failure means a corrupt version; say which
         raise BundleError(f"{manifest_uri}: version {version} does not parse: {error}") from error
     for key in ("titles", "categories", "images"):

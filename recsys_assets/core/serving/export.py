@@ -26,10 +26,11 @@ from recsys_assets.core.io.codecs import npy_bytes, npz_bytes, read_json, read_n
 from recsys_assets.core.io.sparse import Csr, csr_arrays
 from recsys_assets.core.io.storage import read_bytes, write_bytes
 from recsys_assets.core.models.popularity import popularity_scores
+from recsys_assets.core.models.ranker.export import ranker_version_files
 from recsys_assets.core.models.recency import ORDER_FREE, Order, history_weights
 from recsys_assets.core.models.scoring import Scorable, load_scorable
 from recsys_assets.core.models.training_data import TrainingData, load_training_data
-from recsys_assets.core.serving.bundle import FILES, kind_of, sha256
+from recsys_assets.core.serving.bundle import FILES, RANKER, files_of, retriever_kind, sha256
 from recsys_assets.core.serving.index import BuiltIndex, build_index, index_bytes, index_kind, measure
 from recsys_assets.core.serving.rollout import release
 from recsys_assets.settings.serving import Rollout, ServingSettings
@@ -105,22 +106,42 @@ def promoted_release(report: dict[str, Any], report_uri: str) -> dict[str, Any]:
     candidate = report["candidate"]
     model = report["models"][candidate]
     test = model["test"]
+    served = _served(report, candidate, report.get("candidate_reason"))
+    if served["kind"] == RANKER:
+        fallback = fallback_model(report)
+        reason = f"the retriever best on validation ({report['models'][fallback]['val']['ndcg@20']:.4f})"
+        served["fallback"] = _served(report, fallback, reason)
     return {
-        "model": {
-            "name": candidate,
-            "kind": model.get("kind", "embedding"),
-            "order": model.get("order") or ORDER_FREE.to_dict(),
-            "reason": report.get("candidate_reason"),
-            "files": model["files"],
-            "run_id": model.get("run_id"),
-            "config": model.get("config", {}),
-        },
+        "model": served,
         "eval": {
             "report_run_id": report.get("run_id"),
             "test": {k: test[k] for k in ("ndcg@20", "recall@20", "ndcg@10", "recall@10") if k in test},
         },
         "code_version": report.get("versions", {}).get("code"),
     }
+
+
+def _served(report: dict[str, Any], name: str, reason: str | None) -> dict[str, Any]:
+    model = report["models"][name]
+    return {
+        "name": name,
+        "kind": model.get("kind", "embedding"),
+        "order": model.get("order") or ORDER_FREE.to_dict(),
+        "reason": reason,
+        "files": model["files"],
+        "run_id": model.get("run_id"),
+        "config": model.get("config", {}),
+    }
+
+
+def fallback_model(report: dict[str, Any]) -> str:
+    """What answers a ranker version's requests that have no candidates to rank (unknown users,
+    similar items): the model with vectors or neighbour lists best on validation NDCG@20."""
+    models = report["models"]
+    retrievers = [name for name, m in models.items() if m.get("kind", "embedding") in FILES]
+    if not retrievers:
+        raise ValueError(f"a ranker serves with a retriever beside it; none among {sorted(models)}")
+    return max(retrievers, key=lambda name: float(models[name]["val"]["ndcg@20"]))
 
 
 def write_files(artifacts: Artifacts, version: str, files: dict[str, bytes]) -> None:
@@ -144,7 +165,7 @@ def publish(
     manifest the API follows (``rollout.release``); called last, so readers see the version
     only when it is complete. Returns the version's own manifest."""
     entries = {}
-    for name in FILES[kind_of(manifest)]:
+    for name in files_of(manifest):
         uri = artifacts.uri(SERVING_FILES[name], version=version)
         try:
             data = read_bytes(uri)
@@ -169,13 +190,15 @@ def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any],
     Returns the pending record and a summary of what was exported."""
     report_uri = artifacts.uri(EVAL_REPORT)
     release = promoted_release(read_json(report_uri), report_uri)
-    files = release["model"]["files"]
+    served = release["model"]
+    retriever = served.get("fallback", served)
+    files = retriever["files"]
     meta = read_json(files["meta_uri"])
     model = load_scorable(files["users_uri"], files["items_uri"], files["neighbours_uri"], meta)
     maps = NodeMaps.from_json(read_json(artifacts.uri(NODE_MAPS)))
     model.check(len(maps.users), len(maps.items), files["meta_uri"].rsplit("/", 1)[0])
     data = load_training_data(artifacts.uri(SPLITS), artifacts.uri(NODE_MAPS))
-    order = Order(**release["model"]["order"])
+    order = Order(**retriever["order"])
     weights = history_weights(data.train, order)
     cards = catalogue_cards(artifacts.uri(ITEMS), maps.items)
     exported = {
@@ -191,11 +214,15 @@ def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any],
             cards.images,
         ),
     }
+    if served["kind"] == RANKER:
+        ranker_meta = read_json(served["files"]["meta_uri"])
+        exported |= ranker_version_files(ranker_meta, data, artifacts.uri(SPLITS), artifacts.uri(NODE_MAPS))
     write_files(artifacts, version, exported)
     pending = {"version": version, **release}
     save(artifacts.uri(SERVING_PENDING), pending)
     summary: dict[str, Any] = {
-        "kind": model.kind,
+        "kind": served["kind"],
+        **({"fallback": retriever["name"]} if served["kind"] == RANKER else {}),
         "users": data.n_users,
         "items": data.n_items,
         "order": order.label(),
@@ -212,6 +239,11 @@ def prepare_version(artifacts: Artifacts, version: str) -> tuple[dict[str, Any],
     return pending, summary
 
 
+def retriever_name(manifest: dict[str, Any]) -> str:
+    model = manifest["model"]
+    return str(model.get("fallback", model)["name"])
+
+
 NO_INDEX = "an item-item model is served from its neighbour lists, which need no vector index"
 
 
@@ -225,10 +257,8 @@ def publish_pending(
     rollout, share = serving.rollout, serving.treatment_share
     pending: dict[str, Any] = read_json(artifacts.uri(SERVING_PENDING))
     version = pending["version"]
-    if kind_of(pending) != "embedding":
-        log(
-            f"version {version} serves {pending['model']['name']} from its neighbour lists: no index to build"
-        )
+    if retriever_kind(pending) != "embedding":
+        log(f"version {version} answers by {retriever_name(pending)}'s neighbour lists: no index to build")
         no_index = {**pending, "index": {"kind": "none", "reason": NO_INDEX}}
         return publish(artifacts, version, no_index, rollout, share), None
     items = read_npy(artifacts.uri(SERVING_FILES["items.npy"], version=version))

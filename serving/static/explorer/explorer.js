@@ -47,6 +47,13 @@ function renderCards(list, items, onPick) {
     meta.textContent = [item.category, item.item_id, `${item.interactions} interactions`]
       .filter(Boolean).join(" · ");
     text.append(title, meta);
+    if (item.why) {
+      const why = document.createElement("div");
+      why.className = "why";
+      why.textContent = item.why.text;
+      why.title = item.why.details;
+      text.append(why);
+    }
     const score = document.createElement("div");
     score.className = "score";
     score.textContent = item.score === undefined ? "" : item.score.toFixed(3);
@@ -60,6 +67,24 @@ function renderCards(list, items, onPick) {
 async function scoredCards(items) {
   const known = await cards(items.map((item) => item.item_id));
   return items.map((item) => ({ ...known.get(item.item_id), ...item }));
+}
+
+// Why a two-stage version recommended each item: the retrievers that proposed it and the
+// features that raised its score most (nothing to add for a single-stage version).
+async function explain(userId, items) {
+  if (!items.some((item) => item.sources)) return new Map();
+  const query = items.map((item) => `ids=${encodeURIComponent(item.item_id)}`).join("&");
+  const why = await api(`/explorer/users/${encodeURIComponent(userId)}/why?${query}`);
+  return new Map(why.items.map((item) => [item.item_id, whyLine(item)]));
+}
+
+function whyLine(item) {
+  const sources = item.sources.length ? `proposed by ${item.sources.join(", ")}` : "a popular fill-in";
+  const raised = item.features.map((f) => `${f.feature} +${f.contribution.toFixed(2)}`).join(", ");
+  return {
+    text: `why: ${sources}${raised ? `; raised by ${raised}` : ""}`,
+    details: item.features.map((f) => `${f.feature}: ${f.description}`).join("\n"),
+  };
 }
 
 async function similar(item) {
@@ -92,7 +117,8 @@ async function recommend(userId) {
     ? `(${user.history_total} items${user.history_total > user.history.length ? `, first ${user.history.length}` : ""})`
     : "(a user the model has never seen)";
   renderCards($("history"), user.history, similar);
-  renderCards($("recommendations"), await scoredCards(served.items), similar);
+  const [scored, why] = await Promise.all([scoredCards(served.items), explain(served.user_id, served.items)]);
+  renderCards($("recommendations"), scored.map((item) => ({ ...item, why: why.get(item.item_id) })), similar);
   const experiment = served.experiment ? `experiment ${served.experiment}, ` : "";
   $("served-line").textContent =
     `${served.items.length} items for ${served.user_id} by strategy ${served.strategy}, ` +

@@ -4,7 +4,6 @@ loads it, with the use of order it chose), the content vectors, and the timeline
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
@@ -34,17 +33,18 @@ def load_timeline(splits_uri: str, node_maps_uri: str, data: TrainingData) -> Ti
 
 
 def load_ranker_inputs(
-    models: Mapping[str, Any], content_uris: Mapping[str, str], data: TrainingData, splits_uri: str,
-    node_maps_uri: str,
+    models: Mapping[str, Mapping[str, str]], content_uris: Mapping[str, str], data: TrainingData,
+    splits_uri: str, node_maps_uri: str,
 ) -> RankerInputs:  # fmt: skip
-    """``models``: name -> its files (``ModelFiles``); a model that was skipped is left out."""
+    """``models``: name -> its files (``ModelFiles`` as a dict); a model that was skipped is
+    left out."""
     loaded: dict[str, tuple[Scorable, Order]] = {}
     for name, files in models.items():
-        meta = read_json(files.meta_uri)
+        meta = read_json(files["meta_uri"])
         if meta.get("skipped"):
             continue
-        model = load_scorable(files.users_uri, files.items_uri, files.neighbours_uri, meta)
-        model.check(data.n_users, data.n_items, files.meta_uri.rsplit("/", 1)[0])
+        model = load_scorable(files["users_uri"], files["items_uri"], files["neighbours_uri"], meta)
+        model.check(data.n_users, data.n_items, files["meta_uri"].rsplit("/", 1)[0])
         loaded[name] = (model, Order(**meta["order"]))
     content = {}
     for space, uri in content_uris.items():

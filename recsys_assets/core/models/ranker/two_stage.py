@@ -19,26 +19,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.core.io.sparse import Csr
-from recsys_assets.core.models.cold_start import content_scorer
 from recsys_assets.core.models.ranker.candidates import Source, candidates
 from recsys_assets.core.models.ranker.lambdarank import CrossValidated, cross_validate
 from recsys_assets.core.models.ranker.timeline import Timeline
-from recsys_assets.core.models.recency import Order
-from recsys_assets.core.models.scoring import Scorable
 from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
 from recsys_assets.core.ranking.candidates import CandidateBatch
 from recsys_assets.core.ranking.features import FeatureSpace, features, mask_rows
 from recsys_assets.settings.models import RankerConfig
-
-
-def model_source(name: str, model: Scorable, order: Order, n_items: int) -> Source:
-    """A trained model as a retriever, with the use of order it chose."""
-    return Source(name, model.scoring(n_items, order))
-
-
-def content_source(name: str, vectors: np.ndarray, order: Order, only: np.ndarray | None = None) -> Source:
-    """Items by cosine to the user's weighted mean content vector (the content-only peer)."""
-    return Source(name, lambda history: content_scorer(vectors, history, order), only)
 
 
 def cold_items(data: TrainingData) -> np.ndarray:
