@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SMALL := data/raw/small
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: tools browser screenshots run serve materialize drift-today drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-drift bench-make-run data data-movielens install lock clean
+.PHONY: tools browser screenshots run serve materialize drift-today drift-demo experiment-demo terraform-schemas ablation search cold-start bless test lint bench bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-two-stage bench-drift bench-make-run data data-movielens install lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -117,7 +117,7 @@ lint: install tools
 	$(VENV)/bin/hadolint docker/*.Dockerfile
 	$(TOOLS)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 
-bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-drift bench-make-run
+bench: bench-staging bench-embeddings bench-graphs bench-movielens bench-models bench-leakage bench-uncertainty bench-cost bench-gat-scale bench-serving bench-two-stage bench-drift bench-make-run
 
 bench-staging: install
 	$(PY) -m benchmarks.staging
@@ -145,6 +145,11 @@ bench-gat-scale: install
 bench-serving: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(PY) -m benchmarks.serving
+
+# The two-stage ranker's version (from bench-models' synthetic run) against its single-stage fallback.
+bench-two-stage: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(PY) -m benchmarks.serving_two_stage
 
 bench-drift: install
 	$(PY) -m benchmarks.drift

@@ -13,17 +13,25 @@ RUN pip install -c requirements.lock -r api-requirements.in
 
 FROM python:3.11.11-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PORT=8080 API_WORKERS=1
-RUN useradd --create-home --uid 10001 api
+# libgomp1: LightGBM's OpenMP runtime (its wheel links the system's), for two-stage versions.
+# The base tag pins the Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 api
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Only what the API runs: serving/, the settings tree, and the core's io, serving (the version
-# loader), experiments (the arms) and warehouse packages; no Dagster, no training code.
+# loader), ranking (a two-stage version's candidates, features and ranker), experiments (the
+# arms) and warehouse packages; no Dagster, no training code.
 COPY --chown=api:api serving serving
 COPY --chown=api:api recsys_assets/__init__.py recsys_assets/__init__.py
 COPY --chown=api:api recsys_assets/settings recsys_assets/settings
 COPY --chown=api:api recsys_assets/core/__init__.py recsys_assets/core/__init__.py
 COPY --chown=api:api recsys_assets/core/io recsys_assets/core/io
 COPY --chown=api:api recsys_assets/core/serving/__init__.py recsys_assets/core/serving/bundle.py recsys_assets/core/serving/
+COPY --chown=api:api recsys_assets/core/ranking recsys_assets/core/ranking
 COPY --chown=api:api recsys_assets/core/experiments/__init__.py recsys_assets/core/experiments/assignment.py recsys_assets/core/experiments/
 
 COPY --chown=api:api recsys_assets/core/warehouse recsys_assets/core/warehouse

@@ -36,6 +36,7 @@ COPY --chown=jobs:jobs recsys_assets/core/__init__.py recsys_assets/core/markdow
 COPY --chown=jobs:jobs recsys_assets/core/io recsys_assets/core/io
 COPY --chown=jobs:jobs recsys_assets/core/embeddings recsys_assets/core/embeddings
 COPY --chown=jobs:jobs recsys_assets/core/models recsys_assets/core/models
+COPY --chown=jobs:jobs recsys_assets/core/ranking recsys_assets/core/ranking
 COPY --chown=jobs:jobs recsys_assets/core/catalogue/__init__.py recsys_assets/core/catalogue/display.py recsys_assets/core/catalogue/
 COPY --chown=jobs:jobs recsys_assets/core/graphs/__init__.py recsys_assets/core/graphs/edges.py recsys_assets/core/graphs/node_maps.py recsys_assets/core/graphs/splits.py recsys_assets/core/graphs/knn.py recsys_assets/core/graphs/
 USER 10001

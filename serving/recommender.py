@@ -181,7 +181,7 @@ def two_stage_ranked(bundle: Bundle, planned: Plan, ranked: TwoStage) -> Ranked:
     n = min(planned.k, len(ranked.items))
     items = ranked.items[:n].tolist()
     scores = ranked.scores[:n].astype(np.float64).round(6).tolist()
-    sources = ranked.sources[:n]
+    sources = ranked.sources(range(n))
     if n < planned.k:
         fill, _ = popular(bundle, planned.k - n, planned.excluded | set(items))
         items, scores, sources = items + fill, scores + [0.0] * len(fill), sources + [[] for _ in fill]

@@ -18,10 +18,10 @@ from recsys_assets.core.models.ranker.scores import NOT_A_CANDIDATE, scores_arra
 from recsys_assets.core.models.ranker.timeline import timeline
 from recsys_assets.core.models.recency import ORDER_FREE
 from recsys_assets.core.models.scoring import Scorable
-from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.ranking.features import FeatureSpace, content_features, latest_items, unit_rows
 from recsys_assets.core.ranking.known import Known
 from recsys_assets.settings.models import BlendConfig, EvaluationConfig, RankerConfig
+from recsys_assets_tests.models.ranker_data import ranker_inputs, taste_data
 
 
 def fixed_source(name: str, scores: np.ndarray, only: np.ndarray | None = None) -> Source:
@@ -148,36 +148,6 @@ def test_split_scores_round_trip_and_non_candidates_rank_below_candidates() -> N
     assert model.kind == "ranker"
     with pytest.raises(ValueError, match="a ranker scores the candidates of its own splits only"):
         model.scorer(Csr.from_pairs(np.array([0]), np.array([0]), 2), 3)
-
-
-def taste_data(seed: int, n_users: int = 120, n_items: int = 40) -> TrainingData:
-    """Users who like the items of their own group (item % 4 == user % 4), in time order."""
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
-    for u in range(n_users):
-        liked = rng.permutation([i for i in range(n_items) if i % 4 == u % 4])[:8]
-        for k, item in enumerate(liked):
-            parts["train" if k < 6 else "val" if k == 6 else "test"].append((u, int(item)))
-    csr = {}
-    for name, pairs in parts.items():
-        rows, items = np.array(pairs).T
-        values = np.tile(np.linspace(0, 1, 6), n_users) if name == "train" else None
-        csr[name] = Csr.from_pairs(rows, items, n_users, values)
-    seen = np.array(parts["train"] + parts["val"]).T
-    test_history = Csr.from_pairs(seen[0], seen[1], n_users, np.zeros(seen.shape[1]))
-    return TrainingData(csr["train"], csr["val"], csr["test"], n_items, test_history)
-
-
-def ranker_inputs(data: TrainingData, n_items: int = 40) -> RankerInputs:
-    group = np.eye(4, dtype=np.float32)[np.arange(n_items) % 4]
-    users = np.eye(4, dtype=np.float32)[np.arange(data.n_users) % 4]
-    rng = np.random.default_rng(5)
-    noisy = Scorable(
-        rng.normal(size=(data.n_users, 4)).astype(np.float32),
-        rng.normal(size=(n_items, 4)).astype(np.float32),
-    )
-    taste = Scorable(users, group + 0.01 * rng.normal(size=group.shape).astype(np.float32))
-    return RankerInputs({"taste": (taste, ORDER_FREE), "noise": (noisy, ORDER_FREE)}, {"fused": group})
 
 
 def test_the_ranker_names_what_it_was_not_given() -> None:

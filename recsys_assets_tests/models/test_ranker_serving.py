@@ -6,58 +6,19 @@ content and the cold-items source."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from recsys_assets.core.io.sparse import Csr
-from recsys_assets.core.models import training
-from recsys_assets.core.models.ranker.export import ranker_files
 from recsys_assets.core.models.ranker.fit import retrievers
-from recsys_assets.core.models.ranker.inputs import RankerInputs
-from recsys_assets.core.models.ranker.timeline import timeline
 from recsys_assets.core.models.ranker.two_stage import split_candidates
-from recsys_assets.core.models.recency import Order
-from recsys_assets.core.models.scoring import Scorable
-from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.ranking.online import load_online_ranker
-from recsys_assets.settings.models import RankerConfig
-from recsys_assets_tests.models.test_ranker import ranker_inputs, taste_data
-
-CONFIG = RankerConfig(per_source=8, folds=3, max_rounds=30, patience=10, threads=1, content=("fused",),
-                      grid=({"learning_rate": 0.1, "num_leaves": 4, "min_data_in_leaf": 5},))  # fmt: skip
-
-
-def with_times_and_neighbours(data: TrainingData) -> RankerInputs:
-    """The taste inputs, plus an item-item retriever read with a use of order and the timeline."""
-    base = ranker_inputs(data)
-    rng = np.random.default_rng(3)
-    neighbours = sp.random(data.n_items, data.n_items, density=0.2, random_state=4, dtype=np.float32).tocsr()
-    knn = Scorable(neighbours=neighbours)
-    users, items, split, days = [], [], [], []
-    for name, csr, day in (("train", data.train, None), ("val", data.val, 30.0), ("test", data.test, 31.0)):
-        position, item = csr.pairs(np.arange(data.n_users))
-        users.append(position)
-        items.append(item)
-        split.append(np.full(len(item), name))
-        # Train days spread over a month by the history's order, with some noise.
-        spread = csr.values * 25 + rng.uniform(0, 3, len(item)) if day is None else None
-        days.append(spread if spread is not None else np.full(len(item), day))
-    ts = pd.Series(pd.to_datetime(np.concatenate(days), unit="D"))
-    line = timeline(np.concatenate(users), np.concatenate(items), np.concatenate(split), ts, data.n_users,
-                    data.n_items)  # fmt: skip
-    models = {**base.models, "knn": (knn, Order(decay=2.0))}
-    return RankerInputs(models, base.content, line)
+from recsys_assets_tests.models.ranker_data import CONFIG, trained_ranker
 
 
 def test_the_api_ranks_each_user_as_the_ranker_was_trained_to() -> None:
-    data = taste_data(0)
-    inputs = with_times_and_neighbours(data)
-    trained = training.train("ranker", data, CONFIG, training.Fitting(ranker=inputs))
-    assert trained.checkpoint is not None
-    files = ranker_files(inputs, CONFIG, data, trained.checkpoint)
+    data, inputs, files = trained_ranker(0)
     online = load_online_ranker(files, Csr(data.train.indptr, data.train.indices), data.n_users, "v1")
-    assert [s.name for s in online.sources] == trained.extra["sources"]
+    assert [s.name for s in online.sources] == ["taste", "noise", "knn", "fused_knn", "cold_content"]
     assert {s.name: s.neighbours is not None for s in online.sources}["knn"]
     # Served, now is the day of the last known interaction, for everyone.
     assert inputs.timeline is not None
@@ -80,7 +41,7 @@ def test_the_api_ranks_each_user_as_the_ranker_was_trained_to() -> None:
         np.testing.assert_allclose(ranked.x, offline.x[order], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(ranked.scores, booster_scores[order], rtol=1e-5, atol=1e-6)
         assert np.all(np.diff(ranked.scores) <= 0)
-        for item, sources in zip(ranked.items, ranked.sources, strict=True):
+        for item, sources in zip(ranked.items, ranked.sources(range(len(ranked.items))), strict=True):
             row = by_item[int(item)]
             assert sources == [s for s in offline.proposed if offline.proposed[s][row]]
         checked += 1
@@ -88,12 +49,8 @@ def test_the_api_ranks_each_user_as_the_ranker_was_trained_to() -> None:
 
 
 def test_the_api_excludes_what_the_request_excludes_and_explains_its_order() -> None:
-    data = taste_data(1)
-    inputs = with_times_and_neighbours(data)
-    trained = training.train("ranker", data, CONFIG, training.Fitting(ranker=inputs))
-    assert trained.checkpoint is not None
-    online = load_online_ranker(ranker_files(inputs, CONFIG, data, trained.checkpoint),
-                                Csr(data.train.indptr, data.train.indices), data.n_users, "v1")  # fmt: skip
+    data, _, files = trained_ranker(1)
+    online = load_online_ranker(files, Csr(data.train.indptr, data.train.indices), data.n_users, "v1")
     first = online.rank(7)
     assert not set(first.items.tolist()) & set(data.train.row(7).tolist())
     dropped = {int(first.items[0]), int(first.items[1])}
@@ -108,11 +65,7 @@ def test_the_api_excludes_what_the_request_excludes_and_explains_its_order() -> 
 
 
 def test_a_version_whose_ranker_files_disagree_is_refused_with_the_file_named() -> None:
-    data = taste_data(0)
-    inputs = with_times_and_neighbours(data)
-    trained = training.train("ranker", data, CONFIG, training.Fitting(ranker=inputs))
-    assert trained.checkpoint is not None
-    files = ranker_files(inputs, CONFIG, data, trained.checkpoint)
+    data, _, files = trained_ranker(0)
     history = Csr(data.train.indptr, data.train.indices)
     with pytest.raises(ValueError, match=r"v1: ranker.npz: taste's vectors do not fit 119 users x 40 items"):
         load_online_ranker(files, Csr(data.train.indptr[:-1], data.train.indices), data.n_users - 1, "v1")

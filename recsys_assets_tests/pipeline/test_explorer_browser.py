@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from recsys_assets.core.io import artifacts as catalogue
+from recsys_assets.core.io.artifacts import Artifacts
 from recsys_assets.core.serving.bundle import load_bundle
 from recsys_assets.devtools.browser import launch_chromium
 from recsys_assets.devtools.local_api import local_api, wait_for
@@ -168,3 +169,38 @@ def test_the_api_docs_render_offline(visit: Visit) -> None:
     assert not visit.elsewhere(), visit.elsewhere()
     # Redoc's bundle links a logo on Redocly's CDN; the page's policy stops it in the browser.
     assert visit.blocked == ["https://cdn.redoc.ly/redoc/logo-mini.svg"]
+
+
+def test_a_ranker_versions_recommendations_say_why(
+    browser: Browser, ranker_version: Artifacts, tmp_path: Path
+) -> None:
+    """Over the pipeline's ranker version: each recommendation names the retrievers that proposed
+    it and the features that raised its score, as /explorer/users/{id}/why says."""
+    bundle = load_bundle(ranker_version.uri(catalogue.SERVING_MANIFEST))
+    with local_api(Path(ranker_version.uri(catalogue.SERVING_MANIFEST)), str(tmp_path / "w.duckdb")) as api:
+        wait_for(api, lambda body: body.get("status") == "ready", "load the ranker version")
+        visit = Visit(browser, api)
+        try:
+            page = visit.page
+            page.goto(f"{api}/explorer")
+            page.wait_for_selector("body[data-ready=true]")
+            page.fill("#k", "5")
+            page.click("#recommend")
+            page.wait_for_selector("#recommendations li .why")
+            user = page.input_value("#user")
+            served = httpx.post(f"{api}/recommend", json={"user_id": user, "k": 5}).json()["items"]
+            ids = [i["item_id"] for i in served]
+            why = httpx.get(f"{api}/explorer/users/{user}/why", params={"ids": ids}).json()["items"]
+            lines = _texts(page, "#recommendations li .why")
+            assert len(lines) == 5 and bundle.ranker is not None
+            for line, item, reason in zip(lines, served, why, strict=True):
+                assert line.startswith(f"why: proposed by {', '.join(item['sources'])}; raised by ")
+                assert (
+                    f"{reason['features'][0]['feature']} +{reason['features'][0]['contribution']:.2f}" in line
+                )
+            # The features' descriptions are the line's tooltip.
+            tip = page.locator("#recommendations li .why").first.get_attribute("title") or ""
+            assert why[0]["features"][0]["description"] in tip
+            assert not visit.elsewhere() and not visit.errors, (visit.elsewhere(), visit.errors)
+        finally:
+            visit.close()

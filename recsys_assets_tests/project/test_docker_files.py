@@ -116,13 +116,16 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
     only the files the API image copies, the way the image is built, serves a real published
     version: nothing it imports is missing, and no training code is there to import."""
     from recsys_assets_tests.conftest import free_port, stop
-    from recsys_assets_tests.serving.versions import manifest_of, publish_version
+    from recsys_assets_tests.serving.versions import manifest_of, publish_ranker_version
 
     tree = copied_tree("api.Dockerfile", tmp_path / "app")
     assert not (tree / "recsys_assets" / "core" / "models").exists()
     core = tree / "recsys_assets" / "core"
     assert sorted(p.name for p in (core / "serving").iterdir()) == ["__init__.py", "bundle.py"]
     assert sorted(p.name for p in (core / "experiments").iterdir()) == ["__init__.py", "assignment.py"]
+    assert {"candidates.py", "features.py", "known.py", "online.py"} <= {
+        p.name for p in (core / "ranking").iterdir()
+    }
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -132,7 +135,8 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
          str(ROOT / "requirements.lock"), "-r", str(DOCKER / "api-requirements.in")],
         check=True,
     )  # fmt: skip
-    publish_version(tmp_path, "v1")
+    # A two-stage version: LightGBM and the ranking code are in the image, torch is not.
+    publish_ranker_version(tmp_path, "v1")
     port = free_port()
     env = {
         "PATH": str(venv / "bin"),
@@ -160,11 +164,12 @@ def test_the_api_runs_with_only_its_image_requirements(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the API did not start"
                 time.sleep(0.3)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/recommend", data=json.dumps({"user_id": "u1", "k": 3}).encode(),
+            f"http://127.0.0.1:{port}/recommend", data=json.dumps({"user_id": "t5", "k": 3}).encode(),
             headers={"content-type": "application/json"},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as response:
-            assert json.loads(response.read())["strategy"] == "user"
+            served = json.loads(response.read())
+            assert served["strategy"] == "user" and all(item["sources"] for item in served["items"])
     finally:
         stop(server)
     # Neither Dagster nor torch is in the image.

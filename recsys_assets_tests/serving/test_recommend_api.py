@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from recsys_assets_tests.serving.versions import (
     ids_of,
     publish_item_item_version,
+    publish_ranker_version,
     settings,
 )
 from serving.app import create_app
@@ -103,6 +104,42 @@ async def test_an_item_item_model_serves_from_its_neighbour_lists(tmp_path: Path
         ]
         assert ids_of(similar)[19:] == [20, 21]  # the most popular items not already listed
         assert (await api.post("/recommend", json={"user_id": "new"})).json()["strategy"] == "popular"
+
+
+async def test_a_ranker_version_ranks_known_users_candidates_and_names_their_sources(tmp_path: Path) -> None:
+    _, items = publish_ranker_version(tmp_path, "v1")
+    async with AsyncTestClient(app=create_app(settings(tmp_path))) as api:
+        assert (await api.get("/readyz")).status_code == 200
+        body = (await api.post("/recommend", json={"user_id": "t5", "k": 8})).json()
+        assert body["strategy"] == "user" and len(body["items"]) == 8
+        # User 5 likes the items of group 1 (item % 4), 4 of them left outside their history: the
+        # ranker learnt which retriever knows it, and puts them first.
+        liked = [int(i["item_id"][1:]) % 4 == 1 for i in body["items"]]
+        assert liked[:4] == [True] * 4, body["items"]
+        sources = {"taste", "noise", "knn", "fused_knn", "cold_content"}
+        assert all(i["sources"] and set(i["sources"]) <= sources for i in body["items"])
+        scores = [i["score"] for i in body["items"]]
+        assert scores == sorted(scores, reverse=True)
+        # What the request excludes is never a candidate; more than the candidates: popular fill-ins.
+        first = body["items"][0]["item_id"]
+        again = (
+            await api.post("/recommend", json={"user_id": "t5", "k": 40, "exclude_items": [first]})
+        ).json()
+        # 40 items, 6 in the history, 1 excluded.
+        assert first not in {i["item_id"] for i in again["items"]} and len(again["items"]) == 33
+        fills = [i for i in again["items"] if not i["sources"]]
+        assert all(i["score"] == 0.0 for i in fills)
+        assert again["items"][len(again["items"]) - len(fills) :] == fills
+        # Why: the sources and the features that raised each score most, described.
+        why = (await api.get("/explorer/users/t5/why", params={"ids": [first, "nope"]})).json()
+        assert why["model"] == "ranker" and why["stages"] == "two stages" and why["unknown_items"] == ["nope"]
+        assert why["items"][0]["sources"] == body["items"][0]["sources"]
+        assert why["items"][0]["features"] and all(f["description"] for f in why["items"][0]["features"])
+        # Unknown users go to the fallback retriever, without sources.
+        cold = (await api.post("/recommend", json={"user_id": "new", "recent_items": [items[1]]})).json()
+        assert cold["strategy"] == "recent_items" and all("sources" not in i for i in cold["items"])
+        single = (await api.get("/explorer/users/new/why", params={"ids": [items[2]]})).json()
+        assert single["stages"] == "fallback (a user the ranker does not know)"
 
 
 @pytest.mark.parametrize(

@@ -111,3 +111,25 @@ def publish_item_item_version(root: Path, version: str) -> None:
 
 def ids_of(body: dict[str, Any]) -> list[int]:
     return [int(i["item_id"][1:]) for i in body["items"]]
+
+
+def publish_ranker_version(root: Path, version: str) -> tuple[list[str], list[str]]:
+    """A two-stage version: the taste data's ranker (``models/ranker_data.py``) beside its
+    fallback, the taste retriever's vectors and index. Returns its user and item ids."""
+    from recsys_assets_tests.models.ranker_data import trained_ranker
+
+    data, inputs, ranker = trained_ranker(0)
+    taste, _ = inputs.models["taste"]
+    assert taste.users is not None and taste.items is not None
+    users = [f"t{u}" for u in range(data.n_users)]
+    items = [f"T{i:03d}" for i in range(data.n_items)]
+    files = {**ranker, **vector_files(taste.items, taste.users)} | common_files(
+        users, items, [f"taste item {i}" for i in range(data.n_items)], data.train,
+        np.ones(len(data.train.indices)), data.n_items,
+    )  # fmt: skip
+    artifacts = Artifacts(str(root))
+    write_files(artifacts, version, files)
+    write_files(artifacts, version, {"index.faiss": index_bytes(build_index(taste.items, IndexConfig()))})
+    fallback = {"name": "taste", "kind": "embedding"}
+    publish(artifacts, version, {"model": {"name": "ranker", "kind": "ranker", "fallback": fallback}})
+    return users, items

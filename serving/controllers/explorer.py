@@ -192,7 +192,7 @@ def _explain(bundle: Bundle, user: int, rows: list[int]) -> list[ItemWhy]:
             out.append(ItemWhy(bundle.item_ids[row], [], []))
             continue
         features = [Contribution(name, value, described.get(name, "")) for name, value in reasons[k]]
-        out.append(ItemWhy(bundle.item_ids[row], ranked.sources[k], features))
+        out.append(ItemWhy(bundle.item_ids[row], ranked.sources([k])[0], features))
     return out
 
 

@@ -70,29 +70,38 @@ def candidate_batch(
 ) -> CandidateBatch:
     """The candidates of ``users`` from each source's ``(len(users), n_items)`` scores
     (``full``): its top ``per_source`` items that are not ``excluded`` (and, for a source with
-    an ``only`` mask, among those items)."""
+    an ``only`` mask, among those items). Every source at once (one top-k and one pass of sums
+    over a sources x users x items array: per source, numpy's per-call cost was most of a
+    request's)."""
+    names = list(full)
     n_users, n_items = excluded.shape
-    proposed = np.zeros((n_users, n_items), dtype=bool)
-    rank_of: dict[str, np.ndarray] = {}
-    for name, scores in full.items():
+    scores = np.stack([full[name] for name in names])  # sources x users x items
+    eligible = np.broadcast_to(~excluded, scores.shape).copy()
+    for s, name in enumerate(names):
         mask = only.get(name)
-        eligible = ~excluded if mask is None else ~excluded & mask[None, :]
-        # A NaN score (none should come) would count as ineligible, never as a candidate.
-        columns, keep = top_rows(np.where(eligible & ~np.isnan(scores), scores, -np.inf), per_source)
-        k = columns.shape[1]
-        rows = np.repeat(np.arange(n_users), k).reshape(n_users, k)
-        rank = np.full((n_users, n_items), np.nan, dtype=np.float32)
-        rank[rows[keep], columns[keep]] = np.tile(np.arange(1, k + 1, dtype=np.float32), (n_users, 1))[keep]
-        proposed[rows[keep], columns[keep]] = True
-        rank_of[name] = rank
-    position, items = np.nonzero(proposed)
-    out_scores, out_z, out_ranks = {}, {}, {}
-    for name, scores in full.items():
-        masked = np.where(excluded, np.nan, scores)
-        mean = np.nanmean(masked, axis=1)
-        std = np.nanstd(masked, axis=1)
-        picked = scores[position, items]
-        out_scores[name] = picked
-        out_z[name] = ((picked - mean[position]) / np.maximum(std[position], 1e-9)).astype(np.float32)
-        out_ranks[name] = rank_of[name][position, items]
-    return CandidateBatch(users, position, items, out_scores, out_z, out_ranks)
+        if mask is not None:
+            eligible[s] &= mask[None, :]
+    # A NaN score (none should come) would count as ineligible, never as a candidate.
+    ranked = np.where(eligible & ~np.isnan(scores), scores, -np.inf).reshape(-1, n_items)
+    columns, keep = top_rows(ranked, per_source)
+    k = columns.shape[1]
+    rows = np.repeat(np.arange(len(ranked)), k)
+    rank = np.full((len(ranked), n_items), np.nan, dtype=np.float32)
+    rank[rows[keep.ravel()], columns[keep]] = np.tile(np.arange(1, k + 1, dtype=np.float32), len(ranked))[
+        keep.ravel()
+    ]
+    rank = rank.reshape(len(names), n_users, n_items)
+    position, items = np.nonzero((~np.isnan(rank)).any(axis=0))
+    # The eligible items' mean and standard deviation, in float64 (not nanmean and nanstd: a third
+    # of a request's time).
+    count = np.maximum((~excluded).sum(axis=1), 1)
+    kept = np.where(excluded[None], 0.0, scores.astype(np.float64))
+    mean = kept.sum(axis=2) / count
+    std = np.sqrt(np.maximum((kept * kept).sum(axis=2) / count - mean * mean, 0.0))
+    picked = scores[:, position, items]
+    z = ((picked - mean[:, position]) / np.maximum(std[:, position], 1e-9)).astype(np.float32)
+    ranks = rank[:, position, items]
+    return CandidateBatch(
+        users, position, items, {n: picked[s] for s, n in enumerate(names)},
+        {n: z[s] for s, n in enumerate(names)}, {n: ranks[s] for s, n in enumerate(names)},
+    )  # fmt: skip

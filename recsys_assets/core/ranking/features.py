@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from recsys_assets.core.io.sparse import Csr
-from recsys_assets.core.models.ranker.candidates import CandidateBatch
-from recsys_assets.core.models.ranker.timeline import Known
+from recsys_assets.core.ranking.candidates import CandidateBatch
+from recsys_assets.core.ranking.known import Known
 
 #: Per content space, per candidate.
 CONTENT = {
@@ -135,27 +135,32 @@ def latest_items(history: Csr, users: np.ndarray, count: int) -> np.ndarray:
 
 
 def content_features(
-    unit: np.ndarray, latest: np.ndarray, batch: CandidateBatch, decay: float, chunk: int = 4096
+    unit: np.ndarray, latest: np.ndarray, batch: CandidateBatch, decay: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(max, mean, recency-weighted mean) cosine of each candidate to its user's latest items."""
+    """(max, mean, recency-weighted mean) cosine of each candidate to its user's latest items.
+    Candidates come user by user (``candidate_batch``'s order), so each user's are compared with
+    their latest items in one product (gathering the latest items' vectors per candidate cost
+    most of a request)."""
     n = len(batch.items)
-    out = np.full((3, n), np.nan, dtype=np.float32)
+    if n and np.any(np.diff(batch.position) < 0):
+        raise ValueError("content_features: the candidates must come user by user")
+    sims = np.zeros((n, latest.shape[1]), dtype=np.float32)
+    bounds = np.searchsorted(batch.position, np.arange(len(batch.users) + 1))
+    for p in np.flatnonzero(np.diff(bounds)):
+        a, b = bounds[p], bounds[p + 1]
+        sims[a:b] = unit[batch.items[a:b]] @ unit[np.maximum(latest[p], 0)].T
+    # -1 pads a short history: no similarity there (nor to an item without this content: NaN).
+    sims[latest[batch.position] < 0] = np.nan
     weights = np.exp(-decay * np.arange(latest.shape[1], dtype=np.float32))
-    padded = np.vstack([unit, np.full((1, unit.shape[1]), np.nan, dtype=np.float32)])
-    for lo in range(0, n, chunk):
-        part = slice(lo, lo + chunk)
-        recent = latest[batch.position[part]]
-        recent = np.where(recent < 0, len(unit), recent)
-        sims = np.einsum("cd,cld->cl", padded[batch.items[part]], padded[recent])
-        valid = ~np.isnan(sims)
-        w = np.where(valid, weights[None, :], 0.0)
-        filled = np.where(valid, sims, 0.0)
-        count = valid.sum(axis=1)
-        has = count > 0
-        out[0, part] = np.where(has, np.where(valid, sims, -np.inf).max(axis=1), np.nan)
-        out[1, part] = np.where(has, filled.sum(axis=1) / np.maximum(count, 1), np.nan)
-        out[2, part] = np.where(has, (filled * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12), np.nan)
-    return out[0], out[1], out[2]
+    valid = ~np.isnan(sims)
+    w = np.where(valid, weights[None, :], 0.0)
+    filled = np.where(valid, sims, 0.0)
+    count = valid.sum(axis=1)
+    has = count > 0
+    best = np.where(has, np.where(valid, sims, -np.inf).max(axis=1, initial=-np.inf), np.nan)
+    mean = np.where(has, filled.sum(axis=1) / np.maximum(count, 1), np.nan)
+    recent = np.where(has, (filled * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1e-12), np.nan)
+    return best.astype(np.float32), mean.astype(np.float32), recent.astype(np.float32)
 
 
 def features(

@@ -64,13 +64,18 @@ class OnlineSource:
 
 @dataclass
 class TwoStage:
-    """A user's ranked candidates: items best first, the ranker's scores, the sources that
-    proposed each, and the features behind them (for explanations)."""
+    """A user's ranked candidates: items best first, the ranker's scores, which source proposed
+    each (``proposed``: candidates x ``names``), and the features behind them (explanations)."""
 
     items: np.ndarray
     scores: np.ndarray
-    sources: list[list[str]]
+    names: list[str]
+    proposed: np.ndarray
     x: np.ndarray
+
+    def sources(self, rows: Iterable[int]) -> list[list[str]]:
+        """The sources that proposed each of the given candidates (rows of the ranking)."""
+        return [[n for n, p in zip(self.names, self.proposed[r], strict=True) if p] for r in rows]
 
 
 @dataclass
@@ -95,7 +100,17 @@ class OnlineRanker:
         mask = np.zeros((1, n), dtype=bool)
         mask[0, self.history.row(user)] = True
         mask[0, list(excluded)] = True
-        full = {s.name: self.score(s, user)[None, :] for s in self.sources}
+        # Sources that share their arrays (a space's kNN and the cold items' source) score once.
+        scored: dict[tuple[int, int], np.ndarray] = {}
+        full = {}
+        for s in self.sources:
+            key = (
+                id(s.users if s.neighbours is None else s.neighbours),
+                id(s.items if s.neighbours is None else s.weights),
+            )
+            if key not in scored:
+                scored[key] = self.score(s, user)[None, :]
+            full[s.name] = scored[key]
         only = {s.name: s.only for s in self.sources}
         return candidate_batch(np.array([user]), full, mask, only, self.per_source)
 
@@ -110,12 +125,9 @@ class OnlineRanker:
             np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float32) if len(x) else np.zeros(0)
         )
         order = np.lexsort((batch.items, -scores))
-        proposed = [batch.proposed_by(s.name)[order] for s in self.sources]
         names = [s.name for s in self.sources]
-        sources = [
-            [n for n, p in zip(names, column, strict=True) if p] for column in zip(*proposed, strict=True)
-        ]
-        return TwoStage(batch.items[order], scores[order], sources, x[order])
+        proposed = np.column_stack([batch.proposed_by(name)[order] for name in names])
+        return TwoStage(batch.items[order], scores[order], names, proposed, x[order])
 
     def explain(self, x: np.ndarray, top: int = 3) -> list[list[tuple[str, float]]]:
         """Per row of features, the ``top`` features that raised its score most (their
@@ -165,7 +177,7 @@ def load_online_ranker(data: dict[str, bytes], history: Csr, n_users: int, sourc
                 problems.append(f"ranker.npz: {name}'s neighbour lists or history weights do not fit")
             sources.append(OnlineSource(name, neighbours=neighbours, weights=weights, only=only))
         else:
-            users = arrays.get(f"{name}.users")
+            users = arrays.get(spec.get("users", f"{name}.users"))
             items = arrays.get(spec.get("items", f"{name}.items"))
             if users is None or items is None or users.shape[0] != n_users or items.shape[0] != n_items:
                 problems.append(f"ranker.npz: {name}'s vectors do not fit {n_users} users x {n_items} items")

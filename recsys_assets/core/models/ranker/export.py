@@ -63,8 +63,14 @@ def ranker_files(
             arrays[f"{r.name}.items"] = np.ascontiguousarray(r.model.items, dtype=np.float32)
         else:
             assert r.content is not None
-            sources.append({"name": r.name, "kind": "vectors", "items": f"content.{r.content}"})
-            arrays[f"{r.name}.users"] = content_user_vectors(space.content[r.content], history, r.order)
+            # The content sources of one space share their user vectors (the cold items' source
+            # is the space's kNN restricted to those items): stored, and scored, once.
+            users = f"content.{r.content}.users"  # one use of order for content (content_decay)
+            sources.append(
+                {"name": r.name, "kind": "vectors", "users": users, "items": f"content.{r.content}"}
+            )
+            if users not in arrays:
+                arrays[users] = content_user_vectors(space.content[r.content], history, r.order)
         if r.only is not None:
             arrays[f"{r.name}.only"] = r.only
     arrays |= {f"content.{c}": np.asarray(unit, dtype=np.float32) for c, unit in space.content.items()}
