@@ -21,7 +21,10 @@ GROUP = "serving"
 
 @asset(group_name=GROUP, deps=[eval_report, node_maps, interaction_splits, "items"], kinds={"numpy"})
 def item_embeddings_export(context: AssetExecutionContext, settings: SettingsResource) -> MaterializeResult:
-    """The promoted model's vectors or neighbour lists, ids, titles, weighted histories, popularity."""
+    """The promoted model's vectors or neighbour lists (a ranker's too), ids, titles, histories, popularity.
+
+    A two-stage ranker's version also holds its retrievers as the API scores them, its features and its
+    LightGBM model, beside the files of its fallback (the retriever best on validation)."""
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{context.run.run_id[:8]}"
     pending, exported = prepare_version(settings.artifacts, version)
     model = pending["model"]
