@@ -12,16 +12,17 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 
-from recsys_assets_tests.serving.versions import publish_version
+from recsys_assets_tests.serving.versions import publish_ranker_version
 from recsys_assets_tests.serving.versions import settings as api_settings
 from serving.app import create_app
 
 
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, in a thread."""
+    """A real uvicorn server on a free loopback port, in a thread, serving a two-stage version
+    (its fallback answers whoever it does not know)."""
     root = tmp_path_factory.mktemp("fuzz")
-    publish_version(root, "v1")
+    publish_ranker_version(root, "v1")
     app = create_app(api_settings(root, admin_api_key="secret"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -41,7 +42,7 @@ def api_schema(live_api: str) -> Any:
     return schemathesis.openapi.from_url(f"{live_api}/schema/openapi.json")
 
 
-#: Generated cases per operation (11 operations, the explorer's included; a few seconds in all).
+#: Generated cases per operation (12 operations, the explorer's included; a few seconds in all).
 EXAMPLES = 60
 
 
@@ -65,7 +66,7 @@ def test_no_input_gets_a_server_error(api_schema: Any) -> None:
         fuzz()
     counts = {k: len(v) for k, v in calls.items()}
     # Every operation ran; those with inputs many times (one without inputs has one case).
-    assert len(counts) == 11 and counts["POST /recommend"] == counts["POST /feedback"] == EXAMPLES, counts
+    assert len(counts) == 12 and counts["POST /recommend"] == counts["POST /feedback"] == EXAMPLES, counts
     # The fuzzer reached both sides of validation: accepted and refused inputs.
     every = [s for v in calls.values() for s in v]
     assert any(s < 300 for s in every) and any(400 <= s < 500 for s in every)
@@ -74,7 +75,8 @@ def test_no_input_gets_a_server_error(api_schema: Any) -> None:
 def test_the_schema_lists_every_public_route(api_schema: Any) -> None:
     paths = set(api_schema.raw_schema["paths"])
     assert paths == {"/recommend", "/items/{item_id}/similar", "/popular", "/feedback", "/healthz", "/readyz",
-                     "/admin/reload", "/explorer/users", "/explorer/users/{user_id}", "/explorer/items",
+                     "/admin/reload", "/explorer/users", "/explorer/users/{user_id}",
+                     "/explorer/users/{user_id}/why", "/explorer/items",
                      "/explorer/images/{item_id}"}  # fmt: skip
 
 
