@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_assets.core.io.sparse import Csr
+from recsys_assets.core.io.sparse import Csr, dense_enough
 from recsys_assets.core.models.metrics import Score
 
 if TYPE_CHECKING:
@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 
 #: Dense blocks of the similarity computation stay under this many floats (256 MB).
 BLOCK_FLOATS = 64 * 1024 * 1024
-#: Neighbour lists are scored as a dense matrix up to this many floats (256 MB) when at least
-#: this share of it is filled.
-DENSE_SCORING_FLOATS, DENSE_SCORING_SHARE = 64 * 1024 * 1024, 0.01
 
 
 @dataclass
@@ -173,15 +170,8 @@ def ease(
 
 
 def scoring_matrix(weights: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
-    """``W`` as it is best multiplied: dense when it is dense enough and fits
-    ``DENSE_SCORING_FLOATS`` (a sparse history times a dense matrix is 2.5x faster than the
-    sparse product for EASE's 1,000 neighbours among 3,900 items, and the same numbers)."""
-    size = weights.shape[0] * weights.shape[1]
-    return (
-        weights.toarray()
-        if size <= DENSE_SCORING_FLOATS and weights.nnz >= DENSE_SCORING_SHARE * size
-        else weights
-    )
+    """``W`` as it is best multiplied: dense when it is dense enough (``sparse.dense_enough``)."""
+    return weights.toarray() if dense_enough(weights) else weights
 
 
 def item_item_scorer(history: sp.csr_matrix, weights: sp.csr_matrix | np.ndarray) -> Score:

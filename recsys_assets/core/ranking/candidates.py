@@ -86,11 +86,10 @@ def candidate_batch(
     columns, keep = top_rows(ranked, per_source)
     k = columns.shape[1]
     rows = np.repeat(np.arange(len(ranked)), k)
-    rank = np.full((len(ranked), n_items), np.nan, dtype=np.float32)
-    rank[rows[keep.ravel()], columns[keep]] = np.tile(np.arange(1, k + 1, dtype=np.float32), len(ranked))[
-        keep.ravel()
-    ]
-    rank = rank.reshape(len(names), n_users, n_items)
+    flat = np.full((len(ranked), n_items), np.nan, dtype=np.float32)
+    places = np.tile(np.arange(1, k + 1, dtype=np.float32), len(ranked))
+    flat[rows[keep.ravel()], columns[keep]] = places[keep.ravel()]
+    rank = flat.reshape(len(names), n_users, n_items)
     position, items = np.nonzero((~np.isnan(rank)).any(axis=0))
     # The eligible items' mean and standard deviation, in float64 (not nanmean and nanstd: a third
     # of a request's time).

@@ -179,7 +179,8 @@ def features(
         columns += list(content_features(unit, latest, batch, space.recent_decay))
     user_nodes = batch.user_nodes
     columns.append(np.log1p(item_counts[batch.items]))
-    columns.append(np.log1p(history.lengths()[user_nodes]))
+    lengths = history.indptr[batch.users + 1] - history.indptr[batch.users]  # the batch's users only
+    columns.append(np.log1p(lengths[batch.position]))
     columns.append(np.sum([batch.proposed_by(s) for s in space.sources], axis=0))
     if space.times:
         if known is None:

@@ -5,6 +5,7 @@ stores those of its history)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -37,15 +38,20 @@ class Known:
         """Per (item, window), how many known interactions of the item fall in ``[start, end)``
         (days). Vectorised: each item's days are one sorted segment, searched by offset."""
         lo, hi = self.item_indptr[items], self.item_indptr[items + 1]
-        # Shift each segment into its own range so one searchsorted covers every item.
-        span = (np.nanmax(self.item_days) - np.nanmin(self.item_days) + 1.0) if len(self.item_days) else 1.0
-        base = np.nanmin(self.item_days) if len(self.item_days) else 0.0
-        item_of = np.repeat(np.arange(len(self.item_indptr) - 1), np.diff(self.item_indptr))
-        keys = item_of * (span + 2.0) + (self.item_days - base)
+        keys, span, base = self._keys
         a = items * (span + 2.0) + np.clip(start - base, -1.0, span + 1.0)
         b = items * (span + 2.0) + np.clip(end - base, -1.0, span + 1.0)
         count = np.searchsorted(keys, b, side="left") - np.searchsorted(keys, a, side="left")
         return np.clip(count, 0, hi - lo).astype(np.float32)
+
+    @cached_property
+    def _keys(self) -> tuple[np.ndarray, float, float]:
+        """Every known day shifted into its item's own range, so that one searchsorted covers
+        every item; made once (per request it was a pass over every interaction)."""
+        span = (np.nanmax(self.item_days) - np.nanmin(self.item_days) + 1.0) if len(self.item_days) else 1.0
+        base = np.nanmin(self.item_days) if len(self.item_days) else 0.0
+        item_of = np.repeat(np.arange(len(self.item_indptr) - 1), np.diff(self.item_indptr))
+        return item_of * (span + 2.0) + (self.item_days - base), float(span), float(base)
 
     def item_first(self, items: np.ndarray) -> np.ndarray:
         """The day of each item's first known interaction (NaN: none)."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_assets.core.io.sparse import Csr, csr_from_arrays
+from recsys_assets.core.io.sparse import Csr, csr_from_arrays, dense_enough
 from recsys_assets.core.ranking.candidates import CandidateBatch, candidate_batch
 from recsys_assets.core.ranking.features import FeatureSpace, features
 from recsys_assets.core.ranking.known import Known
@@ -41,7 +41,7 @@ class OnlineSource:
     name: str
     users: np.ndarray | None = None
     items: np.ndarray | None = None
-    neighbours: sp.csr_matrix | None = None
+    neighbours: sp.csr_matrix | np.ndarray | None = None
     #: One weight per history entry (``history.indices``), the retriever's use of order.
     weights: np.ndarray | None = None
     #: The items it may propose (None: any).
@@ -53,6 +53,8 @@ class OnlineSource:
             assert self.weights is not None
             span = slice(history.indptr[user], history.indptr[user + 1])
             rows = history.indices[span]
+            if isinstance(self.neighbours, np.ndarray):  # dense enough: the history's rows, weighted
+                return np.asarray(self.weights[span] @ self.neighbours[rows], dtype=np.float32)
             row = sp.csr_matrix(
                 (self.weights[span], rows, np.array([0, len(rows)])), shape=(1, n_items), dtype=np.float32
             )
@@ -175,7 +177,9 @@ def load_online_ranker(data: dict[str, bytes], history: Csr, n_users: int, sourc
                 or len(weights) != len(history.indices)
             ):
                 problems.append(f"ranker.npz: {name}'s neighbour lists or history weights do not fit")
-            sources.append(OnlineSource(name, neighbours=neighbours, weights=weights, only=only))
+            # Multiplied as the evaluation multiplies them: dense when dense enough.
+            scoring = neighbours.toarray() if dense_enough(neighbours) else neighbours
+            sources.append(OnlineSource(name, neighbours=scoring, weights=weights, only=only))
         else:
             users = arrays.get(spec.get("users", f"{name}.users"))
             items = arrays.get(spec.get("items", f"{name}.items"))

@@ -58,19 +58,17 @@ def ranker_files(
         elif r.model is not None:
             assert r.model.items is not None
             sources.append({"name": r.name, "kind": "vectors"})
-            users = r.model.user_vectors(history, data.n_items, r.order)
-            arrays[f"{r.name}.users"] = np.ascontiguousarray(users, dtype=np.float32)
+            vectors = r.model.user_vectors(history, data.n_items, r.order)
+            arrays[f"{r.name}.users"] = np.ascontiguousarray(vectors, dtype=np.float32)
             arrays[f"{r.name}.items"] = np.ascontiguousarray(r.model.items, dtype=np.float32)
         else:
             assert r.content is not None
             # The content sources of one space share their user vectors (the cold items' source
             # is the space's kNN restricted to those items): stored, and scored, once.
-            users = f"content.{r.content}.users"  # one use of order for content (content_decay)
-            sources.append(
-                {"name": r.name, "kind": "vectors", "users": users, "items": f"content.{r.content}"}
-            )
-            if users not in arrays:
-                arrays[users] = content_user_vectors(space.content[r.content], history, r.order)
+            key = f"content.{r.content}.users"  # one use of order for content (content_decay)
+            sources.append({"name": r.name, "kind": "vectors", "users": key, "items": f"content.{r.content}"})
+            if key not in arrays:
+                arrays[key] = content_user_vectors(space.content[r.content], history, r.order)
         if r.only is not None:
             arrays[f"{r.name}.only"] = r.only
     arrays |= {f"content.{c}": np.asarray(unit, dtype=np.float32) for c, unit in space.content.items()}
