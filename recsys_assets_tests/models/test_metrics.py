@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.metrics import (
-    Csr,
     coverage,
     popularity_tertiles,
     ranking_metrics,

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.metrics import (
-    Csr,
     Score,
     dot_scorer,
     per_user_metrics,

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recsys_assets.core.io.sparse import Csr
 from recsys_assets.core.models.metrics import (
-    Csr,
     Score,
     coverage,
     per_user_metrics,
