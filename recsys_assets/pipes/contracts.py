@@ -232,6 +232,8 @@ class SearchParams(JobParams):
     order: OrderConfig = Field(default_factory=OrderConfig)
     #: The GAT's inputs (its search only).
     inputs: ContentInputs | None = None
+    #: The ranker's retrievers and content (its search only).
+    sources: RankerSources | None = None
     search: SearchConfig
     #: The study's journal (resumed when it exists) and the best settings found.
     journal_uri: str

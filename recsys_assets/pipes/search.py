@@ -27,7 +27,14 @@ from recsys_assets.pipes.pipes_io import JobResult, json_value, run_job
 def run(params: SearchParams, pipes: PipesContext) -> JobResult:
     data = load_training_data(params.data.splits_uri, params.data.node_maps_uri)
     content = params.inputs.load(data) if params.inputs is not None else None
-    fit = model_fit(params.model, params.base, params.order, data, content, params.search.trial_epochs)
+    ranker = (
+        params.sources.load(data, params.data.splits_uri, params.data.node_maps_uri)
+        if params.sources is not None
+        else None
+    )
+    fit = model_fit(
+        params.model, params.base, params.order, data, content, params.search.trial_epochs, ranker
+    )
     with tempfile.TemporaryDirectory(prefix="search-") as scratch:
         journal = Path(scratch) / "journal.log"
         if exists(params.journal_uri):

@@ -11,7 +11,7 @@ import pytest
 
 from recsys_assets.core.models import registry
 from recsys_assets.core.models.search import history_plot, run_search, suggest
-from recsys_assets.settings.models import DEFAULT_NEGATIVES, MFConfig, SearchConfig
+from recsys_assets.settings.models import DEFAULT_NEGATIVES, MFConfig, OrderConfig, SearchConfig
 
 
 @pytest.mark.parametrize("model", registry.TUNABLE)
@@ -74,7 +74,6 @@ def test_a_search_where_nothing_completes_says_so(tmp_path: Path) -> None:
 def test_a_trial_trains_at_most_trial_epochs() -> None:
     from recsys_assets.core.models.search import model_fit
     from recsys_assets.core.models.training_data import TrainingData
-    from recsys_assets.settings.models import OrderConfig
     from recsys_assets_tests.models.taste import taste_groups
 
     train, val = taste_groups(60, 3, 15, seed=0)
@@ -114,3 +113,26 @@ def test_a_new_study_starts_from_the_current_settings_and_prunes_from_its_second
     # A resumed study is not sent back to the start.
     again = run_search("mf", _curve, SearchConfig(trials=1), journal, first=first)
     assert again.trials[-1]["params"] != first
+
+
+def test_a_ranker_trial_scores_its_out_of_fold_validation_ranking() -> None:
+    from recsys_assets.core.models import training
+    from recsys_assets.core.models.metrics import validation_ndcg
+    from recsys_assets.core.models.search import model_fit
+    from recsys_assets_tests.models.ranker_data import CONFIG, taste_data, with_times_and_neighbours
+
+    data = taste_data(0)
+    inputs = with_times_and_neighbours(data)
+    fit = model_fit("ranker", CONFIG.to_dict(), OrderConfig(), data, ranker=inputs)
+    reported: list[float] = []
+    value = fit({"per_source": 8, "grid": [dict(CONFIG.grid[0])]}, lambda _e, v: reported.append(v))
+    # The same settings trained outside the search: its out-of-fold validation scores, fully ranked.
+    trained = training.train("ranker", data, CONFIG, training.Fitting(ranker=inputs))
+    scorers = trained.model.split_scorers()
+    assert scorers is not None
+    assert value == pytest.approx(validation_ndcg(scorers["val"], data.train, data.val, data.n_items))
+    assert value > 0.3 and reported == []  # closed form: nothing to prune on
+    fewer = fit({"per_source": 2, "grid": [dict(CONFIG.grid[0])]}, lambda _e, _v: None)
+    assert fewer != value  # the trial's settings are the ones trained
+    with pytest.raises(ValueError, match="search ranker: needs the trained retrievers"):
+        model_fit("ranker", CONFIG.to_dict(), OrderConfig(), data)

@@ -418,6 +418,40 @@ def test_a_search_finds_settings_that_the_model_asset_then_trains_with(
     assert meta["order_val_ndcg@20"]["chosen"] == pytest.approx(best["val_ndcg@20"], abs=1e-5)
 
 
+def test_the_rankers_search_reads_the_trained_retrievers_and_its_asset_then_trains_with_the_best(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.require("ranker_model")
+    shutil.copytree(pipeline.root, tmp_path / "artifacts")
+    settings = pipeline.settings.with_changes(
+        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"search": {"trials": 2}}}
+    )
+    resources = make_resources(settings)
+    artifacts = resources["settings"].artifacts
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([models.hyperparameter_search], partition_key="ranker", resources=resources,
+                             instance=instance)  # fmt: skip
+        assert result.success
+        best = read_json(artifacts.uri(catalogue.SEARCH_BEST, model="ranker"))
+        assert best["trials"] == 2 and set(best["params"]) == {"per_source", "grid"}
+        assert 0 < best["val_ndcg@20"] < 1 and len(best["params"]["grid"]) == 1
+        trained = materialize([models.MODEL_ASSETS["ranker"]], resources=resources, instance=instance)
+    assert trained.success
+    meta = read_json(artifacts.uri(catalogue.MODEL_META, model="ranker"))
+    assert meta["tuned_from"] == artifacts.uri(catalogue.SEARCH_BEST, model="ranker")
+    assert meta["config"]["per_source"] == best["params"]["per_source"]
+    assert meta["config"]["grid"] == best["params"]["grid"]
+    # A retriever not trained yet is named, not a missing file somewhere in the job.
+    Path(artifacts.uri(catalogue.MODEL_META, model="ease")).unlink()
+    with (
+        DagsterInstance.ephemeral() as instance,
+        pytest.raises(Exception, match=r"materialize ease_model first"),
+    ):
+        materialize(
+            [models.hyperparameter_search], partition_key="ranker", resources=resources, instance=instance
+        )
+
+
 def test_cold_start_report_ranks_held_out_items_by_model(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.require("gat_model")
     resources = _copy(pipeline, tmp_path)

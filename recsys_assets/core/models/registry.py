@@ -190,6 +190,7 @@ MODELS: tuple[ModelSpec, ...] = (
         "recsys_assets.core.models.ranker.fit:fit",
         kind="ranker",
         settings="ranker",
+        search="recsys_assets.core.models.ranker.fit:search_space",
         content=False,
         serving_cost=8,
     ),

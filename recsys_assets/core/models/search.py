@@ -21,6 +21,8 @@ import numpy as np
 from recsys_assets.core.markdown import markdown_table
 from recsys_assets.core.models import registry
 from recsys_assets.core.models.gat.graph import Graph
+from recsys_assets.core.models.metrics import validation_ndcg
+from recsys_assets.core.models.ranker.inputs import RankerInputs
 from recsys_assets.core.models.training_data import TrainingData
 from recsys_assets.core.plots import png, pyplot
 from recsys_assets.settings.models import OrderConfig, SearchConfig
@@ -70,6 +72,7 @@ def model_fit(
     data: TrainingData,
     content: tuple[np.ndarray, Graph] | None = None,
     trial_epochs: int = 0,
+    ranker: RankerInputs | None = None,
 ) -> Fit:
     """``Fit`` for ``model``: train with a trial's overrides of ``base`` (the model's settings
     section), reporting each epoch's validation NDCG@20, for at most ``trial_epochs`` epochs
@@ -81,6 +84,8 @@ def model_fit(
         raise ValueError(f"no search for model {model!r}; tunable: {list(registry.TUNABLE)}")
     if spec.content and content is None:
         raise ValueError(f"search {model}: needs the item features and the graph")
+    if spec.kind == "ranker" and ranker is None:
+        raise ValueError(f"search {model}: needs the trained retrievers and the content (RankerInputs)")
     if trial_epochs and spec.epochs:
         base = {**base, "epochs": min(int(base.get("epochs", trial_epochs)), trial_epochs)}
     config = spec.config_class.model_validate(base)
@@ -91,8 +96,12 @@ def model_fit(
             order=order,
             progress=lambda record: report(int(record["epoch"]), record["val_ndcg@20"]),
             content=content,
+            ranker=ranker,
         )
         trained: Trained = fit(data, config.with_changes(overrides, f"search {model} trial"), fitting)
+        scorers = trained.model.split_scorers()
+        if scorers is not None:  # a ranker: its out-of-fold validation scores, fully ranked
+            return validation_ndcg(scorers["val"], data.train, data.val, data.n_items)
         if trained.fit is not None:
             return trained.fit.best_val_ndcg20
         assert trained.choice is not None  # closed-form fits choose their order

@@ -228,6 +228,19 @@ def evaluate_params(artifacts: Artifacts, tree: Settings) -> EvaluateParams:
     )
 
 
+def searched_retrievers(artifacts: Artifacts, models: ModelSettings) -> RankerSources:
+    """The ranker's search reads the trained retrievers' files (no asset dependency: the other
+    models' searches need none); a retriever not trained yet is named."""
+    sources = ranker_sources(artifacts, models)
+    missing = [name for name, files in sources.models.items() if not exists(files.meta_uri)]
+    if missing:
+        raise ValueError(
+            f"hyperparameter_search[ranker]: the retrievers {missing} are not trained yet; materialize "
+            f"{', '.join(f'{name}_model' for name in missing)} first"
+        )
+    return sources
+
+
 search_partitions = StaticPartitionsDefinition(list(registry.TUNABLE))
 
 
@@ -254,6 +267,7 @@ def hyperparameter_search(
         base=config.to_dict(),
         order=models.order,
         inputs=content_inputs(artifacts, models) if spec.content else None,
+        sources=searched_retrievers(artifacts, models) if spec.kind == "ranker" else None,
         search=models.search,
         journal_uri=artifacts.uri(catalogue.SEARCH_JOURNAL, model=model),
         best_uri=artifacts.uri(catalogue.SEARCH_BEST, model=model),

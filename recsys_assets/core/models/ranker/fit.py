@@ -4,6 +4,7 @@ trained retrievers and the content from ``fitting.ranker``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from recsys_assets.core.models.training import Fitting, Trained
 from recsys_assets.core.models.training_data import COLD_START_MAX_TRAIN, TrainingData
 from recsys_assets.core.ranking.features import FeatureSpace, unit_rows
 from recsys_assets.settings.models import RankerConfig
+
+if TYPE_CHECKING:
+    import optuna
 
 #: The retriever that proposes the items with few or no train interactions, by content.
 COLD_SOURCE = "cold_content"
@@ -93,3 +97,16 @@ def fit(data: TrainingData, config: RankerConfig, fitting: Fitting) -> Trained:
     model = Scorable(split_scores={"val": two.val_scores, "test": two.test_scores})
     checkpoint = two.booster.model_to_string().encode()
     return Trained(model, config.to_dict(), checkpoint=checkpoint, extra=extra)
+
+
+def search_space(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    """A search trial's overrides of ``RankerConfig``: candidates per retriever and one LightGBM
+    setting (the trial's K-fold then only stops it early)."""
+    return {
+        "per_source": trial.suggest_categorical("per_source", [25, 50, 100]),
+        "grid": [{
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 7, 63, log=True),
+            "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 200, log=True),
+        }],
+    }  # fmt: skip
