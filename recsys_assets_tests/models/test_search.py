@@ -136,3 +136,16 @@ def test_a_ranker_trial_scores_its_out_of_fold_validation_ranking() -> None:
     assert fewer != value  # the trial's settings are the ones trained
     with pytest.raises(ValueError, match="search ranker: needs the trained retrievers"):
         model_fit("ranker", CONFIG.to_dict(), OrderConfig(), data)
+
+
+def test_the_rankers_first_trial_is_its_current_candidates_and_first_lightgbm_setting() -> None:
+    from recsys_assets.core.models.search import current_params
+    from recsys_assets.settings.models import RankerConfig
+
+    first = current_params("ranker", RankerConfig().to_dict())
+    assert first == {"per_source": 50, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50}
+    assert suggest("ranker", optuna.trial.FixedTrial(first)) == {
+        "per_source": 50,
+        "grid": [{"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50}],
+    }
+    assert current_params("ease", {"l2": [500.0]}) == {}

@@ -46,10 +46,14 @@ def current_params(model: str, base: dict[str, Any]) -> dict[str, Any]:
     """The model's current settings (``base``, its settings section) as the search's parameters,
     those inside the search space: the first trial of a new study, so the search starts from
     what already works and pruning has a reference from its first trial. Empty for the
-    closed-form models, whose settings are grids the search replaces with one value a trial."""
+    closed-form models, whose settings are grids the search replaces with one value a trial; the
+    ranker's are its candidates per retriever and its grid's first LightGBM setting."""
     import optuna
 
-    if not registry.spec(model).epochs:
+    spec = registry.spec(model)
+    if spec.kind == "ranker":
+        base = {**base, **(base.get("grid") or [{}])[0]}
+    elif not spec.epochs:
         return {}
     trial = optuna.trial.FixedTrial(base)
     with warnings.catch_warnings():  # "out of the range": filtered out below
