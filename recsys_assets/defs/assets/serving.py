@@ -50,6 +50,8 @@ def faiss_index(context: AssetExecutionContext, settings: SettingsResource) -> M
     common = {
         "version": manifest["version"],
         "model": manifest["model"]["name"],
+        # A two-stage version: the retriever that answers what the ranker does not (the index is its).
+        **({"fallback": manifest["model"]["fallback"]["name"]} if "fallback" in manifest["model"] else {}),
         "manifest": settings.artifacts.uri(catalogue.SERVING_MANIFEST),
         "files": MetadataValue.json({k: v["bytes"] for k, v in manifest["files"].items()}),
     }
