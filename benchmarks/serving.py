@@ -92,6 +92,11 @@ def bodies(path: Path, n: int = 2_000) -> Path:
         )
         for i in range(n)
     ]
+    return wrk_script(path, lines)
+
+
+def wrk_script(path: Path, lines: list[str]) -> Path:
+    """A wrk script posting ``lines`` (JSON bodies) to /recommend in turn."""
     script = "\n".join(
         [
             "local bodies = {" + ",".join(json.dumps(line) for line in lines) + "}",
@@ -149,15 +154,20 @@ def wrk(url: str, connections: int, script: Path, seconds: int = DURATION_S) -> 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    assert p99 is not None, out
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99.group(2)]
     return {
         "rps": rps,
         "requests": requests,
-        "p99_ms": float(p99.group(1)) * scale,
+        "p50_ms": _percentile_ms(out, "50"),
+        "p99_ms": _percentile_ms(out, "99"),
         "errors": float(errors.group(1)) if errors else 0.0,
     }
+
+
+def _percentile_ms(out: str, percent: str) -> float:
+    """A latency percentile of wrk's ``--latency`` report, in milliseconds."""
+    found = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)\b", out)
+    assert found is not None, out
+    return float(found.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[found.group(2)]
 
 
 def logged_rows(path: Path) -> dict[str, int]:

@@ -18,9 +18,7 @@ connections, 2 workers, 2 cores; requests/s against the single-stage path in the
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.results import machine, now, verdict, write_section
-from benchmarks.serving import DURATION_S, WARMUP_S, server_env, start
+from benchmarks.serving import DURATION_S, WARMUP_S, server_env, start, wrk, wrk_script
 from benchmarks.serving import WORKDIR as SERVER_LOGS
 from recsys_assets.core.io.artifacts import SERVING_FILES, SERVING_MANIFEST, Artifacts
 from recsys_assets.core.markdown import markdown_table
@@ -57,41 +55,7 @@ def single_stage(root: Path) -> Path:
 
 def bodies(path: Path, users: list[str], n: int = 2_000) -> Path:
     rng = np.random.default_rng(3)
-    lines = [json.dumps({"user_id": users[i], "k": K}) for i in rng.choice(len(users), n)]
-    path.write_text("\n".join([
-        "local bodies = {" + ",".join(json.dumps(line) for line in lines) + "}",
-        "local i = 0",
-        'wrk.method = "POST"',
-        'wrk.headers["Content-Type"] = "application/json"',
-        "request = function()",
-        "  i = i % #bodies + 1",
-        "  return wrk.format(nil, nil, nil, bodies[i])",
-        "end",
-    ]))  # fmt: skip
-    return path
-
-
-def wrk_latency(url: str, script: Path, seconds: int) -> dict[str, float]:
-    """requests/s, p50 and p99 (ms) and non-2xx of one wrk run."""
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"{url}/recommend"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-    def percentile(p: str) -> float:
-        found = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)\b", out)
-        assert found is not None, out
-        return float(found.group(1)) * scale[found.group(2)]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": percentile("50"),
-        "p99_ms": percentile("99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
+    return wrk_script(path, [json.dumps({"user_id": users[i], "k": K}) for i in rng.choice(len(users), n)])
 
 
 def in_process(manifest: str, users: int = 500) -> dict[str, float]:
@@ -134,8 +98,8 @@ def main() -> None:
                 "serving.app:create_app", server_env(root, WORKDIR / f"w{i}.duckdb"), WORKERS
             )
             try:
-                wrk_latency(url, script, WARMUP_S)
-                runs.setdefault(name, []).append(wrk_latency(url, script, DURATION_S))
+                wrk(url, CONNECTIONS, script, WARMUP_S)
+                runs.setdefault(name, []).append(wrk(url, CONNECTIONS, script, DURATION_S))
                 print(name, runs[name][-1], file=sys.stderr, flush=True)
             finally:
                 process.terminate()

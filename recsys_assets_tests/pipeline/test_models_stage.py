@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -252,10 +253,12 @@ def test_eval_report_holds_every_model_and_the_gate_passes_without_a_blessed_rep
     assert all(row.count(" | ") == 2 and " (of " in row for row in examples[4:])
 
 
-def _copy(pipeline: Pipeline, tmp_path: Path) -> dict:
-    """Resources over a copy of the pipeline's artifacts, for tests that change them."""
+def _copy(pipeline: Pipeline, tmp_path: Path, models: dict[str, Any] | None = None) -> dict:
+    """Resources over a copy of the pipeline's artifacts, for tests that change them (``models``:
+    changes to the models settings)."""
     shutil.copytree(pipeline.root, tmp_path / "artifacts")
-    settings = pipeline.settings.with_changes({"artifacts": {"root": str(tmp_path / "artifacts")}})
+    changes: dict[str, Any] = {"artifacts": {"root": str(tmp_path / "artifacts")}}
+    settings = pipeline.settings.with_changes(changes | ({"models": models} if models else {}))
     return make_resources(settings)
 
 
@@ -387,11 +390,7 @@ def test_a_search_finds_settings_that_the_model_asset_then_trains_with(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     pipeline.require("ease_model")
-    shutil.copytree(pipeline.root, tmp_path / "artifacts")
-    settings = pipeline.settings.with_changes(
-        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"search": {"trials": 4}}}
-    )
-    resources = make_resources(settings)
+    resources = _copy(pipeline, tmp_path, {"search": {"trials": 4}})
     artifacts = resources["settings"].artifacts
     with DagsterInstance.ephemeral() as instance:
         result = materialize([models.hyperparameter_search], partition_key="ease", resources=resources,
@@ -422,11 +421,7 @@ def test_the_rankers_search_reads_the_trained_retrievers_and_its_asset_then_trai
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     pipeline.require("ranker_model")
-    shutil.copytree(pipeline.root, tmp_path / "artifacts")
-    settings = pipeline.settings.with_changes(
-        {"artifacts": {"root": str(tmp_path / "artifacts")}, "models": {"search": {"trials": 2}}}
-    )
-    resources = make_resources(settings)
+    resources = _copy(pipeline, tmp_path, {"search": {"trials": 2}})
     artifacts = resources["settings"].artifacts
     with DagsterInstance.ephemeral() as instance:
         result = materialize([models.hyperparameter_search], partition_key="ranker", resources=resources,
