@@ -278,3 +278,21 @@ def test_with_cold_dropout_the_ranker_still_learns_and_its_out_of_fold_rows_are_
     plain = training.train("ranker", data, config.with_changes({"cold_dropout": 0.0}),
                            training.Fitting(ranker=ranker_inputs(data)))  # fmt: skip
     assert plain.checkpoint != trained.checkpoint  # the dropout changed what it learnt from
+
+
+def test_top_rows_breaks_ties_by_item_index_and_marks_ineligible_items() -> None:
+    from recsys_assets.core.ranking.candidates import top_rows
+
+    values = np.array(
+        [[1.0, 3.0, 3.0, 2.0, 3.0, 3.0], [0.0, -np.inf, 5.0, -np.inf, -np.inf, -np.inf]], dtype=np.float32
+    )
+    columns, finite = top_rows(values, 3)
+    # Row 0: four items tie at 3.0 for three places: the lowest indices win, in index order.
+    assert columns[0].tolist() == [1, 2, 4] and finite[0].all()
+    # Row 1: two eligible items, then the ineligible ones (-inf), flagged.
+    assert columns[1][:2].tolist() == [2, 0] and finite[1].tolist() == [True, True, False]
+    # The same scores always give the same lists.
+    again, _ = top_rows(values.copy(), 3)
+    assert (again == columns).all()
+    whole, _ = top_rows(values, 10)  # k beyond the catalogue: every column, best first
+    assert whole[0].tolist() == [1, 2, 4, 5, 3, 0]
