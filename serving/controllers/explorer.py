@@ -184,7 +184,7 @@ def _explain(bundle: Bundle, user: int, rows: list[int]) -> list[ItemWhy]:
     place = {int(item): k for k, item in enumerate(ranked.items)}
     found = [place[r] for r in rows if r in place]
     reasons = dict(zip(found, bundle.ranker.explain(ranked.x[found]), strict=True))
-    described = bundle.ranker.settings.get("features", {})
+    described = bundle.ranker.space.descriptions()
     out = []
     for row in rows:
         k = place.get(row)

@@ -74,13 +74,10 @@ class RecommendController(Controller):
 def _scored(
     bundle: Bundle, items: list[int], scores: list[float], sources: list[list[str]] | None = None
 ) -> list[ScoredItem]:
-    if sources is None:
-        return [
-            ScoredItem(bundle.item_ids[i], s, bundle.titles[i]) for i, s in zip(items, scores, strict=True)
-        ]
+    found = sources if sources is not None else [None] * len(items)  # None: left out (single stage)
     return [
-        ScoredItem(bundle.item_ids[i], s, bundle.titles[i], found)
-        for i, s, found in zip(items, scores, sources, strict=True)
+        ScoredItem(bundle.item_ids[i], s, bundle.titles[i], f)
+        for i, s, f in zip(items, scores, found, strict=True)
     ]
 
 

@@ -39,6 +39,9 @@ class OnlineSource:
     """One retriever as served: vectors, or neighbour lists and history weights."""
 
     name: str
+    #: What its scores are made of (the arrays' names): sources that share them score once (a
+    #: content space's kNN and the cold items' source).
+    key: str
     users: np.ndarray | None = None
     items: np.ndarray | None = None
     neighbours: sp.csr_matrix | np.ndarray | None = None
@@ -89,7 +92,6 @@ class OnlineRanker:
     item_counts: np.ndarray
     known: Known | None
     booster: Any  # lightgbm.Booster
-    settings: dict[str, Any]
 
     @property
     def n_items(self) -> int:
@@ -102,22 +104,14 @@ class OnlineRanker:
         mask = np.zeros((1, n), dtype=bool)
         mask[0, self.history.row(user)] = True
         mask[0, list(excluded)] = True
-        # Sources that share their arrays (a space's kNN and the cold items' source) score once.
-        scored: dict[tuple[int, int], np.ndarray] = {}
+        scored: dict[str, np.ndarray] = {}
         full = {}
         for s in self.sources:
-            key = (
-                id(s.users if s.neighbours is None else s.neighbours),
-                id(s.items if s.neighbours is None else s.weights),
-            )
-            if key not in scored:
-                scored[key] = self.score(s, user)[None, :]
-            full[s.name] = scored[key]
+            if s.key not in scored:
+                scored[s.key] = s.score(user, self.history, n)[None, :]
+            full[s.name] = scored[s.key]
         only = {s.name: s.only for s in self.sources}
         return candidate_batch(np.array([user]), full, mask, only, self.per_source)
-
-    def score(self, source: OnlineSource, user: int) -> np.ndarray:
-        return source.score(user, self.history, self.n_items)
 
     def rank(self, user: int, excluded: Iterable[int] = ()) -> TwoStage:
         """Every candidate of ``user``, ordered by the ranker (ties by item index)."""
@@ -179,13 +173,15 @@ def load_online_ranker(data: dict[str, bytes], history: Csr, n_users: int, sourc
                 problems.append(f"ranker.npz: {name}'s neighbour lists or history weights do not fit")
             # Multiplied as the evaluation multiplies them: dense when dense enough.
             scoring = neighbours.toarray() if dense_enough(neighbours) else neighbours
-            sources.append(OnlineSource(name, neighbours=scoring, weights=weights, only=only))
+            sources.append(OnlineSource(name, name, neighbours=scoring, weights=weights, only=only))
         else:
-            users = arrays.get(spec.get("users", f"{name}.users"))
-            items = arrays.get(spec.get("items", f"{name}.items"))
+            users_key, items_key = spec.get("users", f"{name}.users"), spec.get("items", f"{name}.items")
+            users, items = arrays.get(users_key), arrays.get(items_key)
             if users is None or items is None or users.shape[0] != n_users or items.shape[0] != n_items:
                 problems.append(f"ranker.npz: {name}'s vectors do not fit {n_users} users x {n_items} items")
-            sources.append(OnlineSource(name, users=users, items=items, only=only))
+            sources.append(
+                OnlineSource(name, f"{users_key} x {items_key}", users=users, items=items, only=only)
+            )
     try:
         space = FeatureSpace.from_settings(
             settings["space"],
@@ -210,6 +206,4 @@ def load_online_ranker(data: dict[str, bytes], history: Csr, n_users: int, sourc
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
     item_counts = np.bincount(history.indices, minlength=n_items).astype(np.float32)
-    return OnlineRanker(
-        space, sources, int(settings["per_source"]), history, item_counts, known, booster, settings
-    )
+    return OnlineRanker(space, sources, int(settings["per_source"]), history, item_counts, known, booster)

@@ -77,7 +77,6 @@ def ranker_files(
         "per_source": config.per_source,
         "sources": sources,
         "space": space.settings(),
-        "features": space.descriptions(),
     }
     if inputs.timeline is not None:
         # What the validation requests knew (the train interactions), at the last of them.
